@@ -1,0 +1,61 @@
+"""The notifier port: how a handler asks the outside world to deliver a payment link.
+
+Adapters (``workers/providers/``) implement :class:`Notifier`. They raise
+:class:`domain.errors.DeliveryDeferred` for retryable provider failures (429, 5xx,
+network) and :class:`domain.errors.DeliveryRejected` for permanent ones (4xx).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+from uuid import UUID
+
+Channel = Literal["email", "sms"]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentLinkNotification:
+    """Everything needed to tell one customer about one payment link."""
+
+    #: Idempotency key of this delivery attempt (one per link token).
+    notification_id: UUID
+    order_id: UUID
+    channel: Channel
+    #: Email address or E.164 phone number. Never log it; use ``mask_recipient``.
+    recipient: str
+    store_name: str
+    #: ISO 3166-1 alpha-2; picks the language, locale and time zone of the message.
+    purchase_country: str
+    #: ISO 4217 code.
+    currency: str
+    #: Order amount in minor units of ``currency``.
+    order_amount: int
+    link_url: str
+    #: Timezone-aware UTC instant the link stops working.
+    expires_at: datetime
+    merchant_reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReceipt:
+    provider: str
+    provider_message_id: str
+
+
+class Notifier(Protocol):
+    def send(self, notification: PaymentLinkNotification) -> DeliveryReceipt: ...
+
+
+def mask_recipient(recipient: str) -> str:
+    """Mask an email or phone number for logs: ``j***@e***.com``, ``+46*******89``."""
+    if "@" in recipient:
+        local, _, domain = recipient.partition("@")
+        host, dot, tld = domain.rpartition(".")
+        if not dot:
+            host, tld = domain, ""
+        return f"{local[:1]}***@{host[:1]}***{dot}{tld}"
+    if len(recipient) <= 5:
+        return "*" * len(recipient)
+    return recipient[:3] + "*" * (len(recipient) - 5) + recipient[-2:]

@@ -1,0 +1,99 @@
+"""The one settings object, read once from the environment (pydantic-settings).
+
+Secrets (provider keys, database passwords inside URLs) come only from here.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Embedded default: everything under ./var so a fresh clone runs without setup.
+VAR_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    #: SQLAlchemy URL. SQLite file by default; PostgreSQL (postgresql+psycopg://) in production.
+    database_url: str = Field(default=f"sqlite:///{VAR_DIR}/paylink.db", alias="DATABASE_URL")
+    #: AMQP URL; several URLs separated by ';' for a cluster.
+    broker_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/%2F", alias="BROKER_URL")
+
+    worker_processes: int = Field(default=2, ge=1, le=64, alias="PAYLINK_WORKER_PROCESSES")
+    worker_threads: int = Field(default=4, ge=1, le=256, alias="PAYLINK_WORKER_THREADS")
+
+    #: Links stay valid for 48 hours (seed: "only active in 48 hours").
+    link_ttl_seconds: int = Field(default=48 * 3600, ge=1, alias="PAYLINK_LINK_TTL_SECONDS")
+    #: Reservation (authorization) lifetime after checkout; Klarna's default is 28 days.
+    reservation_ttl_seconds: int = Field(
+        default=28 * 24 * 3600, ge=1, alias="PAYLINK_RESERVATION_TTL_SECONDS"
+    )
+    checkout_base_url: str = Field(
+        default="https://pay.paylink.example/l", alias="PAYLINK_CHECKOUT_BASE_URL"
+    )
+
+    #: Which notifier delivers links: a readable file outbox (default), or the real providers.
+    email_provider: Literal["local", "sendgrid"] = Field(
+        default="local", alias="PAYLINK_EMAIL_PROVIDER"
+    )
+    sms_provider: Literal["local", "twilio"] = Field(default="local", alias="PAYLINK_SMS_PROVIDER")
+    outbox_dir: Path = Field(default=VAR_DIR / "outbox", alias="PAYLINK_OUTBOX_DIR")
+    email_from: str = Field(default="no-reply@paylink.example", alias="PAYLINK_EMAIL_FROM")
+    sendgrid_api_key: SecretStr | None = Field(default=None, alias="SENDGRID_API_KEY")
+    sendgrid_base_url: str = Field(default="https://api.sendgrid.com", alias="SENDGRID_BASE_URL")
+    twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
+    twilio_from_number: str | None = Field(default=None, alias="TWILIO_FROM_NUMBER")
+    twilio_messaging_service_sid: str | None = Field(
+        default=None, alias="TWILIO_MESSAGING_SERVICE_SID"
+    )
+    #: Overrides Twilio's API host (tests point it at a loopback server).
+    twilio_base_url: str | None = Field(default=None, alias="TWILIO_BASE_URL")
+
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000, alias="PAYLINK_RELAY_BATCH_SIZE")
+    relay_poll_seconds: float = Field(default=0.2, gt=0, alias="PAYLINK_RELAY_POLL_SECONDS")
+    scheduler_batch_size: int = Field(
+        default=2000, ge=1, le=50_000, alias="PAYLINK_SCHEDULER_BATCH_SIZE"
+    )
+    scheduler_poll_seconds: float = Field(default=1.0, gt=0, alias="PAYLINK_SCHEDULER_POLL_SECONDS")
+    max_retries: int = Field(default=20, ge=0, alias="PAYLINK_MAX_RETRIES")
+
+    log_level: str = Field(default="INFO", alias="PAYLINK_LOG_LEVEL")
+    log_format: Literal["json", "console"] = Field(default="json", alias="PAYLINK_LOG_FORMAT")
+
+    @property
+    def link_ttl(self) -> timedelta:
+        return timedelta(seconds=self.link_ttl_seconds)
+
+    @property
+    def reservation_ttl(self) -> timedelta:
+        return timedelta(seconds=self.reservation_ttl_seconds)
+
+    @model_validator(mode="after")
+    def _providers_have_credentials(self) -> Settings:
+        missing: list[str] = []
+        if self.email_provider == "sendgrid" and self.sendgrid_api_key is None:
+            missing.append("SENDGRID_API_KEY")
+        if self.sms_provider == "twilio":
+            if not self.twilio_account_sid:
+                missing.append("TWILIO_ACCOUNT_SID")
+            if self.twilio_auth_token is None:
+                missing.append("TWILIO_AUTH_TOKEN")
+            if not (self.twilio_from_number or self.twilio_messaging_service_sid):
+                missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+        if missing:
+            raise ValueError(
+                "provider selected but not configured; set " + ", ".join(missing)
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
