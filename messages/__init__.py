@@ -1,1 +1,3 @@
+"""The wire contract: commands, events, routing and parsing. Imports pydantic only."""
+
 from __future__ import annotations

@@ -88,9 +88,7 @@ class Settings(BaseSettings):
             if not (self.twilio_from_number or self.twilio_messaging_service_sid):
                 missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
         if missing:
-            raise ValueError(
-                "provider selected but not configured; set " + ", ".join(missing)
-            )
+            raise ValueError("provider selected but not configured; set " + ", ".join(missing))
         return self
 
 

@@ -1,0 +1,173 @@
+"""Commands: imperatives an upstream system (or paylink itself) asks for.
+
+Each command is published as the single argument of a Dramatiq message on its
+family's queue (see ``messages.routing``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import (
+    AnyUrl,
+    EmailStr,
+    Field,
+    StringConstraints,
+    UrlConstraints,
+    field_validator,
+    model_validator,
+)
+
+from messages.common import (
+    MAX_LINES,
+    CommandBase,
+    Country,
+    Currency,
+    Customer,
+    MerchantCommand,
+    OrderLineIn,
+    PhoneE164,
+    PositiveAmount,
+    ShortId,
+    TaxRate,
+    Text255,
+)
+
+HttpsUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["https"], max_length=2048)]
+#: Link tokens are 43 url-safe characters (32 random bytes); accept a little slack.
+LinkToken = Annotated[
+    str, StringConstraints(min_length=22, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")
+]
+Lines = Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
+OptionalLines = Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)] | None
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)] | None
+
+
+class ConfigureStore(MerchantCommand):
+    """Store's order configuration: T&C URL (mandatory before orders) and agreement currencies."""
+
+    store_id: ShortId
+    store_name: Text255
+    terms_url: HttpsUrl | None
+    agreement_currencies: Annotated[list[Currency], Field(min_length=1, max_length=50)]
+
+    @field_validator("agreement_currencies")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("agreement currencies must not repeat")
+        return value
+
+
+class CreateOrder(MerchantCommand):
+    """Seed 000's order form. ``order_id`` is chosen by the caller so it can correlate."""
+
+    order_id: UUID
+    store_id: ShortId
+    customer: Customer
+    purchase_country: Country
+    #: Optional cross-check; the currency is decided by the purchase country.
+    purchase_currency: Currency | None = None
+    merchant_reference1: Text255
+    merchant_reference2: Text255 | None = None
+    order_lines: Lines
+    auto_capture: bool = False
+
+
+class SendPaymentLink(CommandBase):
+    """Follow-up of CreateOrder/ResendPaymentLink: deliver the link to the customer.
+
+    Carries the raw token: the database stores only its hash.
+    """
+
+    order_id: UUID
+    link_id: UUID
+    token: LinkToken
+
+
+class ResendPaymentLink(MerchantCommand):
+    order_id: UUID
+
+
+class ExpirePaymentLink(CommandBase):
+    """Released by the scheduler when a link's 48 h deadline has passed."""
+
+    order_id: UUID
+    link_id: UUID
+
+
+class PaymentLinkOpened(CommandBase):
+    """Reported by the hosted checkout when the customer opens the link."""
+
+    token: LinkToken
+
+
+class CheckoutCompleted(CommandBase):
+    """Reported by the hosted checkout: the customer placed the purchase (authorized)."""
+
+    token: LinkToken
+    authorization_id: ShortId
+    authorized_amount: PositiveAmount
+    currency: Currency
+    payment_method: ShortId | None = None
+
+
+class CapturePayment(MerchantCommand):
+    """Capture by amount, by lines, or (neither given) the whole remaining amount."""
+
+    order_id: UUID
+    amount: PositiveAmount | None = None
+    order_lines: OptionalLines = None
+    description: Description = None
+
+
+class RefundPayment(MerchantCommand):
+    """Refund by amount, by lines, or (neither given) everything captured and not refunded."""
+
+    order_id: UUID
+    amount: PositiveAmount | None = None
+    order_lines: OptionalLines = None
+    description: Description = None
+
+
+class CancelOrder(MerchantCommand):
+    order_id: UUID
+
+
+class ReleaseRemainingAuthorization(MerchantCommand):
+    order_id: UUID
+
+
+class AddReturnFee(MerchantCommand):
+    order_id: UUID
+    amount: PositiveAmount
+    tax_rate: TaxRate
+    name: Text255 = "Return fee"
+    reference: Text255 = "return-fee"
+
+
+class UpdateOrderLines(MerchantCommand):
+    """Replace the order lines (Authorized, or the uncaptured part when Part-captured)."""
+
+    order_id: UUID
+    order_lines: Lines
+
+
+class UpdateCustomerDetails(MerchantCommand):
+    order_id: UUID
+    email: EmailStr | None = None
+    phone: PhoneE164 | None = None
+    name: Text255 | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> UpdateCustomerDetails:
+        if self.email is None and self.phone is None and self.name is None:
+            raise ValueError("give at least one of email, phone or name")
+        return self
+
+
+class ExpireAuthorization(CommandBase):
+    """Released by the scheduler when the reservation passed its expiry."""
+
+    order_id: UUID

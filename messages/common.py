@@ -1,0 +1,140 @@
+"""Shared wire types: strict base model, bounded scalars, actor, customer, order line."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_extra_types.country import CountryAlpha2
+from pydantic_extra_types.currency_code import ISO4217
+from pydantic_extra_types.phone_numbers import PhoneNumberValidator
+
+#: DESIGN section 2: unit_price and total_amount are bounded at 100 000 000 minor units.
+MAX_AMOUNT = 100_000_000
+#: DESIGN section 2: an order has 1..1000 lines.
+MAX_LINES = 1000
+
+Text255 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+ShortId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[\w.\-:]+$"),
+]
+PhoneE164 = Annotated[str, PhoneNumberValidator(number_format="E164")]
+Amount = Annotated[int, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, strict=True)]
+PositiveAmount = Annotated[int, Field(gt=0, le=MAX_AMOUNT * MAX_LINES, strict=True)]
+NonNegativeAmount = Annotated[int, Field(ge=0, le=MAX_AMOUNT * MAX_LINES, strict=True)]
+#: Tax rate in basis points: 2500 means 25 %.
+TaxRate = Annotated[int, Field(ge=0, le=10_000, strict=True)]
+Quantity = Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
+Country = CountryAlpha2
+Currency = ISO4217
+Timestamp = AwareDatetime
+
+
+class WireModel(BaseModel):
+    """Every message is strict about unknown fields and immutable once parsed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=4096)
+
+
+class Role(StrEnum):
+    """Portal roles that exist; only some may act (see domain.permissions)."""
+
+    ADMIN = "Admin"
+    SUPER_ADMIN = "Super Admin"
+    DISPUTES = "Disputes"
+    SETTLEMENT = "Settlement"
+    EXTERNAL_USER = "External User"
+    USER = "User"
+    #: Roles the portal has that may not create or view orders (seed 000).
+    DEVELOPER = "Developer"
+    READ_ONLY = "Read Only"
+    SUPPORT = "Support"
+
+
+class Actor(WireModel):
+    """Who issues a merchant command: the portal user, their role and the stores they hold."""
+
+    user_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    role: Role
+    store_ids: Annotated[list[ShortId], Field(min_length=1, max_length=1000)]
+
+
+class Customer(WireModel):
+    """The customer is reached by email or by SMS: exactly one of the two is given."""
+
+    email: EmailStr | None = None
+    phone: PhoneE164 | None = None
+    name: Text255 | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_channel(self) -> Customer:
+        if (self.email is None) == (self.phone is None):
+            raise ValueError("give exactly one of customer.email or customer.phone")
+        return self
+
+
+class LineType(StrEnum):
+    PHYSICAL = "physical"
+    DIGITAL = "digital"
+    DISCOUNT = "discount"
+    SHIPPING_FEE = "shipping_fee"
+    SALES_TAX = "sales_tax"
+    GIFT_CARD = "gift_card"
+    STORE_CREDIT = "store_credit"
+    SURCHARGE = "surcharge"
+    RETURN_FEE = "return_fee"
+
+
+class OrderLineIn(WireModel):
+    """One order line as Klarna defines it; totals are optional and checked when given."""
+
+    name: Text255
+    reference: Text255
+    type: LineType = LineType.PHYSICAL
+    quantity: Quantity
+    unit_price: Amount
+    tax_rate: TaxRate
+    total_discount_amount: Annotated[int, Field(ge=0, le=MAX_AMOUNT, strict=True)] = 0
+    total_amount: Amount | None = None
+    total_tax_amount: Amount | None = None
+
+
+class CommandBase(WireModel):
+    """Fields every command carries. ``command_id`` is the idempotency key."""
+
+    command_id: UUID
+    issued_at: Timestamp
+
+
+class MerchantCommand(CommandBase):
+    actor: Actor
+
+
+class EventBase(WireModel):
+    """Fields every event carries. ``command_id`` names the command that caused it."""
+
+    event_id: UUID
+    type: str
+    occurred_at: datetime
+    command_id: UUID | None = None
+    order_id: UUID | None = None
+    store_id: str | None = None
+
+
+def jsonable(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")
+
+
+Channel = Literal["email", "sms"]

@@ -1,0 +1,196 @@
+"""Which queue and actor each command travels on, and how raw bytes become a command.
+
+The wire format is Dramatiq's JSON message, so any language can publish::
+
+    {"queue_name": "paylink.create-order", "actor_name": "create_order",
+     "args": [{...the command...}], "kwargs": {}, "options": {},
+     "message_id": "<uuid>", "message_timestamp": <unix millis>}
+
+published to the default exchange with routing key = queue name, persistent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ValidationError
+
+from messages import commands as c
+from messages.common import CommandBase
+
+
+class Queue:
+    STORE_CONFIG = "paylink.store-config"
+    CREATE_ORDER = "paylink.create-order"
+    SEND_LINK = "paylink.send-link"
+    LINK_EXPIRY = "paylink.link-expiry"
+    CHECKOUT = "paylink.checkout"
+    ORDER_MANAGEMENT = "paylink.order-management"
+
+
+ALL_QUEUES: tuple[str, ...] = (
+    Queue.STORE_CONFIG,
+    Queue.CREATE_ORDER,
+    Queue.SEND_LINK,
+    Queue.LINK_EXPIRY,
+    Queue.CHECKOUT,
+    Queue.ORDER_MANAGEMENT,
+)
+
+#: Topic exchange every event is published to, with routing key = event type.
+EVENTS_EXCHANGE = "paylink.events"
+#: Header paylink puts on a message it dead-letters itself.
+DEAD_LETTER_REASON_HEADER = "x-paylink-reason"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRoute:
+    model: type[CommandBase]
+    actor_name: str
+    queue_name: str
+
+    @property
+    def command_type(self) -> str:
+        return self.model.__name__
+
+
+ROUTES: tuple[CommandRoute, ...] = (
+    CommandRoute(c.ConfigureStore, "configure_store", Queue.STORE_CONFIG),
+    CommandRoute(c.CreateOrder, "create_order", Queue.CREATE_ORDER),
+    CommandRoute(c.SendPaymentLink, "send_payment_link", Queue.SEND_LINK),
+    CommandRoute(c.ResendPaymentLink, "resend_payment_link", Queue.SEND_LINK),
+    CommandRoute(c.ExpirePaymentLink, "expire_payment_link", Queue.LINK_EXPIRY),
+    CommandRoute(c.PaymentLinkOpened, "payment_link_opened", Queue.CHECKOUT),
+    CommandRoute(c.CheckoutCompleted, "checkout_completed", Queue.CHECKOUT),
+    CommandRoute(c.CapturePayment, "capture_payment", Queue.ORDER_MANAGEMENT),
+    CommandRoute(c.RefundPayment, "refund_payment", Queue.ORDER_MANAGEMENT),
+    CommandRoute(c.CancelOrder, "cancel_order", Queue.ORDER_MANAGEMENT),
+    CommandRoute(
+        c.ReleaseRemainingAuthorization, "release_remaining_authorization", Queue.ORDER_MANAGEMENT
+    ),
+    CommandRoute(c.AddReturnFee, "add_return_fee", Queue.ORDER_MANAGEMENT),
+    CommandRoute(c.UpdateOrderLines, "update_order_lines", Queue.ORDER_MANAGEMENT),
+    CommandRoute(c.UpdateCustomerDetails, "update_customer_details", Queue.ORDER_MANAGEMENT),
+    CommandRoute(c.ExpireAuthorization, "expire_authorization", Queue.ORDER_MANAGEMENT),
+)
+
+BY_ACTOR: dict[str, CommandRoute] = {r.actor_name: r for r in ROUTES}
+BY_TYPE: dict[str, CommandRoute] = {r.command_type: r for r in ROUTES}
+
+
+def route_for(command: CommandBase | type[CommandBase]) -> CommandRoute:
+    model = command if isinstance(command, type) else type(command)
+    return BY_TYPE[model.__name__]
+
+
+@dataclass(frozen=True, slots=True)
+class ParseError:
+    """Why a message body is not a valid command.
+
+    ``command_id`` is set when one could be salvaged: then the caller publishes a
+    rejection event; without it the message is dead-lettered with ``reason``.
+    """
+
+    code: str
+    reason: str
+    command_id: UUID | None = None
+    command_type: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    route: CommandRoute
+    command: CommandBase
+    message_id: str | None
+
+
+def _salvage_command_id(payload: Any) -> UUID | None:
+    if not isinstance(payload, dict):
+        return None
+    try:
+        return UUID(str(payload.get("command_id")))
+    except (ValueError, TypeError):
+        return None
+
+
+def _summarize(exc: ValidationError, limit: int = 5) -> tuple[str, list[dict[str, Any]]]:
+    errors = [
+        {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+    shown = "; ".join(f"{e['loc'] or '(root)'}: {e['msg']}" for e in errors[:limit])
+    more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
+    return shown + more, errors
+
+
+def parse_command(actor_name: str, payload: Any) -> CommandBase | ParseError:
+    """Validate one command payload for the actor it was addressed to."""
+    route = BY_ACTOR.get(actor_name)
+    if route is None:
+        return ParseError("UNKNOWN_COMMAND", f"no command is handled by actor {actor_name!r}")
+    try:
+        return route.model.model_validate(payload)
+    except ValidationError as exc:
+        reason, errors = _summarize(exc)
+        return ParseError(
+            "VALIDATION_FAILED",
+            f"{route.command_type} is invalid: {reason}",
+            command_id=_salvage_command_id(payload),
+            command_type=route.command_type,
+            errors=errors,
+        )
+
+
+def parse_message(body: bytes | str) -> ParsedMessage | ParseError:
+    """Turn a raw Dramatiq message body into its command, or say precisely why not."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return ParseError("MALFORMED_JSON", f"body is not JSON: {exc}")
+    if not isinstance(data, dict):
+        return ParseError("NOT_A_MESSAGE", "body must be a JSON object (a Dramatiq message)")
+    actor_name = data.get("actor_name")
+    args = data.get("args")
+    if not isinstance(actor_name, str) or not isinstance(args, list):
+        return ParseError("NOT_A_MESSAGE", "missing 'actor_name' or 'args' (a Dramatiq message)")
+    if len(args) != 1 or data.get("kwargs"):
+        return ParseError(
+            "NOT_A_MESSAGE",
+            "a paylink message has exactly one positional argument: the command object",
+            command_id=_salvage_command_id(args[0]) if args else None,
+        )
+    parsed = parse_command(actor_name, args[0])
+    if isinstance(parsed, ParseError):
+        return parsed
+    message_id = data.get("message_id")
+    return ParsedMessage(BY_ACTOR[actor_name], parsed, str(message_id) if message_id else None)
+
+
+def encode_command(command: CommandBase, *, message_id: str | None = None) -> dict[str, Any]:
+    """The exact Dramatiq message (as a dict) carrying ``command``."""
+    route = route_for(command)
+    return {
+        "queue_name": route.queue_name,
+        "actor_name": route.actor_name,
+        "args": [command.model_dump(mode="json")],
+        "kwargs": {},
+        "options": {},
+        "message_id": message_id or str(uuid.uuid4()),
+        "message_timestamp": int(time.time() * 1000),
+    }
+
+
+def command_bytes(command: CommandBase, *, message_id: str | None = None) -> bytes:
+    return json.dumps(
+        encode_command(command, message_id=message_id), separators=(",", ":")
+    ).encode()
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")
