@@ -89,7 +89,10 @@ class DeliveryRejected(PaylinkError):
     published with ``reason`` (the provider's own words, with recipients masked).
     """
 
-    def __init__(self, reason: str, *, provider_code: str | None = None) -> None:
+    def __init__(
+        self, reason: str, *, provider_code: str | None = None, provider: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.provider_code = provider_code
+        self.provider = provider

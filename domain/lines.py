@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from domain.errors import ValidationFailed
 from domain.money import (
@@ -24,23 +23,12 @@ from domain.money import (
     line_tax_amount,
     line_total_amount,
 )
+from messages.common import LineType
 
 #: Names and references are 1..255 characters (DESIGN §2).
 MAX_TEXT_LENGTH = 255
 #: A supplied ``total_tax_amount`` may differ from ours by one minor unit (Klarna rule).
 TAX_TOLERANCE = 1
-
-
-class LineType(StrEnum):
-    PHYSICAL = "physical"
-    DIGITAL = "digital"
-    DISCOUNT = "discount"
-    SHIPPING_FEE = "shipping_fee"
-    SALES_TAX = "sales_tax"
-    GIFT_CARD = "gift_card"
-    STORE_CREDIT = "store_credit"
-    SURCHARGE = "surcharge"
-    RETURN_FEE = "return_fee"
 
 
 #: Lines that reduce what the customer pays carry negative amounts, as in Klarna.

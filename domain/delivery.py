@@ -1,0 +1,122 @@
+"""Delivering a payment link: the one handler that calls the outside world.
+
+The provider call happens between two transactions, never while a row lock is held:
+
+1. record the attempt (``ATTEMPTING``) and commit;
+2. call the notifier;
+3. record the outcome (``SENT`` with the provider's id, or ``FAILED``) with its event.
+
+A redelivered command whose link is already ``SENT`` does nothing again. One that
+finds ``ATTEMPTING`` means a worker died between 2 and 3: the provider may or may
+not have accepted the message. paylink sends again (a lost link is worse than a
+duplicate) and counts the attempt in ``uncertain_attempts``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from domain.errors import DeliveryDeferred, DeliveryRejected, DomainError, NotFound
+from domain.links import Link, hash_token
+from domain.notifications import PaymentLinkNotification
+from domain.order import Order
+from domain.outcomes import Outcome, UowFactory, record_rejection, replay
+from domain.ports import NotificationRecord, NotificationState, ProcessedCommand, UnitOfWork
+from messages import commands as c
+
+if TYPE_CHECKING:
+    from domain.handlers import Context
+
+
+def _load(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> tuple[Order, Link]:
+    order = uow.orders.get_for_update(cmd.order_id)
+    if order is None:
+        raise NotFound(f"order {cmd.order_id} does not exist", code="ORDER_NOT_FOUND")
+    order.begin(cmd.command_id, ctx.clock.now())
+    return order, order.link_for_delivery(cmd.link_id, hash_token(cmd.token))
+
+
+def _notification(
+    order: Order, store_name: str, link: Link, token: str, ctx: Context
+) -> PaymentLinkNotification:
+    recipient = order.customer.email or order.customer.phone
+    assert recipient is not None
+    return PaymentLinkNotification(
+        notification_id=link.link_id,
+        order_id=order.order_id,
+        channel="email" if order.customer.email else "sms",
+        recipient=recipient,
+        store_name=store_name,
+        purchase_country=order.purchase_country,
+        currency=order.currency,
+        order_amount=order.order_amount,
+        link_url=f"{ctx.checkout_base_url.rstrip('/')}/{token}",
+        expires_at=link.expires_at,
+        merchant_reference=order.merchant_reference1,
+    )
+
+
+def send_payment_link(
+    cmd: c.SendPaymentLink, digest: str, uow_factory: UowFactory, ctx: Context
+) -> Outcome:
+    assert ctx.notifier is not None, "send-link needs a notifier"
+    # 1. record the attempt
+    try:
+        with uow_factory() as uow:
+            prior = uow.processed.get(cmd.command_id)
+            if prior is not None:
+                return replay(prior, cmd, digest, uow, ctx)
+            order, link = _load(cmd, uow, ctx)
+            record = uow.notifications.get(link.link_id) or NotificationRecord(
+                link.link_id, order.order_id, order.channel, NotificationState.ATTEMPTING
+            )
+            if record.state is NotificationState.ATTEMPTING and record.attempts > 0:
+                record.uncertain_attempts += 1
+            record.state = NotificationState.ATTEMPTING
+            record.attempts += 1
+            uow.notifications.save(record)
+            store = uow.stores.get(order.store_id)
+            store_name = store.name if store is not None else order.store_id
+            notification = _notification(order, store_name, link, cmd.token, ctx)
+            uow.commit()
+    except DomainError as error:
+        return record_rejection(cmd, error, uow_factory, ctx, digest)
+
+    # 2. call the provider, holding no lock
+    try:
+        receipt = ctx.notifier.send(notification)
+    except DeliveryDeferred as deferred:
+        with uow_factory() as uow:
+            record.state, record.error = NotificationState.DEFERRED, str(deferred)[:500]
+            uow.notifications.save(record)
+            uow.commit()
+        raise
+    except DeliveryRejected as rejected:
+        with uow_factory() as uow:
+            order, link = _load(cmd, uow, ctx)
+            order.mark_link_undeliverable(
+                link, provider=rejected.provider or "unknown", reason=rejected.reason
+            )
+            record.state, record.error = NotificationState.FAILED, rejected.reason[:500]
+            return _finish(cmd, digest, order, record, uow)
+
+    # 3. record the outcome with its event
+    with uow_factory() as uow:
+        order, link = _load(cmd, uow, ctx)
+        order.mark_link_sent(link, receipt.provider, receipt.provider_message_id)
+        record.state = NotificationState.SENT
+        record.provider, record.provider_message_id = receipt.provider, receipt.provider_message_id
+        return _finish(cmd, digest, order, record, uow)
+
+
+def _finish(
+    cmd: c.SendPaymentLink, digest: str, order: Order, record: NotificationRecord, uow: UnitOfWork
+) -> Outcome:
+    uow.notifications.save(record)
+    for event in order.events:
+        uow.outbox.add_event(event)
+    uow.processed.add(
+        ProcessedCommand(cmd.command_id, "SendPaymentLink", digest, "accepted", tuple(order.events))
+    )
+    uow.commit()
+    return Outcome(cmd.command_id, "accepted", list(order.events))

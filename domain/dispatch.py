@@ -1,0 +1,46 @@
+"""One entry point for every command: idempotency, transaction, rejection.
+
+- A command id seen before has no second effect: its first outcome's events are
+  written to the outbox again (same event ids, so consumers can de-duplicate).
+- The same id with a different payload is refused with ``DUPLICATE_COMMAND_CONFLICT``.
+- A ``DomainError`` rolls the change back and commits an ``order.rejected`` event
+  instead, with the command id, a stable code and a human message.
+- Anything else (a ``TransientError``, a crash) propagates: nothing was committed,
+  and the runtime retries the delivery.
+"""
+
+from __future__ import annotations
+
+from domain.delivery import send_payment_link
+from domain.errors import DomainError
+from domain.handlers import HANDLERS, Context, Events
+from domain.outcomes import Outcome, UowFactory, payload_hash, record_rejection, replay
+from domain.ports import ProcessedCommand
+from messages import commands as c
+from messages.common import CommandBase
+
+__all__ = ["Outcome", "UowFactory", "dispatch", "payload_hash"]
+
+
+def dispatch(command: CommandBase, uow_factory: UowFactory, ctx: Context) -> Outcome:
+    digest = payload_hash(command)
+    if isinstance(command, c.SendPaymentLink):
+        return send_payment_link(command, digest, uow_factory, ctx)
+    handler = HANDLERS[type(command)]
+    try:
+        with uow_factory() as uow:
+            prior = uow.processed.get(command.command_id)
+            if prior is not None:
+                return replay(prior, command, digest, uow, ctx)
+            events: Events = handler(command, uow, ctx)
+            for event in events:
+                uow.outbox.add_event(event)
+            uow.processed.add(
+                ProcessedCommand(
+                    command.command_id, type(command).__name__, digest, "accepted", tuple(events)
+                )
+            )
+            uow.commit()
+            return Outcome(command.command_id, "accepted", list(events))
+    except DomainError as error:
+        return record_rejection(command, error, uow_factory, ctx, digest)

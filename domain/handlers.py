@@ -1,0 +1,285 @@
+"""Command handlers: plain typed functions over the ports.
+
+Each takes the command, an open unit of work and the context, applies the rules and
+returns the events it produced; ``domain.dispatch`` owns the transaction, idempotency
+and rejections. Leaving the unit of work without commit rolls everything back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+from domain.currency import currency_for_country
+from domain.errors import NotFound, ValidationFailed
+from domain.lines import OrderLine, order_totals
+from domain.links import hash_token
+from domain.notifications import Notifier
+from domain.order import CustomerContact, Order
+from domain.permissions import authorize
+from domain.ports import Clock, TokenGenerator, UnitOfWork
+from domain.store import Store
+from messages import commands as c
+from messages import events as ev
+from messages.common import CommandBase, EventBase, LineType, MerchantCommand, OrderLineIn
+
+#: Links stay valid for 48 hours (seed 000: "only active in 48 hours").
+LINK_TTL = timedelta(hours=48)
+#: Reservations expire 28 days after authorization unless configured otherwise.
+RESERVATION_TTL = timedelta(days=28)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    clock: Clock
+    tokens: TokenGenerator
+    link_ttl: timedelta = LINK_TTL
+    reservation_ttl: timedelta = RESERVATION_TTL
+    checkout_base_url: str = "https://pay.paylink.example/l"
+    notifier: Notifier | None = None
+
+
+Events = list[EventBase]
+C = TypeVar("C", bound=CommandBase)
+Handler = Callable[[Any, UnitOfWork, Context], Events]
+HANDLERS: dict[type[CommandBase], Handler] = {}
+
+
+def handles(
+    command_type: type[C],
+) -> Callable[[Callable[[C, UnitOfWork, Context], Events]], Handler]:
+    def register(fn: Callable[[C, UnitOfWork, Context], Events]) -> Handler:
+        HANDLERS[command_type] = fn
+        return fn
+
+    return register
+
+
+def to_line(line: OrderLineIn) -> OrderLine:
+    return OrderLine.create(
+        name=line.name,
+        reference=line.reference,
+        type=LineType(line.type.value),
+        quantity=line.quantity,
+        unit_price=line.unit_price,
+        tax_rate=line.tax_rate,
+        total_discount_amount=line.total_discount_amount,
+        total_amount=line.total_amount,
+        total_tax_amount=line.total_tax_amount,
+    )
+
+
+def to_lines(lines: Sequence[OrderLineIn] | None) -> tuple[OrderLine, ...]:
+    return tuple(to_line(line) for line in lines or ())
+
+
+def follow_up_id(cause: UUID, name: str) -> UUID:
+    """Deterministic id for a follow-up command, so its cause fixes it once and for all."""
+    return uuid.uuid5(cause, name)
+
+
+def _order_for(
+    cmd: MerchantCommand | CommandBase, order_id: UUID, uow: UnitOfWork, ctx: Context
+) -> Order:
+    order = uow.orders.get_for_update(order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} does not exist", code="ORDER_NOT_FOUND")
+    if isinstance(cmd, MerchantCommand):
+        authorize(cmd.actor, type(cmd).__name__, [order.store_id])
+    return order.begin(cmd.command_id, ctx.clock.now())
+
+
+def _order_by_token(
+    cmd: c.PaymentLinkOpened | c.CheckoutCompleted, uow: UnitOfWork, ctx: Context
+) -> tuple[Order, str]:
+    token_hash = hash_token(cmd.token)
+    order = uow.orders.get_by_token_for_update(token_hash)
+    if order is None:
+        raise NotFound("unknown payment link", code="LINK_UNKNOWN")
+    return order.begin(cmd.command_id, ctx.clock.now()), token_hash
+
+
+def _send_link_command(
+    order: Order, cause: UUID, link_id: UUID, token: str, ctx: Context
+) -> c.SendPaymentLink:
+    return c.SendPaymentLink(
+        command_id=follow_up_id(cause, f"send-link:{link_id}"),
+        issued_at=ctx.clock.now(),
+        order_id=order.order_id,
+        link_id=link_id,
+        token=token,
+    )
+
+
+@handles(c.ConfigureStore)
+def configure_store(cmd: c.ConfigureStore, uow: UnitOfWork, ctx: Context) -> Events:
+    authorize(cmd.actor, "ConfigureStore", [cmd.store_id])
+    terms = str(cmd.terms_url) if cmd.terms_url is not None else None
+    store = Store(
+        cmd.store_id, cmd.store_name, terms, tuple(str(x) for x in cmd.agreement_currencies)
+    )
+    uow.stores.save(store)
+    return [
+        ev.StoreConfigured(
+            event_id=uuid.uuid4(),
+            occurred_at=ctx.clock.now(),
+            command_id=cmd.command_id,
+            store_id=store.store_id,
+            store_name=store.name,
+            terms_url=store.terms_url,
+            agreement_currencies=list(store.agreement_currencies),
+        )
+    ]
+
+
+@handles(c.CreateOrder)
+def create_order(cmd: c.CreateOrder, uow: UnitOfWork, ctx: Context) -> Events:
+    authorize(cmd.actor, "CreateOrder", [cmd.store_id])
+    store = uow.stores.get(cmd.store_id)
+    if store is None:
+        raise ValidationFailed(
+            f"store {cmd.store_id!r} has no order configuration (Terms and Conditions URL, "
+            "agreement currencies)",
+            code="TERMS_NOT_CONFIGURED",
+        )
+    currency = currency_for_country(str(cmd.purchase_country))
+    if cmd.purchase_currency is not None and str(cmd.purchase_currency) != currency:
+        raise ValidationFailed(
+            f"purchase country {cmd.purchase_country} pays in {currency}, not {cmd.purchase_currency}",
+            code="CURRENCY_COUNTRY_MISMATCH",
+        )
+    store.ensure_accepts_orders_in(currency)
+    if uow.orders.get(cmd.order_id) is not None:
+        raise ValidationFailed(f"order {cmd.order_id} already exists", code="ORDER_ALREADY_EXISTS")
+    lines = to_lines(cmd.order_lines)
+    order_totals(lines)
+    now = ctx.clock.now()
+    order = Order(
+        order_id=cmd.order_id,
+        store_id=cmd.store_id,
+        created_by=cmd.actor.user_id,
+        created_at=now,
+        customer=CustomerContact(
+            email=str(cmd.customer.email) if cmd.customer.email else None,
+            phone=cmd.customer.phone,
+            name=cmd.customer.name,
+        ),
+        purchase_country=str(cmd.purchase_country),
+        currency=currency,
+        merchant_reference1=cmd.merchant_reference1,
+        merchant_reference2=cmd.merchant_reference2,
+        lines=lines,
+        auto_capture=cmd.auto_capture,
+    ).begin(cmd.command_id, now)
+    token = ctx.tokens.new_token()
+    link = order.issue_link(uuid.uuid4(), hash_token(token), ctx.link_ttl)
+    order.record_created()
+    uow.orders.add(order)
+    uow.outbox.add_command(_send_link_command(order, cmd.command_id, link.link_id, token, ctx))
+    return order.events
+
+
+@handles(c.ResendPaymentLink)
+def resend_payment_link(cmd: c.ResendPaymentLink, uow: UnitOfWork, ctx: Context) -> Events:
+    order = _order_for(cmd, cmd.order_id, uow, ctx)
+    token = ctx.tokens.new_token()
+    link = order.resend_link(uuid.uuid4(), hash_token(token), ctx.link_ttl)
+    uow.outbox.add_command(_send_link_command(order, cmd.command_id, link.link_id, token, ctx))
+    return order.events
+
+
+@handles(c.ExpirePaymentLink)
+def expire_payment_link(cmd: c.ExpirePaymentLink, uow: UnitOfWork, ctx: Context) -> Events:
+    order = _order_for(cmd, cmd.order_id, uow, ctx)
+    order.expire_link(cmd.link_id)
+    return order.events
+
+
+@handles(c.PaymentLinkOpened)
+def payment_link_opened(cmd: c.PaymentLinkOpened, uow: UnitOfWork, ctx: Context) -> Events:
+    order, token_hash = _order_by_token(cmd, uow, ctx)
+    order.open_link(token_hash)
+    return order.events
+
+
+@handles(c.CheckoutCompleted)
+def checkout_completed(cmd: c.CheckoutCompleted, uow: UnitOfWork, ctx: Context) -> Events:
+    order, token_hash = _order_by_token(cmd, uow, ctx)
+    order.complete_checkout(
+        token_hash,
+        cmd.authorization_id,
+        cmd.authorized_amount,
+        str(cmd.currency),
+        ctx.reservation_ttl,
+    )
+    return order.events
+
+
+@handles(c.CapturePayment)
+def capture_payment(cmd: c.CapturePayment, uow: UnitOfWork, ctx: Context) -> Events:
+    order = _order_for(cmd, cmd.order_id, uow, ctx)
+    order.capture(cmd.amount, to_lines(cmd.order_lines), cmd.description)
+    return order.events
+
+
+@handles(c.RefundPayment)
+def refund_payment(cmd: c.RefundPayment, uow: UnitOfWork, ctx: Context) -> Events:
+    order = _order_for(cmd, cmd.order_id, uow, ctx)
+    order.refund(cmd.amount, to_lines(cmd.order_lines), cmd.description)
+    return order.events
+
+
+@handles(c.CancelOrder)
+def cancel_order(cmd: c.CancelOrder, uow: UnitOfWork, ctx: Context) -> Events:
+    order = _order_for(cmd, cmd.order_id, uow, ctx)
+    order.cancel()
+    return order.events
+
+
+@handles(c.ReleaseRemainingAuthorization)
+def release_remaining_authorization(
+    cmd: c.ReleaseRemainingAuthorization, uow: UnitOfWork, ctx: Context
+) -> Events:
+    order = _order_for(cmd, cmd.order_id, uow, ctx)
+    order.release_remaining()
+    return order.events
+
+
+@handles(c.AddReturnFee)
+def add_return_fee(cmd: c.AddReturnFee, uow: UnitOfWork, ctx: Context) -> Events:
+    order = _order_for(cmd, cmd.order_id, uow, ctx)
+    fee = OrderLine.create(
+        name=cmd.name,
+        reference=cmd.reference,
+        type=LineType.RETURN_FEE,
+        quantity=1,
+        unit_price=cmd.amount,
+        tax_rate=cmd.tax_rate,
+    )
+    order.add_return_fee(fee)
+    return order.events
+
+
+@handles(c.UpdateOrderLines)
+def update_order_lines(cmd: c.UpdateOrderLines, uow: UnitOfWork, ctx: Context) -> Events:
+    order = _order_for(cmd, cmd.order_id, uow, ctx)
+    order.update_lines(to_lines(cmd.order_lines))
+    return order.events
+
+
+@handles(c.UpdateCustomerDetails)
+def update_customer_details(cmd: c.UpdateCustomerDetails, uow: UnitOfWork, ctx: Context) -> Events:
+    order = _order_for(cmd, cmd.order_id, uow, ctx)
+    order.update_customer(str(cmd.email) if cmd.email else None, cmd.phone, cmd.name)
+    return order.events
+
+
+@handles(c.ExpireAuthorization)
+def expire_authorization(cmd: c.ExpireAuthorization, uow: UnitOfWork, ctx: Context) -> Events:
+    order = _order_for(cmd, cmd.order_id, uow, ctx)
+    order.expire_authorization()
+    return order.events

@@ -1,0 +1,103 @@
+"""The small ports handlers depend on. Adapters live in workers/; fakes in tests/."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, Self
+from uuid import UUID
+
+from domain.order import Order
+from domain.store import Store
+from messages.common import CommandBase, EventBase
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class TokenGenerator(Protocol):
+    def new_token(self) -> str: ...
+
+
+class OrderRepository(Protocol):
+    def add(self, order: Order) -> None: ...
+    def get(self, order_id: UUID) -> Order | None: ...
+    def get_for_update(self, order_id: UUID) -> Order | None:
+        """Load and lock: concurrent commands on one order are serialized here."""
+        ...
+
+    def get_by_token_for_update(self, token_hash: str) -> Order | None: ...
+
+
+class StoreRepository(Protocol):
+    def get(self, store_id: str) -> Store | None: ...
+    def save(self, store: Store) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedCommand:
+    command_id: UUID
+    command_type: str
+    payload_hash: str
+    #: "accepted" or "rejected"
+    outcome: str
+    #: The events the first processing produced, re-published on a duplicate.
+    events: tuple[EventBase, ...] = field(default=())
+
+
+class ProcessedCommands(Protocol):
+    def get(self, command_id: UUID) -> ProcessedCommand | None: ...
+    def add(self, record: ProcessedCommand) -> None: ...
+
+
+class Outbox(Protocol):
+    def add_event(self, event: EventBase) -> None: ...
+    def add_command(self, command: CommandBase) -> None: ...
+
+
+class NotificationState(StrEnum):
+    #: Recorded before the provider call; still set after a crash = outcome unknown.
+    ATTEMPTING = "attempting"
+    #: The provider said "try later"; safe to send again.
+    DEFERRED = "deferred"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class NotificationRecord:
+    link_id: UUID
+    order_id: UUID
+    channel: str
+    state: NotificationState
+    attempts: int = 0
+    #: Attempts started while an earlier one's outcome was unknown (possible duplicates).
+    uncertain_attempts: int = 0
+    provider: str | None = None
+    provider_message_id: str | None = None
+    error: str | None = None
+
+
+class Notifications(Protocol):
+    def get(self, link_id: UUID) -> NotificationRecord | None: ...
+    def save(self, record: NotificationRecord) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    orders: OrderRepository
+    stores: StoreRepository
+    processed: ProcessedCommands
+    outbox: Outbox
+    notifications: Notifications
+
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def commit(self) -> None:
+        """Persist every loaded aggregate, its new events and the outbox, atomically."""
+        ...
+
+    def rollback(self) -> None: ...
+    def seen(self) -> Sequence[Order]: ...

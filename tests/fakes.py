@@ -1,0 +1,185 @@
+"""In-memory adapters of the domain ports: unit tests run handlers without services.
+
+Each unit of work works on deep copies and writes them back only on commit, so a
+handler that raises leaves the state exactly as it found it (like a rollback).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Self
+from uuid import UUID
+
+from domain.handlers import Context
+from domain.notifications import DeliveryReceipt, PaymentLinkNotification
+from domain.order import Order
+from domain.ports import NotificationRecord, ProcessedCommand
+from domain.store import Store
+from messages.common import CommandBase, EventBase
+
+
+@dataclass
+class FakeClock:
+    current: datetime = field(default_factory=lambda: datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
+class SequentialTokens:
+    def __init__(self) -> None:
+        self.issued: list[str] = []
+
+    def new_token(self) -> str:
+        token = f"tok{len(self.issued):040d}"
+        self.issued.append(token)
+        return token
+
+
+@dataclass
+class RecordingNotifier:
+    sent: list[PaymentLinkNotification] = field(default_factory=list)
+    fail_with: Exception | None = None
+
+    def send(self, notification: PaymentLinkNotification) -> DeliveryReceipt:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append(notification)
+        return DeliveryReceipt("recording", f"msg-{len(self.sent)}")
+
+
+@dataclass
+class Database:
+    orders: dict[UUID, Order] = field(default_factory=dict)
+    stores: dict[str, Store] = field(default_factory=dict)
+    processed: dict[UUID, ProcessedCommand] = field(default_factory=dict)
+    notifications: dict[UUID, NotificationRecord] = field(default_factory=dict)
+    events: list[EventBase] = field(default_factory=list)
+    commands: list[CommandBase] = field(default_factory=list)
+    commits: int = 0
+
+
+class _Orders:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self.uow = uow
+
+    def add(self, order: Order) -> None:
+        self.uow.loaded[order.order_id] = order
+
+    def get(self, order_id: UUID) -> Order | None:
+        if order_id in self.uow.loaded:
+            return self.uow.loaded[order_id]
+        stored = self.uow.db.orders.get(order_id)
+        return copy.deepcopy(stored) if stored else None
+
+    def get_for_update(self, order_id: UUID) -> Order | None:
+        order = self.get(order_id)
+        if order is not None:
+            self.uow.loaded[order_id] = order
+        return order
+
+    def get_by_token_for_update(self, token_hash: str) -> Order | None:
+        for order in self.uow.db.orders.values():
+            if any(link.token_hash == token_hash for link in order.links):
+                return self.get_for_update(order.order_id)
+        return None
+
+
+class _Stores:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self.uow = uow
+
+    def get(self, store_id: str) -> Store | None:
+        return self.uow.pending_stores.get(store_id) or copy.deepcopy(
+            self.uow.db.stores.get(store_id)
+        )
+
+    def save(self, store: Store) -> None:
+        self.uow.pending_stores[store.store_id] = store
+
+
+class _Processed:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self.uow = uow
+
+    def get(self, command_id: UUID) -> ProcessedCommand | None:
+        return self.uow.pending_processed.get(command_id) or self.uow.db.processed.get(command_id)
+
+    def add(self, record: ProcessedCommand) -> None:
+        self.uow.pending_processed[record.command_id] = record
+
+
+class _Outbox:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self.uow = uow
+
+    def add_event(self, event: EventBase) -> None:
+        self.uow.events.append(event)
+
+    def add_command(self, command: CommandBase) -> None:
+        self.uow.commands.append(command)
+
+
+class _Notifications:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self.uow = uow
+
+    def get(self, link_id: UUID) -> NotificationRecord | None:
+        found = self.uow.notes.get(link_id) or self.uow.db.notifications.get(link_id)
+        return copy.deepcopy(found)
+
+    def save(self, record: NotificationRecord) -> None:
+        self.uow.notes[record.link_id] = copy.deepcopy(record)
+
+
+class FakeUnitOfWork:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.orders = _Orders(self)
+        self.stores = _Stores(self)
+        self.processed = _Processed(self)
+        self.outbox = _Outbox(self)
+        self.notifications = _Notifications(self)
+
+    def __enter__(self) -> Self:
+        self.loaded: dict[UUID, Order] = {}
+        self.pending_stores: dict[str, Store] = {}
+        self.pending_processed: dict[UUID, ProcessedCommand] = {}
+        self.notes: dict[UUID, NotificationRecord] = {}
+        self.events: list[EventBase] = []
+        self.commands: list[CommandBase] = []
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loaded = {}
+
+    def commit(self) -> None:
+        for order in self.loaded.values():
+            order.check_invariants()
+            order.events.clear()
+            self.db.orders[order.order_id] = copy.deepcopy(order)
+        self.db.stores.update(copy.deepcopy(self.pending_stores))
+        self.db.processed.update(self.pending_processed)
+        self.db.notifications.update(copy.deepcopy(self.notes))
+        self.db.events.extend(self.events)
+        self.db.commands.extend(self.commands)
+        self.db.commits += 1
+        self.__enter__()
+
+    def rollback(self) -> None:
+        self.__enter__()
+
+
+def make_context(
+    clock: FakeClock | None = None, notifier: RecordingNotifier | None = None
+) -> Context:
+    return Context(
+        clock=clock or FakeClock(),
+        tokens=SequentialTokens(),
+        notifier=notifier or RecordingNotifier(),
+    )
