@@ -99,8 +99,9 @@ def fit_sms(template: Template, *, store: str, amount: str, expiry: str, url: st
     """The SMS with as much of the store name as fits in :data:`MAX_SMS_SEGMENTS`.
 
     In order: the real name; its GSM-7 spelling (one Polish "ł" would otherwise turn
-    the whole text into UCS-2, 67 characters a segment); that spelling cut short; and
-    finally the compact wording without the expiry. The link and amount are never cut.
+    the whole text into UCS-2, 67 characters a segment), cut short if need be; and
+    then the same with the compact wording, which leaves out the expiry. The link and
+    the amount are never cut.
     """
 
     def full(name: str) -> str:
@@ -109,14 +110,19 @@ def fit_sms(template: Template, *, store: str, amount: str, expiry: str, url: st
     def compact(name: str) -> str:
         return template.sms_compact.format(store=name, amount=amount, url=url)
 
-    text = full(store)
-    if sms_segments(text) <= MAX_SMS_SEGMENTS:
+    if store and sms_segments(text := full(store)) <= MAX_SMS_SEGMENTS:
         return text
-    folded = gsm7_fold(store)
+    # The GSM-7 spelling first; the real one (UCS-2) when nothing of it survives folding.
+    names = [name for name in dict.fromkeys((gsm7_fold(store), store)) if name]
     for compose in (full, compact):
-        fitted = _longest_fitting_prefix(compose, folded)
-        if fitted is not None:
-            return fitted
+        for name in names:
+            fitted = _longest_fitting_prefix(compose, name)
+            if fitted is not None:
+                return fitted
+    for compose in (full, compact):  # no name at all (an empty or unprintable one)
+        text = compose("").removeprefix(": ")
+        if sms_segments(text) <= MAX_SMS_SEGMENTS:
+            return text
     raise ValueError("payment link too long to fit in a two-segment SMS")
 
 
