@@ -1,0 +1,210 @@
+"""The SQL unit of work: one database transaction per ``with`` block.
+
+Everything a command changes (order rows, ledger entries, links, notification state,
+the processed-command record and the outbox rows) is written in one transaction.
+Database failures surface as ``TransientError`` so the runtime retries them; a
+unique-key race (two deliveries of one command id, two creates of one order id)
+is one of them: the retry then sees the winner's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Self
+from uuid import UUID
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from domain.errors import TransientError
+from domain.ports import NotificationRecord, NotificationState, ProcessedCommand
+from domain.store import Store
+from messages.common import CommandBase, EventBase
+from messages.events import EVENT_TYPES
+from messages.routing import command_bytes, route_for
+from workers.storage import tables as t
+from workers.storage.orders import SqlOrderRepository
+
+Now = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlStoreRepository:
+    def __init__(self, session: Session, now: Now) -> None:
+        self.session, self.now = session, now
+
+    def get(self, store_id: str) -> Store | None:
+        row = self.session.execute(
+            select(t.stores).where(t.stores.c.store_id == store_id)
+        ).one_or_none()
+        if row is None:
+            return None
+        return Store(row.store_id, row.name, row.terms_url, tuple(row.agreement_currencies))
+
+    def save(self, store: Store) -> None:
+        values = {
+            "name": store.name,
+            "terms_url": store.terms_url,
+            "agreement_currencies": list(store.agreement_currencies),
+            "updated_at": self.now(),
+        }
+        updated = self.session.execute(
+            t.stores.update().where(t.stores.c.store_id == store.store_id).values(**values)
+        )
+        if updated.rowcount == 0:  # type: ignore[attr-defined]
+            self.session.execute(insert(t.stores).values(store_id=store.store_id, **values))
+
+
+def event_from_json(data: dict[str, object]) -> EventBase:
+    return EVENT_TYPES[str(data["type"])].model_validate(data)
+
+
+class SqlProcessedCommands:
+    def __init__(self, session: Session, now: Now) -> None:
+        self.session, self.now = session, now
+
+    def get(self, command_id: UUID) -> ProcessedCommand | None:
+        row = self.session.execute(
+            select(t.processed_commands).where(t.processed_commands.c.command_id == command_id)
+        ).one_or_none()
+        if row is None:
+            return None
+        return ProcessedCommand(
+            row.command_id,
+            row.command_type,
+            row.payload_hash,
+            row.outcome,
+            tuple(event_from_json(e) for e in row.events),
+        )
+
+    def add(self, record: ProcessedCommand) -> None:
+        self.session.execute(
+            insert(t.processed_commands).values(
+                command_id=record.command_id,
+                command_type=record.command_type,
+                payload_hash=record.payload_hash,
+                outcome=record.outcome,
+                events=[e.model_dump(mode="json") for e in record.events],
+                processed_at=self.now(),
+            )
+        )
+
+
+class SqlOutbox:
+    def __init__(self, session: Session, now: Now) -> None:
+        self.session, self.now = session, now
+        self.rows: list[dict[str, object]] = []
+
+    def add_event(self, event: EventBase) -> None:
+        self.rows.append(
+            {
+                "kind": "event",
+                "destination": event.type,
+                "message_id": event.event_id,
+                "order_id": event.order_id,
+                "payload": event.model_dump_json(),
+                "created_at": self.now(),
+            }
+        )
+
+    def add_command(self, command: CommandBase) -> None:
+        self.rows.append(
+            {
+                "kind": "command",
+                "destination": route_for(command).queue_name,
+                "message_id": command.command_id,
+                "order_id": getattr(command, "order_id", None),
+                "payload": command_bytes(command, message_id=str(command.command_id)).decode(),
+                "created_at": self.now(),
+            }
+        )
+
+    def flush(self) -> None:
+        if self.rows:
+            self.session.execute(insert(t.outbox), self.rows)
+            self.rows = []
+
+
+class SqlNotifications:
+    def __init__(self, session: Session, now: Now) -> None:
+        self.session, self.now = session, now
+
+    def get(self, link_id: UUID) -> NotificationRecord | None:
+        row = self.session.execute(
+            select(t.notifications).where(t.notifications.c.link_id == link_id)
+        ).one_or_none()
+        if row is None:
+            return None
+        return NotificationRecord(
+            link_id=row.link_id,
+            order_id=row.order_id,
+            channel=row.channel,
+            state=NotificationState(row.state),
+            attempts=row.attempts,
+            uncertain_attempts=row.uncertain_attempts,
+            provider=row.provider,
+            provider_message_id=row.provider_message_id,
+            error=row.error,
+        )
+
+    def save(self, record: NotificationRecord) -> None:
+        values = {
+            "order_id": record.order_id,
+            "channel": record.channel,
+            "state": record.state.value,
+            "attempts": record.attempts,
+            "uncertain_attempts": record.uncertain_attempts,
+            "provider": record.provider,
+            "provider_message_id": record.provider_message_id,
+            "error": record.error,
+            "updated_at": self.now(),
+        }
+        updated = self.session.execute(
+            t.notifications.update()
+            .where(t.notifications.c.link_id == record.link_id)
+            .values(**values)
+        )
+        if updated.rowcount == 0:  # type: ignore[attr-defined]
+            self.session.execute(insert(t.notifications).values(link_id=record.link_id, **values))
+
+
+class SqlUnitOfWork:
+    def __init__(self, session_factory: sessionmaker[Session], now: Now = utcnow) -> None:
+        self.session_factory = session_factory
+        self.now = now
+
+    def __enter__(self) -> Self:
+        self.session = self.session_factory()
+        self.orders = SqlOrderRepository(self.session)
+        self.stores = SqlStoreRepository(self.session, self.now)
+        self.processed = SqlProcessedCommands(self.session, self.now)
+        self.outbox = SqlOutbox(self.session, self.now)
+        self.notifications = SqlNotifications(self.session, self.now)
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self.session.rollback()
+        finally:
+            self.session.close()
+        if isinstance(exc, DBAPIError):
+            raise TransientError(f"database error: {type(exc.orig).__name__}") from exc
+
+    def commit(self) -> None:
+        try:
+            self.orders.flush(self.now())
+            self.outbox.flush()
+            self.session.commit()
+        except (IntegrityError, OperationalError) as exc:
+            self.session.rollback()
+            raise TransientError(
+                f"database refused the commit ({type(exc.orig).__name__}); retrying"
+            ) from exc
+
+    def rollback(self) -> None:
+        self.session.rollback()
