@@ -1,0 +1,119 @@
+"""The local outbox: one readable file per notification, rewritten in place."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+import structlog
+
+from domain.notifications import PaymentLinkNotification
+from workers.notifications import render
+from workers.providers.local_outbox import LocalOutboxNotifier
+
+EMAIL = PaymentLinkNotification(
+    notification_id=UUID("3d0a7c52-41e4-4d8e-8f0e-6a1b2c3d4e5f"),
+    order_id=UUID("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"),
+    channel="email",
+    recipient="anna.svensson@example.se",
+    store_name="Kaffe & Kakor <Södermalm>",
+    purchase_country="SE",
+    currency="SEK",
+    order_amount=34900,
+    link_url="https://pay.paylink.example/l/Qk3v9x_L2mZ8r4TtYw1pNc6HbJdE0sFa7uGiOkXyV5q",
+    expires_at=datetime(2025, 7, 15, 13, 5, tzinfo=UTC),
+    merchant_reference="KK-1042",
+)
+SMS = replace(EMAIL, channel="sms", recipient="+46701234567", notification_id=UUID(int=7))
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> LocalOutboxNotifier:
+    return LocalOutboxNotifier(tmp_path / "outbox", from_email="links@paylink.example")
+
+
+def parse(path: Path) -> EmailMessage:
+    message = message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_an_email_becomes_a_parseable_eml_file_named_by_notification_id(
+    outbox: LocalOutboxNotifier, tmp_path: Path
+) -> None:
+    receipt = outbox.send(EMAIL)
+
+    path = tmp_path / "outbox" / f"{EMAIL.notification_id}.eml"
+    assert receipt.provider == "local"
+    assert receipt.provider_message_id == path.name
+    message = parse(path)
+    rendered = render(EMAIL)
+    assert message["To"] == "anna.svensson@example.se"
+    assert message["From"].addresses[0].display_name == "Kaffe & Kakor <Södermalm>"
+    assert message["From"].addresses[0].addr_spec == "links@paylink.example"
+    assert message["Subject"] == rendered.subject
+    assert message["Message-ID"] == f"<{EMAIL.notification_id}@paylink.example>"
+    assert message["X-Paylink-Order-Id"] == str(EMAIL.order_id)
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert text is not None
+    assert html is not None
+    # RFC 5322 lines end in CRLF on disk too; the content is otherwise exactly the render.
+    assert text.get_content().replace("\r\n", "\n") == rendered.text
+    assert html.get_content().replace("\r\n", "\n") == rendered.html
+    assert b"\r\n" in path.read_bytes()
+
+
+def test_an_sms_becomes_a_json_file_with_its_cost(
+    outbox: LocalOutboxNotifier, tmp_path: Path
+) -> None:
+    outbox.send(SMS)
+
+    document = json.loads((tmp_path / "outbox" / f"{SMS.notification_id}.json").read_text())
+    assert document["to"] == "+46701234567"
+    assert document["body"] == render(SMS).sms
+    assert document["encoding"] == "GSM-7"
+    assert document["segments"] == 2
+    assert document["order_id"] == str(SMS.order_id)
+
+
+def test_sending_again_rewrites_the_same_file(outbox: LocalOutboxNotifier, tmp_path: Path) -> None:
+    outbox.send(EMAIL)
+    outbox.send(EMAIL)
+    outbox.send(SMS)
+    outbox.send(SMS)
+
+    names = sorted(path.name for path in (tmp_path / "outbox").iterdir())
+    assert names == sorted([f"{EMAIL.notification_id}.eml", f"{SMS.notification_id}.json"])
+    assert parse(tmp_path / "outbox" / f"{EMAIL.notification_id}.eml")["Subject"]
+
+
+def test_no_temporary_file_survives_a_failed_write(
+    outbox: LocalOutboxNotifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("workers.providers.local_outbox.os.replace", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        outbox.send(EMAIL)
+    assert list((tmp_path / "outbox").iterdir()) == []
+
+
+def test_logs_carry_only_the_masked_recipient(outbox: LocalOutboxNotifier) -> None:
+    with structlog.testing.capture_logs() as logs:
+        outbox.send(EMAIL)
+        outbox.send(SMS)
+
+    assert [entry["recipient"] for entry in logs] == ["a***@e***.se", "+46*******67"]
+    flattened = repr(logs)
+    assert "anna.svensson" not in flattened
+    assert "+46701234567" not in flattened
+    assert EMAIL.link_url not in flattened
