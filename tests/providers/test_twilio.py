@@ -1,0 +1,167 @@
+"""Twilio adapter against a loopback server speaking the 2010-04-01 Messages API."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import structlog
+from pytest_httpserver import HTTPServer
+
+from domain.errors import DeliveryDeferred, DeliveryRejected
+from domain.notifications import PaymentLinkNotification
+from workers.notifications import render
+from workers.providers.twilio import TwilioNotifier
+
+ACCOUNT_SID = "AC00000000000000000000000000000001"
+AUTH_TOKEN = "twilio-test-token"
+PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+RECIPIENT = "+15005550001"
+BASIC = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+
+#: Twilio's error body for an invalid "To" number (error 21211), as the API sends it.
+INVALID_NUMBER = {
+    "code": 21211,
+    "message": f"The 'To' number {RECIPIENT} is not a valid phone number.",
+    "more_info": "https://www.twilio.com/docs/errors/21211",
+    "status": 400,
+}
+
+
+def created(sid: str) -> str:
+    return json.dumps({"sid": sid, "account_sid": ACCOUNT_SID, "status": "queued", "to": RECIPIENT})
+
+
+@pytest.fixture
+def notifier(httpserver: HTTPServer) -> TwilioNotifier:
+    return TwilioNotifier(
+        ACCOUNT_SID,
+        AUTH_TOKEN,
+        from_number="+15005550006",
+        messaging_service_sid=None,
+        base_url=httpserver.url_for("/"),
+        timeout=2,
+    )
+
+
+def test_sends_the_sms_from_the_number_and_returns_the_message_sid(
+    httpserver: HTTPServer, notifier: TwilioNotifier, sms_notification: PaymentLinkNotification
+) -> None:
+    httpserver.expect_oneshot_request(
+        PATH, method="POST", headers={"Authorization": BASIC}
+    ).respond_with_data(created("SM0123456789abcdef0123456789abcdef"), status=201)
+
+    receipt = notifier.send(sms_notification)
+
+    assert receipt.provider == "twilio"
+    assert receipt.provider_message_id == "SM0123456789abcdef0123456789abcdef"
+    request, _ = httpserver.log[0]
+    assert request.content_type == "application/x-www-form-urlencoded"
+    assert request.form.to_dict() == {
+        "To": RECIPIENT,
+        "From": "+15005550006",
+        "Body": render(sms_notification).sms,
+    }
+    httpserver.check_assertions()
+
+
+def test_a_messaging_service_replaces_the_from_number(
+    httpserver: HTTPServer, sms_notification: PaymentLinkNotification
+) -> None:
+    notifier = TwilioNotifier(
+        ACCOUNT_SID,
+        AUTH_TOKEN,
+        from_number=None,
+        messaging_service_sid="MG00000000000000000000000000000002",
+        base_url=httpserver.url_for("/"),
+    )
+    httpserver.expect_oneshot_request(PATH, method="POST").respond_with_data(
+        created("SM2"), status=201
+    )
+
+    notifier.send(sms_notification)
+
+    form = httpserver.log[0][0].form
+    assert form["MessagingServiceSid"] == "MG00000000000000000000000000000002"
+    assert "From" not in form
+
+
+def test_a_sender_is_required() -> None:
+    with pytest.raises(ValueError, match="from number or a messaging service"):
+        TwilioNotifier(ACCOUNT_SID, AUTH_TOKEN, from_number=None, messaging_service_sid=None)
+
+
+def test_too_many_requests_is_deferred_for_the_seconds_asked(
+    httpserver: HTTPServer, notifier: TwilioNotifier, sms_notification: PaymentLinkNotification
+) -> None:
+    httpserver.expect_request(PATH).respond_with_json(
+        {"code": 20429, "message": "Too Many Requests", "status": 429},
+        status=429,
+        headers={"Retry-After": "7"},
+    )
+
+    with pytest.raises(DeliveryDeferred) as caught:
+        notifier.send(sms_notification)
+
+    assert caught.value.retry_after == 7
+    assert "Too Many Requests" in str(caught.value)
+
+
+def test_server_error_is_deferred(
+    httpserver: HTTPServer, notifier: TwilioNotifier, sms_notification: PaymentLinkNotification
+) -> None:
+    httpserver.expect_request(PATH).respond_with_json(
+        {"code": 20500, "message": "Internal Server Error", "status": 500}, status=500
+    )
+
+    with pytest.raises(DeliveryDeferred) as caught:
+        notifier.send(sms_notification)
+
+    assert caught.value.retry_after is None
+
+
+def test_invalid_number_is_rejected_with_twilios_words_and_the_number_masked(
+    httpserver: HTTPServer, notifier: TwilioNotifier, sms_notification: PaymentLinkNotification
+) -> None:
+    httpserver.expect_request(PATH).respond_with_json(INVALID_NUMBER, status=400)
+
+    with pytest.raises(DeliveryRejected) as caught:
+        notifier.send(sms_notification)
+
+    rejected = caught.value
+    assert rejected.reason == "The 'To' number +15*******01 is not a valid phone number."
+    assert rejected.provider_code == "21211"
+    assert RECIPIENT not in str(rejected)
+    # The SDK's own exception quotes the number; it must not ride along as context.
+    assert rejected.__suppress_context__
+
+
+def test_unreachable_provider_is_deferred(
+    dead_url: str, sms_notification: PaymentLinkNotification
+) -> None:
+    notifier = TwilioNotifier(
+        ACCOUNT_SID, AUTH_TOKEN, "+15005550006", None, base_url=dead_url, timeout=2
+    )
+
+    with pytest.raises(DeliveryDeferred, match="twilio unreachable") as caught:
+        notifier.send(sms_notification)
+
+    assert RECIPIENT not in str(caught.value)
+
+
+def test_logs_name_only_the_masked_recipient(
+    httpserver: HTTPServer, notifier: TwilioNotifier, sms_notification: PaymentLinkNotification
+) -> None:
+    httpserver.expect_oneshot_request(PATH).respond_with_data(created("SM1"), status=201)
+    httpserver.expect_oneshot_request(PATH).respond_with_json(INVALID_NUMBER, status=400)
+
+    with structlog.testing.capture_logs() as logs:
+        notifier.send(sms_notification)
+        with pytest.raises(DeliveryRejected):
+            notifier.send(sms_notification)
+
+    assert [entry["event"] for entry in logs] == ["notification.sent", "notification.failed"]
+    assert all(entry["recipient"] == "+15*******01" for entry in logs)
+    assert RECIPIENT not in repr(logs)
+    assert sms_notification.link_url not in repr(logs)

@@ -1,0 +1,88 @@
+"""How a provider's HTTP answer becomes DeliveryDeferred or DeliveryRejected.
+
+Shared by the SendGrid and Twilio adapters so both draw the retry line in the same
+place, honour ``Retry-After`` the same way, and scrub recipients the same way: a
+provider's error text often quotes the address or number back to us, and these
+exceptions end up in logs and in ``link.delivery_failed`` events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from domain.errors import DeliveryDeferred, DeliveryRejected
+from domain.notifications import mask_recipient
+
+#: 4xx answers that are worth retrying: the request, not the recipient, was the problem.
+#: 401/403 mean *our* credentials or account were refused; marking the customer's link
+#: undeliverable for that would lose it, so they wait for an operator instead.
+RETRYABLE_CLIENT_STATUSES = frozenset({401, 403, 408, 425, 429})
+
+_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+#: A phone number: "+" and 7-15 digits (maybe grouped), or a bare run of 7-15 digits.
+_PHONE = re.compile(r"\+\d(?:[\s().-]?\d){6,14}|\b\d{7,15}\b")
+
+
+def scrub(text: str, recipient: str | None = None) -> str:
+    """Mask every email address and phone number in a provider's text."""
+    if recipient:
+        text = text.replace(recipient, mask_recipient(recipient))
+    text = _EMAIL.sub(lambda match: mask_recipient(match.group(0)), text)
+    return _PHONE.sub(lambda match: mask_recipient(re.sub(r"[\s().-]", "", match.group(0))), text)
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Parse ``Retry-After`` (delay-seconds or HTTP-date) into seconds from now."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """Case-insensitive header lookup over whatever mapping the library hands back."""
+    if not headers:
+        return None
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def classify(
+    provider: str,
+    status: int,
+    reason: str,
+    *,
+    headers: Mapping[str, str] | None,
+    recipient: str,
+    provider_code: str | None,
+) -> DeliveryDeferred | DeliveryRejected:
+    """The exception for an unsuccessful HTTP answer; ``reason`` is scrubbed here."""
+    reason = scrub(reason, recipient) or f"HTTP {status}"
+    if status >= 500 or status in RETRYABLE_CLIENT_STATUSES:
+        return DeliveryDeferred(
+            f"{provider} answered {status}: {reason}",
+            retry_after=retry_after_seconds(header(headers, "Retry-After")),
+        )
+    return DeliveryRejected(reason, provider_code=provider_code, provider=provider)
+
+
+def unreachable(provider: str, error: BaseException, recipient: str) -> DeliveryDeferred:
+    """A network failure or timeout: the provider may never have seen the request."""
+    detail = scrub(str(error), recipient) or type(error).__name__
+    return DeliveryDeferred(f"{provider} unreachable: {detail}")

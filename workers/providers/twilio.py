@@ -1,0 +1,138 @@
+"""SMS delivery through Twilio's Messages API (official ``twilio`` library).
+
+The library turns error answers into exceptions that keep the status and message but
+drop the response headers, and ``Retry-After`` lives in those headers. So the adapter
+gives the client its own HTTP client, which remembers each thread's last response and
+can point the library at a loopback server in tests (``base_url``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+import structlog
+from twilio.base.exceptions import TwilioException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from domain.notifications import DeliveryReceipt, PaymentLinkNotification, mask_recipient
+from workers.notifications.render import render
+from workers.providers.failures import classify, unreachable
+
+PROVIDER = "twilio"
+
+log = structlog.get_logger()
+
+
+class _RecordingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # SDK is untyped
+    """Twilio's requests-based client, re-rooted at ``base_url`` and keeping responses."""
+
+    def __init__(self, base_url: str | None, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._base = urlsplit(base_url) if base_url else None
+        self._local = threading.local()
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        if self._base is not None:
+            target = urlsplit(url)
+            url = urlunsplit(
+                (
+                    self._base.scheme,
+                    self._base.netloc,
+                    self._base.path.rstrip("/") + target.path,
+                    target.query,
+                    target.fragment,
+                )
+            )
+        self.forget()
+        response = super().request(method, url, *args, **kwargs)
+        self._local.response = response
+        return response
+
+    def forget(self) -> None:
+        self._local.response = None
+
+    def last_response(self) -> Response | None:
+        """This thread's most recent response (the notifier may serve several threads)."""
+        response: Response | None = getattr(self._local, "response", None)
+        return response
+
+
+class TwilioNotifier:
+    """Sends the SMS rendering of a payment link from a number or a messaging service."""
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        from_number: str | None,
+        messaging_service_sid: str | None,
+        base_url: str | None = None,
+        timeout: float = 10,
+    ) -> None:
+        if not (from_number or messaging_service_sid):
+            raise ValueError("Twilio needs a from number or a messaging service SID")
+        self._http = _RecordingHttpClient(base_url, timeout)
+        self._client = Client(account_sid, auth_token, http_client=self._http)
+        # A messaging service picks the sender itself (and handles opt-outs); prefer it.
+        self._sender: dict[str, str] = (
+            {"messaging_service_sid": messaging_service_sid}
+            if messaging_service_sid
+            else {"from_": from_number or ""}
+        )
+
+    def send(self, notification: PaymentLinkNotification) -> DeliveryReceipt:
+        bound = log.bind(
+            provider=PROVIDER,
+            channel="sms",
+            notification_id=str(notification.notification_id),
+            order_id=str(notification.order_id),
+            recipient=mask_recipient(notification.recipient),
+        )
+        body = render(notification).sms
+        self._http.forget()  # so a failure before any request never reads a stale answer
+        try:
+            message = self._client.messages.create(
+                to=notification.recipient, body=body, **self._sender
+            )
+        except TwilioException:
+            response = self._http.last_response()
+            if response is None:
+                raise  # not an HTTP answer: a programming or configuration error
+            reason, code = _error_text(response)
+            failure = classify(
+                PROVIDER,
+                response.status_code,
+                reason,
+                headers=response.headers,
+                recipient=notification.recipient,
+                provider_code=code,
+            )
+            bound.warning("notification.failed", error=str(failure), status=response.status_code)
+            # ``from None``: the library's message quotes the raw phone number.
+            raise failure from None
+        except requests.RequestException as error:  # connection refused, reset, timeout
+            failure = unreachable(PROVIDER, error, notification.recipient)
+            bound.warning("notification.failed", error=str(failure))
+            raise failure from None
+        sid = str(message.sid or "")
+        bound.info("notification.sent", provider_message_id=sid)
+        return DeliveryReceipt(provider=PROVIDER, provider_message_id=sid)
+
+
+def _error_text(response: Response) -> tuple[str, str]:
+    """Reason and code from Twilio's error body (legacy or RFC 9457 problem shape)."""
+    try:
+        payload: Any = json.loads(response.text or "")
+    except ValueError:
+        return (response.text or "").strip()[:500], str(response.status_code)
+    if not isinstance(payload, dict):
+        return str(payload)[:500], str(response.status_code)
+    reason = payload.get("message") or payload.get("detail") or payload.get("title") or ""
+    code = payload.get("code")
+    return str(reason), str(code if code is not None else response.status_code)
