@@ -20,7 +20,7 @@ from domain.errors import DeliveryDeferred, DeliveryRejected, DomainError, NotFo
 from domain.links import Link, hash_token
 from domain.notifications import PaymentLinkNotification
 from domain.order import Order
-from domain.outcomes import Outcome, UowFactory, record_rejection, replay
+from domain.outcomes import Cause, Outcome, UowFactory, record_rejection, replay
 from domain.ports import NotificationRecord, NotificationState, ProcessedCommand, UnitOfWork
 from messages import commands as c
 
@@ -65,7 +65,7 @@ def send_payment_link(
         with uow_factory() as uow:
             prior = uow.processed.get(cmd.command_id)
             if prior is not None:
-                return replay(prior, cmd, digest, uow, ctx)
+                return replay(prior, Cause.of(cmd), digest, uow, ctx)
             order, link = _load(cmd, uow, ctx)
             record = uow.notifications.get(link.link_id) or NotificationRecord(
                 link.link_id, order.order_id, order.channel, NotificationState.ATTEMPTING
@@ -80,7 +80,7 @@ def send_payment_link(
             notification = _notification(order, store_name, link, cmd.token, ctx)
             uow.commit()
     except DomainError as error:
-        return record_rejection(cmd, error, uow_factory, ctx, digest)
+        return record_rejection(Cause.of(cmd), error, uow_factory, ctx, digest)
 
     # 2. call the provider, holding no lock
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from domain.delivery import send_payment_link
 from domain.errors import DomainError
 from domain.handlers import HANDLERS, Context, Events
-from domain.outcomes import Outcome, UowFactory, payload_hash, record_rejection, replay
+from domain.outcomes import Cause, Outcome, UowFactory, payload_hash, record_rejection, replay
 from domain.ports import ProcessedCommand
 from messages import commands as c
 from messages.common import CommandBase
@@ -31,7 +31,7 @@ def dispatch(command: CommandBase, uow_factory: UowFactory, ctx: Context) -> Out
         with uow_factory() as uow:
             prior = uow.processed.get(command.command_id)
             if prior is not None:
-                return replay(prior, command, digest, uow, ctx)
+                return replay(prior, Cause.of(command), digest, uow, ctx)
             events: Events = handler(command, uow, ctx)
             for event in events:
                 uow.outbox.add_event(event)
@@ -43,4 +43,4 @@ def dispatch(command: CommandBase, uow_factory: UowFactory, ctx: Context) -> Out
             uow.commit()
             return Outcome(command.command_id, "accepted", list(events))
     except DomainError as error:
-        return record_rejection(command, error, uow_factory, ctx, digest)
+        return record_rejection(Cause.of(command), error, uow_factory, ctx, digest)

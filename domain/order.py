@@ -21,6 +21,7 @@ from domain.status import (
     LinkStatus,
     PaymentAction,
     PaymentStatus,
+    can,
     ensure_payment_action,
     next_link_status,
 )
@@ -104,6 +105,23 @@ class Order:
     def link_expires_at(self) -> datetime | None:
         link = self.current_link
         return link.expires_at if link else None
+
+    @property
+    def link_due_at(self) -> datetime | None:
+        """When the link expiry applies, while the link is still live."""
+        if self.link_status in (LinkStatus.CREATED, LinkStatus.IN_PROGRESS):
+            return self.link_expires_at
+        return None
+
+    @property
+    def reservation_due_at(self) -> datetime | None:
+        """When the reservation expiry applies, while some authorization is reserved."""
+        status = self.payment_status
+        if status is None or not can(status, PaymentAction.EXPIRE):
+            return None
+        if self.balance.remaining(self.order_amount) <= 0:
+            return None
+        return self.reservation_expires_at
 
     # ---- plumbing --------------------------------------------------------------
 

@@ -35,73 +35,70 @@ def payload_hash(command: CommandBase) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _order_id_of(command: CommandBase) -> UUID | None:
-    value = getattr(command, "order_id", None)
-    return value if isinstance(value, UUID) else None
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """The identity of a command, even one too malformed to parse fully."""
+
+    command_id: UUID
+    command_type: str
+    order_id: UUID | None = None
+    store_id: str | None = None
+
+    @classmethod
+    def of(cls, command: CommandBase) -> Cause:
+        order_id = getattr(command, "order_id", None)
+        store_id = getattr(command, "store_id", None)
+        return cls(
+            command.command_id,
+            type(command).__name__,
+            order_id if isinstance(order_id, UUID) else None,
+            store_id if isinstance(store_id, str) else None,
+        )
 
 
-def rejection(
-    command_id: UUID,
-    command_type: str,
-    error: DomainError,
-    ctx: Context,
-    *,
-    order_id: UUID | None = None,
-    store_id: str | None = None,
-) -> ev.OrderRejected:
+def rejection(cause: Cause, error: DomainError, ctx: Context) -> ev.OrderRejected:
     return ev.OrderRejected(
         event_id=uuid.uuid4(),
         occurred_at=ctx.clock.now(),
-        command_id=command_id,
-        order_id=order_id,
-        store_id=store_id,
-        command_type=command_type,
+        command_id=cause.command_id,
+        order_id=cause.order_id,
+        store_id=cause.store_id,
+        command_type=cause.command_type,
         code=error.code,
         message=error.message,
     )
 
 
 def replay(
-    prior: ProcessedCommand, command: CommandBase, digest: str, uow: UnitOfWork, ctx: Context
+    prior: ProcessedCommand, cause: Cause, digest: str, uow: UnitOfWork, ctx: Context
 ) -> Outcome:
+    """A command id seen before: re-publish its first outcome, or refuse a changed payload."""
     if prior.payload_hash != digest:
         error = DuplicateCommandConflict(
-            f"command id {command.command_id} was already used for a different "
+            f"command id {cause.command_id} was already used for a different "
             f"{prior.command_type} payload"
         )
-        conflict = rejection(
-            command.command_id, type(command).__name__, error, ctx, order_id=_order_id_of(command)
-        )
+        conflict = rejection(cause, error, ctx)
         uow.outbox.add_event(conflict)
         uow.commit()
-        return Outcome(command.command_id, "rejected", [conflict], error.code)
+        return Outcome(cause.command_id, "rejected", [conflict], error.code)
     for event in prior.events:
         uow.outbox.add_event(event)
     uow.commit()
-    return Outcome(command.command_id, "duplicate", list(prior.events))
+    return Outcome(cause.command_id, "duplicate", list(prior.events))
 
 
 def record_rejection(
-    command: CommandBase, error: DomainError, uow_factory: UowFactory, ctx: Context, digest: str
+    cause: Cause, error: DomainError, uow_factory: UowFactory, ctx: Context, digest: str
 ) -> Outcome:
     with uow_factory() as uow:
-        prior = uow.processed.get(command.command_id)
+        prior = uow.processed.get(cause.command_id)
         if prior is not None:
-            return replay(prior, command, digest, uow, ctx)
-        store_id = getattr(command, "store_id", None)
-        event = rejection(
-            command.command_id,
-            type(command).__name__,
-            error,
-            ctx,
-            order_id=_order_id_of(command),
-            store_id=store_id if isinstance(store_id, str) else None,
-        )
+            return replay(prior, cause, digest, uow, ctx)
+        event = rejection(cause, error, ctx)
         uow.outbox.add_event(event)
         uow.processed.add(
-            ProcessedCommand(
-                command.command_id, type(command).__name__, digest, "rejected", (event,)
-            )
+            ProcessedCommand(cause.command_id, cause.command_type, digest, "rejected", (event,))
         )
         uow.commit()
-        return Outcome(command.command_id, "rejected", [event], error.code)
+        return Outcome(cause.command_id, "rejected", [event], error.code)

@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     #: AMQP URL; several URLs separated by ';' for a cluster.
     broker_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/%2F", alias="BROKER_URL")
 
+    #: Declare command queues as quorum queues (a RabbitMQ cluster); classic otherwise.
+    quorum_queues: bool = Field(default=False, alias="PAYLINK_QUORUM_QUEUES")
+
+    #: Serve Dramatiq's Prometheus metrics from worker processes (set by `paylink worker`).
+    worker_metrics: bool = Field(default=False, alias="PAYLINK_WORKER_METRICS")
+
     worker_processes: int = Field(default=2, ge=1, le=64, alias="PAYLINK_WORKER_PROCESSES")
     worker_threads: int = Field(default=4, ge=1, le=256, alias="PAYLINK_WORKER_THREADS")
 

@@ -173,7 +173,10 @@ class SqlOrderRepository:
             "authorization_id": order.authorization_id,
             "completed_at": order.completed_at,
             "link_expires_at": order.link_expires_at,
+            "current_link_id": order.current_link.link_id if order.current_link else None,
             "reservation_expires_at": order.reservation_expires_at,
+            "link_due_at": order.link_due_at,
+            "reservation_due_at": order.reservation_due_at,
             "updated_at": now,
         }
         s = self.session

@@ -93,10 +93,14 @@ orders = Table(
     Column("authorization_id", String(64)),
     Column("completed_at", UtcDateTime),
     Column("link_expires_at", UtcDateTime),
-    #: Which link the scheduler already released an expiry command for, and when.
-    Column("link_expiry_released_for", Uuid),
-    Column("link_expiry_released_at", UtcDateTime),
+    Column("current_link_id", Uuid),
     Column("reservation_expires_at", UtcDateTime),
+    #: Deadlines the scheduler scans, derived by the domain: set only while an expiry
+    #: can still apply (live link; authorization still reserved), NULL otherwise.
+    Column("link_due_at", UtcDateTime),
+    Column("reservation_due_at", UtcDateTime),
+    #: When the scheduler last released an expiry command (re-released if still due later).
+    Column("link_expiry_released_at", UtcDateTime),
     Column("reservation_expiry_released_at", UtcDateTime),
     Column("version", Integer, nullable=False, server_default=text("1")),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -107,15 +111,15 @@ orders = Table(
     # entries, never memory, and the due ones are a range scan.
     Index(
         "ix_orders_link_due",
-        "link_expires_at",
-        postgresql_where=text("link_status IN ('CREATED', 'IN_PROGRESS')"),
-        sqlite_where=text("link_status IN ('CREATED', 'IN_PROGRESS')"),
+        "link_due_at",
+        postgresql_where=text("link_due_at IS NOT NULL"),
+        sqlite_where=text("link_due_at IS NOT NULL"),
     ),
     Index(
         "ix_orders_reservation_due",
-        "reservation_expires_at",
-        postgresql_where=text("status IN ('AUTHORIZED', 'PART_CAPTURED', 'PART_REFUNDED')"),
-        sqlite_where=text("status IN ('AUTHORIZED', 'PART_CAPTURED', 'PART_REFUNDED')"),
+        "reservation_due_at",
+        postgresql_where=text("reservation_due_at IS NOT NULL"),
+        sqlite_where=text("reservation_due_at IS NOT NULL"),
     ),
 )
 

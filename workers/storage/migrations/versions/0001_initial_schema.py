@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 23:13:18.697635
+Create Date: 2026-11-21 23:14:20.351057
 """
 
 from __future__ import annotations
@@ -61,14 +61,18 @@ def upgrade() -> None:
         sa.Column(
             "link_expires_at", workers.storage.tables.UtcDateTime(timezone=True), nullable=True
         ),
-        sa.Column("link_expiry_released_for", sa.Uuid(), nullable=True),
+        sa.Column("current_link_id", sa.Uuid(), nullable=True),
         sa.Column(
-            "link_expiry_released_at",
+            "reservation_expires_at",
             workers.storage.tables.UtcDateTime(timezone=True),
             nullable=True,
         ),
+        sa.Column("link_due_at", workers.storage.tables.UtcDateTime(timezone=True), nullable=True),
         sa.Column(
-            "reservation_expires_at",
+            "reservation_due_at", workers.storage.tables.UtcDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "link_expiry_released_at",
             workers.storage.tables.UtcDateTime(timezone=True),
             nullable=True,
         ),
@@ -84,18 +88,18 @@ def upgrade() -> None:
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.create_index(
             "ix_orders_link_due",
-            ["link_expires_at"],
+            ["link_due_at"],
             unique=False,
-            postgresql_where=sa.text("link_status IN ('CREATED', 'IN_PROGRESS')"),
-            sqlite_where=sa.text("link_status IN ('CREATED', 'IN_PROGRESS')"),
+            postgresql_where=sa.text("link_due_at IS NOT NULL"),
+            sqlite_where=sa.text("link_due_at IS NOT NULL"),
         )
         batch_op.create_index("ix_orders_reference", ["merchant_reference1"], unique=False)
         batch_op.create_index(
             "ix_orders_reservation_due",
-            ["reservation_expires_at"],
+            ["reservation_due_at"],
             unique=False,
-            postgresql_where=sa.text("status IN ('AUTHORIZED', 'PART_CAPTURED', 'PART_REFUNDED')"),
-            sqlite_where=sa.text("status IN ('AUTHORIZED', 'PART_CAPTURED', 'PART_REFUNDED')"),
+            postgresql_where=sa.text("reservation_due_at IS NOT NULL"),
+            sqlite_where=sa.text("reservation_due_at IS NOT NULL"),
         )
         batch_op.create_index("ix_orders_status_created", ["status", "created_at"], unique=False)
         batch_op.create_index("ix_orders_store_created", ["store_id", "created_at"], unique=False)
@@ -235,14 +239,14 @@ def downgrade() -> None:
         batch_op.drop_index("ix_orders_status_created")
         batch_op.drop_index(
             "ix_orders_reservation_due",
-            postgresql_where=sa.text("status IN ('AUTHORIZED', 'PART_CAPTURED', 'PART_REFUNDED')"),
-            sqlite_where=sa.text("status IN ('AUTHORIZED', 'PART_CAPTURED', 'PART_REFUNDED')"),
+            postgresql_where=sa.text("reservation_due_at IS NOT NULL"),
+            sqlite_where=sa.text("reservation_due_at IS NOT NULL"),
         )
         batch_op.drop_index("ix_orders_reference")
         batch_op.drop_index(
             "ix_orders_link_due",
-            postgresql_where=sa.text("link_status IN ('CREATED', 'IN_PROGRESS')"),
-            sqlite_where=sa.text("link_status IN ('CREATED', 'IN_PROGRESS')"),
+            postgresql_where=sa.text("link_due_at IS NOT NULL"),
+            sqlite_where=sa.text("link_due_at IS NOT NULL"),
         )
 
     op.drop_table("orders")

@@ -1,0 +1,40 @@
+"""One thin Dramatiq actor per command: parse, dispatch, nothing else.
+
+Importing this module registers every actor on the paylink broker; the Dramatiq CLI
+(`paylink worker`) imports it. Actor names and queues come from messages.routing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+
+from messages.routing import ROUTES, CommandRoute
+from workers.broker import build_broker
+from workers.execution import execute
+from workers.settings import get_settings
+
+broker = build_broker(get_settings(), prometheus=get_settings().worker_metrics)
+dramatiq.set_broker(broker)
+
+
+def _thin_actor(route: CommandRoute) -> Callable[[Any], None]:
+    def handle(command: Any) -> None:
+        execute(route.actor_name, command)
+
+    handle.__name__ = handle.__qualname__ = route.actor_name
+    handle.__doc__ = f"{route.command_type} on {route.queue_name}."
+    return handle
+
+
+ACTORS: dict[str, dramatiq.Actor[Any, None]] = {
+    route.actor_name: dramatiq.actor(
+        _thin_actor(route),
+        actor_name=route.actor_name,
+        queue_name=route.queue_name,
+        broker=broker,
+    )
+    for route in ROUTES
+}

@@ -1,0 +1,132 @@
+"""The Dramatiq broker on RabbitMQ, with paylink's dead-lettering and middleware.
+
+Dramatiq declares each command queue with ``<queue>.DQ`` (retry delays, seconds to
+minutes, never the 48 h expiry) and ``<queue>.XQ`` (dead letters) beside it.
+A body that is not even a Dramatiq message is moved to ``<queue>.XQ`` with the
+``x-paylink-reason`` header instead of being silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import dramatiq
+import pika
+from dramatiq.brokers.rabbitmq import (
+    RabbitmqBroker,
+    _RabbitmqConsumer,
+    _RabbitmqMessage,
+    q_name,
+    xq_name,
+)
+from dramatiq.errors import ConnectionClosed, DecodeError
+from dramatiq.message import Message
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from messages.routing import DEAD_LETTER_REASON_HEADER
+from workers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Longest an actor may run; deploy/ grace periods are longer than this.
+ACTOR_TIME_LIMIT_MS = 60_000
+#: Retry backoff for transient failures: 0.5 s doubling up to 5 minutes.
+MIN_BACKOFF_MS = 500
+MAX_BACKOFF_MS = 300_000
+
+
+def dead_letter(channel: Any, queue_name: str, body: bytes, reason: str) -> None:
+    """Publish ``body`` to the queue's dead-letter queue with the reason in a header."""
+    channel.basic_publish(
+        exchange="",
+        routing_key=xq_name(queue_name),
+        body=body,
+        properties=pika.BasicProperties(
+            delivery_mode=2, headers={DEAD_LETTER_REASON_HEADER: reason[:1000]}
+        ),
+    )
+
+
+class _PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
+    def __next__(self) -> Any:
+        try:
+            method, _properties, body = next(self.iterator)
+            if method is None:
+                return None
+        except (
+            AssertionError,
+            pika.exceptions.AMQPConnectionError,
+            pika.exceptions.AMQPChannelError,
+        ) as e:
+            if getattr(e, "reply_code", None) == 404:
+                self.broker.queues_pending.add(q_name(self.queue_name))
+            raise ConnectionClosed(e) from None
+        try:
+            message = Message.decode(body)
+        except DecodeError as exc:
+            reason = f"MALFORMED_MESSAGE: body is not a Dramatiq message ({exc})"
+            log.warning("dead-lettering an undecodable message from %s", self.queue_name)
+            dead_letter(self.channel, self.queue_name, body, reason)
+            self.channel.basic_ack(method.delivery_tag)
+            return None
+        self.known_tags.add(method.delivery_tag)
+        return _RabbitmqMessage(method.redelivered, method.delivery_tag, message)
+
+
+class PaylinkBroker(RabbitmqBroker):  # type: ignore[misc]
+    """RabbitmqBroker whose consumers dead-letter undecodable bodies with a reason.
+
+    With ``quorum=True`` queues are declared as quorum queues with a delivery limit,
+    matching deploy/rabbitmq/definitions.json (a cluster's production setting).
+    """
+
+    def __init__(self, *, quorum: bool = False, delivery_limit: int = 20, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.quorum = quorum
+        self.delivery_limit = delivery_limit
+
+    @property
+    def consumer_class(self) -> type[_RabbitmqConsumer]:
+        return _PaylinkConsumer
+
+    def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:
+        arguments: dict[str, Any] = super()._build_queue_arguments(queue_name)
+        if self.quorum:
+            arguments["x-queue-type"] = "quorum"
+            arguments["x-delivery-limit"] = self.delivery_limit
+        return arguments
+
+
+def build_broker(settings: Settings, *, prometheus: bool = False) -> PaylinkBroker:
+    middleware: list[dramatiq.Middleware] = [
+        AgeLimit(),
+        TimeLimit(time_limit=ACTOR_TIME_LIMIT_MS),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(
+            max_retries=settings.max_retries,
+            min_backoff=MIN_BACKOFF_MS,
+            max_backoff=MAX_BACKOFF_MS,
+        ),
+        CurrentMessage(),
+    ]
+    if prometheus:
+        from dramatiq.middleware.prometheus import Prometheus
+
+        middleware.insert(0, Prometheus())
+    return PaylinkBroker(
+        url=settings.broker_url,
+        confirm_delivery=True,
+        middleware=middleware,
+        quorum=settings.quorum_queues,
+    )

@@ -1,0 +1,78 @@
+"""The composition root: wires settings, storage and providers into the handlers."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from domain.handlers import Context
+from domain.notifications import Notifier
+from workers.settings import Settings, get_settings
+from workers.storage.engine import make_engine, make_session_factory
+from workers.storage.uow import SqlUnitOfWork
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class SecretTokens:
+    """Link tokens: 256 bits from ``secrets`` (the OS CSPRNG)."""
+
+    def new_token(self) -> str:
+        return secrets.token_urlsafe(32)
+
+
+@dataclass
+class App:
+    settings: Settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def session_factory(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.session_factory)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        from workers.providers import build_notifier
+
+        return build_notifier(self.settings)
+
+    @cached_property
+    def context(self) -> Context:
+        return Context(
+            clock=SystemClock(),
+            tokens=SecretTokens(),
+            link_ttl=self.settings.link_ttl,
+            reservation_ttl=self.settings.reservation_ttl,
+            checkout_base_url=self.settings.checkout_base_url,
+            notifier=self.notifier,
+        )
+
+
+_app: App | None = None
+
+
+def get_app() -> App:
+    global _app
+    if _app is None:
+        _app = App(get_settings())
+    return _app
+
+
+def set_app(app: App | None) -> None:
+    """Tests swap the application (another database, another notifier)."""
+    global _app
+    _app = app

@@ -1,0 +1,98 @@
+"""What every actor does with its message: parse, dispatch, log, map failures.
+
+- Valid command: ``domain.dispatch`` (idempotent, transactional, rejections as events).
+- Invalid command that still names a ``command_id``: an ``order.rejected`` event with
+  ``VALIDATION_FAILED`` and the field errors; the message is acknowledged.
+- Nothing to identify it by: dead-lettered to ``<queue>.XQ`` with the reason.
+- ``TransientError``: raised, so Dramatiq retries with exponential backoff (honouring a
+  provider's Retry-After); anything unexpected too, and ends in ``<queue>.XQ``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+from uuid import UUID
+
+import dramatiq
+import structlog
+from dramatiq.middleware import CurrentMessage
+
+from domain.dispatch import dispatch
+from domain.errors import DomainError, TransientError
+from domain.outcomes import Cause, record_rejection
+from messages.routing import BY_ACTOR, ParseError, parse_command
+from workers.broker import dead_letter
+from workers.composition import get_app
+
+log = structlog.get_logger("paylink.worker")
+
+
+class InvalidCommand(DomainError):
+    code = "VALIDATION_FAILED"
+
+
+def _raw_digest(payload: Any) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _dead_letter(actor_name: str, reason: str) -> None:
+    message = CurrentMessage.get_current_message()
+    route = BY_ACTOR.get(actor_name)
+    if message is None or route is None:  # pragma: no cover - only outside a worker
+        raise RuntimeError(reason)
+    channel = dramatiq.get_broker().channel
+    dead_letter(channel, route.queue_name, message.encode(), reason)
+    log.warning("message dead-lettered", reason=reason, queue=route.queue_name)
+
+
+def _uuid_or_none(value: Any) -> UUID | None:
+    try:
+        return UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _reject_invalid(actor_name: str, payload: Any, error: ParseError) -> None:
+    assert error.command_id is not None
+    order_id = payload.get("order_id") if isinstance(payload, dict) else None
+    cause = Cause(error.command_id, error.command_type or actor_name, _uuid_or_none(order_id))
+    app = get_app()
+    outcome = record_rejection(
+        cause, InvalidCommand(error.reason[:1000]), app.uow, app.context, _raw_digest(payload)
+    )
+    log.info("command rejected", code=outcome.code)
+
+
+def execute(actor_name: str, payload: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    parsed = parse_command(actor_name, payload)
+    if isinstance(parsed, ParseError):
+        if parsed.command_id is None:
+            _dead_letter(actor_name, f"{parsed.code}: {parsed.reason}")
+        else:
+            structlog.contextvars.bind_contextvars(command_id=str(parsed.command_id))
+            _reject_invalid(actor_name, payload, parsed)
+        return
+    order_id = getattr(parsed, "order_id", None)
+    structlog.contextvars.bind_contextvars(
+        command_id=str(parsed.command_id),
+        command_type=type(parsed).__name__,
+        **({"order_id": str(order_id)} if order_id else {}),
+    )
+    app = get_app()
+    try:
+        outcome = dispatch(parsed, app.uow, app.context)
+    except TransientError as exc:
+        log.warning("transient failure, will retry", error=str(exc), retry_after=exc.retry_after)
+        if exc.retry_after is not None:
+            raise dramatiq.Retry(str(exc), delay=int(exc.retry_after * 1000)) from exc
+        raise
+    log.info(
+        "command processed",
+        outcome=outcome.status,
+        code=outcome.code,
+        events=[e.type for e in outcome.events],
+    )
