@@ -113,10 +113,11 @@ def _finish(
     cmd: c.SendPaymentLink, digest: str, order: Order, record: NotificationRecord, uow: UnitOfWork
 ) -> Outcome:
     uow.notifications.save(record)
-    for event in order.events:
+    events = list(order.events)  # commit drains the aggregate's list
+    for event in events:
         uow.outbox.add_event(event)
     uow.processed.add(
-        ProcessedCommand(cmd.command_id, "SendPaymentLink", digest, "accepted", tuple(order.events))
+        ProcessedCommand(cmd.command_id, "SendPaymentLink", digest, "accepted", tuple(events))
     )
     uow.commit()
-    return Outcome(cmd.command_id, "accepted", list(order.events))
+    return Outcome(cmd.command_id, "accepted", events)

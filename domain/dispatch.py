@@ -32,7 +32,8 @@ def dispatch(command: CommandBase, uow_factory: UowFactory, ctx: Context) -> Out
             prior = uow.processed.get(command.command_id)
             if prior is not None:
                 return replay(prior, Cause.of(command), digest, uow, ctx)
-            events: Events = handler(command, uow, ctx)
+            # A copy: handlers return the aggregate's own list, which commit drains.
+            events: Events = list(handler(command, uow, ctx))
             for event in events:
                 uow.outbox.add_event(event)
             uow.processed.add(
