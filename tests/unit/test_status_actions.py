@@ -1,0 +1,350 @@
+"""What each status allows, pair by pair, on both axes.
+
+Payment axis: seed 004's seven statuses x the seven merchant actions. Link axis:
+seed 000's five link statuses x open, complete, expire, cancel, resend. Every pair is
+its own test case: an allowed action is carried out (with its event and the status
+it leads to); a refused one is rejected with its code and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from domain.handlers import LINK_TTL
+from domain.status import LinkStatus, PaymentStatus
+from messages import commands as c
+from messages.common import CommandBase
+from tests.unit.builders import SEED_PAYMENT_ACTIONS, UNKNOWN_TOKEN, World
+
+P = PaymentStatus
+L = LinkStatus
+
+#: Merchant action -> (command, fields, event it records when carried out).
+PAYMENT_ACTIONS: dict[str, tuple[type[CommandBase], dict[str, Any], str]] = {
+    "edit_lines": (c.UpdateOrderLines, {}, "order.lines_updated"),
+    "edit_customer": (c.UpdateCustomerDetails, {}, "order.customer_updated"),
+    "capture": (c.CapturePayment, {"amount": 10_000}, "payment.captured"),
+    "cancel": (c.CancelOrder, {}, "order.cancelled"),
+    "release": (c.ReleaseRemainingAuthorization, {}, "payment.released"),
+    "refund": (c.RefundPayment, {"amount": 10_000}, "payment.refunded"),
+    "add_return_fee": (c.AddReturnFee, {}, "order.return_fee_added"),
+}
+
+#: Where each allowed action leads (orders of 1000.00; see World.in_payment_status).
+PAYMENT_NEXT: dict[tuple[PaymentStatus, str], PaymentStatus] = {
+    (P.AUTHORIZED, "edit_lines"): P.AUTHORIZED,
+    (P.AUTHORIZED, "edit_customer"): P.AUTHORIZED,
+    (P.AUTHORIZED, "capture"): P.PART_CAPTURED,
+    (P.AUTHORIZED, "cancel"): P.CANCELLED,
+    (P.PART_CAPTURED, "capture"): P.PART_CAPTURED,
+    (P.PART_CAPTURED, "release"): P.CAPTURED,
+    (P.PART_CAPTURED, "refund"): P.PART_REFUNDED,
+    (P.PART_CAPTURED, "edit_lines"): P.PART_CAPTURED,
+    (P.CAPTURED, "refund"): P.PART_REFUNDED,
+    (P.CAPTURED, "add_return_fee"): P.CAPTURED,
+    (P.PART_REFUNDED, "refund"): P.PART_REFUNDED,
+}
+
+PAYMENT_PAIRS = [(status, action) for status in P for action in PAYMENT_ACTIONS]
+PAYMENT_ALLOWED = [pair for pair in PAYMENT_PAIRS if pair[1] in SEED_PAYMENT_ACTIONS[pair[0]]]
+PAYMENT_REFUSED = [pair for pair in PAYMENT_PAIRS if pair not in PAYMENT_ALLOWED]
+
+
+def _ids(pair: tuple[Any, str]) -> str:
+    return f"{pair[0].value}-{pair[1]}"
+
+
+def test_every_payment_status_and_action_pair_has_a_case():
+    assert set(PAYMENT_ALLOWED) == set(PAYMENT_NEXT)
+    assert len(PAYMENT_ALLOWED) + len(PAYMENT_REFUSED) == 7 * 7
+
+
+@pytest.mark.parametrize("pair", PAYMENT_ALLOWED, ids=_ids)
+def test_action_listed_for_the_payment_status_is_carried_out(pair: tuple[PaymentStatus, str]):
+    # Given
+    status, action = pair
+    world = World().in_payment_status(status)
+    cls, fields, event_type = PAYMENT_ACTIONS[action]
+    # When
+    outcome = world.do(cls, **fields)
+    # Then
+    assert outcome.status == "accepted", outcome
+    assert [e.type for e in outcome.events] == [event_type]
+    assert world.order.payment_status is PAYMENT_NEXT[pair]
+
+
+@pytest.mark.parametrize("pair", PAYMENT_REFUSED, ids=_ids)
+def test_action_not_listed_for_the_payment_status_is_refused_and_changes_nothing(
+    pair: tuple[PaymentStatus, str],
+):
+    # Given
+    status, action = pair
+    world = World().in_payment_status(status)
+    before, mark = world.snapshot(), len(world.db.events)
+    cls, fields, _ = PAYMENT_ACTIONS[action]
+    # When
+    outcome = world.do(cls, **fields)
+    # Then
+    _assert_refused(world, outcome, "ACTION_NOT_ALLOWED_IN_STATUS", before, mark)
+
+
+def _assert_refused(world: World, outcome: Any, code: str, before: Any, mark: int) -> None:
+    assert (outcome.status, outcome.code) == ("rejected", code)
+    (event,) = world.events_since(mark)
+    assert (event.type, event.code, event.command_id) == (
+        "order.rejected",
+        code,
+        outcome.command_id,
+    )
+    assert world.snapshot() == before
+
+
+#: Cancelling before checkout cancels the link instead (link axis below).
+@pytest.mark.parametrize("action", sorted(set(PAYMENT_ACTIONS) - {"cancel"}))
+def test_payment_action_before_checkout_is_refused(action: str):
+    # Given: the link is out, nobody has paid
+    world = World().in_link_status(L.IN_PROGRESS)
+    before, mark = world.snapshot(), len(world.db.events)
+    cls, fields, _ = PAYMENT_ACTIONS[action]
+    # When
+    outcome = world.do(cls, **fields)
+    # Then
+    _assert_refused(world, outcome, "ACTION_NOT_ALLOWED_IN_STATUS", before, mark)
+
+
+def test_authorization_expiry_before_the_reservation_deadline_is_refused():
+    # Given
+    world = World().authorized()
+    world.clock.advance(days=27)
+    before, mark = world.snapshot(), len(world.db.events)
+    # When
+    outcome = world.do(c.ExpireAuthorization)
+    # Then
+    _assert_refused(world, outcome, "RESERVATION_NOT_DUE", before, mark)
+
+
+def test_authorization_expiry_after_the_deadline_releases_what_is_still_reserved():
+    # Given
+    world = World().in_payment_status(P.PART_CAPTURED)
+    world.clock.advance(days=28, seconds=1)
+    # When
+    outcome = world.do(c.ExpireAuthorization)
+    # Then
+    assert outcome.status == "accepted", outcome
+    (event,) = outcome.events
+    assert (event.type, event.released_amount) == ("payment.expired", 70_000)
+    assert world.order.payment_status is P.EXPIRED
+    assert world.order.balance.captured == 30_000
+
+
+# ---- link axis ---------------------------------------------------------------------
+
+
+def _open(world: World) -> Any:
+    return world.open()
+
+
+def _complete(world: World) -> Any:
+    return world.complete()
+
+
+def _expire(world: World) -> Any:
+    """The scheduler's expiry of the current link, released at (or after) its deadline."""
+    expires_at = world.order.link_expires_at
+    assert expires_at is not None
+    world.clock.current = max(world.clock.current, expires_at)
+    return world.do(c.ExpirePaymentLink, link_id=str(world.link_id))
+
+
+def _cancel(world: World) -> Any:
+    return world.do(c.CancelOrder)
+
+
+def _resend(world: World) -> Any:
+    return world.do(c.ResendPaymentLink)
+
+
+LINK_ACTIONS = {
+    "open": _open,
+    "complete": _complete,
+    "expire": _expire,
+    "cancel": _cancel,
+    "resend": _resend,
+}
+
+#: (link status, action) -> the link status it leads to, or the code it is refused with.
+LINK_OUTCOMES: dict[tuple[LinkStatus, str], LinkStatus | str] = {
+    (L.CREATED, "open"): L.IN_PROGRESS,
+    (L.CREATED, "complete"): L.COMPLETED,
+    (L.CREATED, "expire"): L.EXPIRED,
+    (L.CREATED, "cancel"): L.CANCELLED,
+    (L.CREATED, "resend"): L.CREATED,
+    (L.IN_PROGRESS, "open"): L.IN_PROGRESS,
+    (L.IN_PROGRESS, "complete"): L.COMPLETED,
+    (L.IN_PROGRESS, "expire"): L.EXPIRED,
+    (L.IN_PROGRESS, "cancel"): L.CANCELLED,
+    (L.IN_PROGRESS, "resend"): L.CREATED,
+    (L.COMPLETED, "open"): "LINK_ALREADY_COMPLETED",
+    (L.COMPLETED, "complete"): "LINK_ALREADY_COMPLETED",
+    (L.COMPLETED, "expire"): "ACTION_NOT_ALLOWED_IN_STATUS",
+    # After checkout, cancelling voids the authorization (payment axis); the link
+    # stays COMPLETED.
+    (L.COMPLETED, "cancel"): L.COMPLETED,
+    (L.COMPLETED, "resend"): "ACTION_NOT_ALLOWED_IN_STATUS",
+    (L.CANCELLED, "open"): "LINK_CANCELLED",
+    (L.CANCELLED, "complete"): "LINK_CANCELLED",
+    (L.CANCELLED, "expire"): "ACTION_NOT_ALLOWED_IN_STATUS",
+    (L.CANCELLED, "cancel"): "ACTION_NOT_ALLOWED_IN_STATUS",
+    (L.CANCELLED, "resend"): "ACTION_NOT_ALLOWED_IN_STATUS",
+    (L.EXPIRED, "open"): "LINK_EXPIRED",
+    (L.EXPIRED, "complete"): "LINK_EXPIRED",
+    (L.EXPIRED, "expire"): "ACTION_NOT_ALLOWED_IN_STATUS",
+    (L.EXPIRED, "cancel"): "ACTION_NOT_ALLOWED_IN_STATUS",
+    (L.EXPIRED, "resend"): L.CREATED,
+}
+LINK_ALLOWED = [pair for pair, then in LINK_OUTCOMES.items() if isinstance(then, LinkStatus)]
+LINK_REFUSED = [pair for pair, then in LINK_OUTCOMES.items() if not isinstance(then, LinkStatus)]
+
+
+def test_every_link_status_and_action_pair_has_a_case():
+    assert set(LINK_OUTCOMES) == {(s, a) for s in L for a in LINK_ACTIONS}
+
+
+@pytest.mark.parametrize("pair", LINK_ALLOWED, ids=_ids)
+def test_link_action_allowed_in_the_link_status_moves_it_on(pair: tuple[LinkStatus, str]):
+    # Given
+    status, action = pair
+    world = World().in_link_status(status)
+    # When
+    outcome = LINK_ACTIONS[action](world)
+    # Then
+    assert outcome.status == "accepted", outcome
+    assert all(e.type != "order.rejected" for e in outcome.events)
+    assert world.order.link_status is LINK_OUTCOMES[pair]
+
+
+@pytest.mark.parametrize("pair", LINK_REFUSED, ids=_ids)
+def test_link_action_refused_in_the_link_status_has_its_code_and_changes_nothing(
+    pair: tuple[LinkStatus, str],
+):
+    # Given
+    status, action = pair
+    world = World().in_link_status(status)
+    before, mark = world.snapshot(), len(world.db.events)
+    # When
+    outcome = LINK_ACTIONS[action](world)
+    # Then
+    _assert_refused(world, outcome, str(LINK_OUTCOMES[pair]), before, mark)
+
+
+def test_resend_issues_a_new_live_token_after_expiry():
+    # Given
+    world = World().in_link_status(L.EXPIRED)
+    # When
+    world.do(c.ResendPaymentLink)
+    # Then
+    assert world.open().status == "accepted"
+    assert world.order.link_status is L.IN_PROGRESS
+
+
+def test_superseded_token_is_refused_with_link_superseded():
+    # Given
+    world = World().sent_order()
+    old_token = world.token
+    world.do(c.ResendPaymentLink)
+    before, mark = world.snapshot(), len(world.db.events)
+    # When
+    outcome = world.open(old_token)
+    # Then
+    _assert_refused(world, outcome, "LINK_SUPERSEDED", before, mark)
+
+
+def test_checkout_with_a_superseded_token_is_refused_with_link_superseded():
+    # Given
+    world = World().sent_order()
+    old_token = world.token
+    world.do(c.ResendPaymentLink)
+    before, mark = world.snapshot(), len(world.db.events)
+    # When
+    outcome = world.complete(old_token)
+    # Then
+    _assert_refused(world, outcome, "LINK_SUPERSEDED", before, mark)
+
+
+def test_token_no_order_issued_is_refused_with_link_unknown():
+    # Given
+    world = World().sent_order()
+    before, mark = world.snapshot(), len(world.db.events)
+    # When
+    outcome = world.open(UNKNOWN_TOKEN)
+    # Then
+    _assert_refused(world, outcome, "LINK_UNKNOWN", before, mark)
+
+
+def test_token_past_its_deadline_is_expired_before_the_scheduler_says_so():
+    # Given: 48 hours passed, the expiry command has not arrived yet
+    world = World().in_link_status(L.IN_PROGRESS)
+    world.clock.advance(hours=48)
+    before, mark = world.snapshot(), len(world.db.events)
+    # When
+    outcome = world.complete()
+    # Then
+    _assert_refused(world, outcome, "LINK_EXPIRED", before, mark)
+
+
+def test_link_expiry_before_the_deadline_is_refused_with_link_not_due():
+    # Given
+    world = World().in_link_status(L.IN_PROGRESS)
+    world.clock.advance(hours=47, minutes=59)
+    before, mark = world.snapshot(), len(world.db.events)
+    # When
+    outcome = world.do(c.ExpirePaymentLink, link_id=str(world.link_id))
+    # Then
+    _assert_refused(world, outcome, "LINK_NOT_DUE", before, mark)
+
+
+def test_expiry_of_a_superseded_link_does_not_expire_the_resent_one():
+    # Given: the first link's expiry is due, but the link was resent an hour before
+    world = World().sent_order()
+    first_link = world.link_id
+    world.clock.advance(hours=47)
+    world.do(c.ResendPaymentLink)
+    world.clock.advance(hours=1)
+    before, mark = world.snapshot(), len(world.db.events)
+    # When
+    outcome = world.do(c.ExpirePaymentLink, link_id=str(first_link))
+    # Then
+    _assert_refused(world, outcome, "LINK_SUPERSEDED", before, mark)
+    assert world.open().status == "accepted"
+
+
+def test_link_completed_just_before_its_deadline_stays_completed_when_expiry_arrives_after():
+    # Given
+    world = World().in_link_status(L.IN_PROGRESS)
+    link_id = world.link_id
+    world.clock.advance(seconds=LINK_TTL.total_seconds() - 1)
+    assert world.complete().status == "accepted"
+    world.clock.advance(seconds=1)
+    before, mark = world.snapshot(), len(world.db.events)
+    # When
+    outcome = world.do(c.ExpirePaymentLink, link_id=str(link_id))
+    # Then
+    _assert_refused(world, outcome, "ACTION_NOT_ALLOWED_IN_STATUS", before, mark)
+    assert world.order.link_status is L.COMPLETED
+    assert world.order.payment_status is P.AUTHORIZED
+
+
+def test_link_cancelled_before_it_went_out_is_never_sent():
+    # Given: created, the send-link command still queued, then cancelled
+    world = World()
+    world.configure()
+    world.create()
+    world.ok(c.CancelOrder)
+    before, mark = world.snapshot(), len(world.db.events)
+    # When
+    outcome = world.deliver()
+    # Then
+    _assert_refused(world, outcome, "ACTION_NOT_ALLOWED_IN_STATUS", before, mark)
+    assert world.notifier.sent == []
