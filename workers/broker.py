@@ -14,6 +14,7 @@ from typing import Any
 import dramatiq
 import pika
 from dramatiq.brokers.rabbitmq import (
+    DEAD_MESSAGE_TTL,
     RabbitmqBroker,
     _RabbitmqConsumer,
     _RabbitmqMessage,
@@ -42,6 +43,22 @@ ACTOR_TIME_LIMIT_MS = 60_000
 #: Retry backoff for transient failures: 0.5 s doubling up to 5 minutes.
 MIN_BACKOFF_MS = 500
 MAX_BACKOFF_MS = 300_000
+
+
+def queue_arguments(queue_name: str, *, quorum: bool, delivery_limit: int = 20) -> dict[str, Any]:
+    """Arguments of a command queue (and its .DQ), identical for every declarer."""
+    arguments: dict[str, Any] = {
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": xq_name(queue_name),
+    }
+    if quorum:
+        arguments["x-queue-type"] = "quorum"
+        arguments["x-delivery-limit"] = delivery_limit
+    return arguments
+
+
+#: Arguments of every ``.XQ`` dead-letter queue (Dramatiq's: keep dead letters 7 days).
+XQ_ARGUMENTS: dict[str, Any] = {"x-message-ttl": DEAD_MESSAGE_TTL}
 
 
 def dead_letter(channel: Any, queue_name: str, body: bytes, reason: str) -> None:
@@ -99,11 +116,7 @@ class PaylinkBroker(RabbitmqBroker):  # type: ignore[misc]
         return _PaylinkConsumer
 
     def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:
-        arguments: dict[str, Any] = super()._build_queue_arguments(queue_name)
-        if self.quorum:
-            arguments["x-queue-type"] = "quorum"
-            arguments["x-delivery-limit"] = self.delivery_limit
-        return arguments
+        return queue_arguments(queue_name, quorum=self.quorum, delivery_limit=self.delivery_limit)
 
 
 def build_broker(settings: Settings, *, prometheus: bool = False) -> PaylinkBroker:

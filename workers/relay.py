@@ -1,0 +1,156 @@
+"""The outbox relay: publishes committed events and follow-up commands, then marks them.
+
+Loop: in one database transaction, take the oldest unsent rows (``FOR UPDATE SKIP
+LOCKED``, so several relays share the work without double-publishing), publish them
+all with publisher confirms (pipelined, one round of confirms per batch), mark them
+sent, commit. A crash before the commit leaves them unsent, and they are published
+again: delivery is at-least-once and every consumer de-duplicates by id.
+
+Link tokens travel inside send-link commands; once such a command is confirmed its
+payload is blanked, so the database keeps only the token hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import structlog
+from sqlalchemy import Engine, case, select, update
+
+from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE
+from workers.broker import XQ_ARGUMENTS, queue_arguments
+from workers.settings import Settings
+from workers.storage import tables as t
+from workers.storage.engine import make_engine
+
+log = structlog.get_logger("paylink.relay")
+
+
+async def declare_topology(
+    channel: aio_pika.abc.AbstractChannel, settings: Settings
+) -> aio_pika.abc.AbstractExchange:
+    """Declare the events exchange and every command queue exactly as workers do."""
+    for queue in ALL_QUEUES:
+        args = queue_arguments(queue, quorum=settings.quorum_queues)
+        await channel.declare_queue(queue, durable=True, arguments=args)
+        await channel.declare_queue(f"{queue}.DQ", durable=True, arguments=args)
+        await channel.declare_queue(f"{queue}.XQ", durable=True, arguments=XQ_ARGUMENTS)
+    return await channel.declare_exchange(
+        EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+
+
+class Relay:
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings.database_url)
+        self.published = 0
+        self.connected = False
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _publish_batch(self, channel: Any, events: Any) -> int:
+        default = channel.default_exchange
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(
+                    t.outbox.c.id,
+                    t.outbox.c.kind,
+                    t.outbox.c.destination,
+                    t.outbox.c.message_id,
+                    t.outbox.c.payload,
+                )
+                .where(t.outbox.c.sent_at.is_(None))
+                .order_by(t.outbox.c.id)
+                .limit(self.settings.relay_batch_size)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return 0
+            pending = []
+            for row in rows:
+                message = aio_pika.Message(
+                    row.payload.encode(),
+                    message_id=str(row.message_id),
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    type=row.destination if row.kind == "event" else None,
+                )
+                if row.kind == "event":
+                    pending.append(
+                        events.publish(message, routing_key=row.destination, mandatory=False)
+                    )
+                else:
+                    pending.append(
+                        default.publish(message, routing_key=row.destination, mandatory=True)
+                    )
+            await asyncio.gather(*pending)
+            conn.execute(
+                update(t.outbox)
+                .where(t.outbox.c.id.in_([r.id for r in rows]))
+                .values(
+                    sent_at=datetime.now(UTC),
+                    payload=case((t.outbox.c.kind == "command", "{}"), else_=t.outbox.c.payload),
+                )
+            )
+        self.published += len(rows)
+        return len(rows)
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                connection = await aio_pika.connect(self.settings.broker_url.split(";")[0])
+                async with connection:
+                    channel = await connection.channel(publisher_confirms=True)
+                    events = await declare_topology(channel, self.settings)
+                    self.connected, backoff = True, 0.5
+                    log.info("relay connected")
+                    while not self._stop.is_set():
+                        n = await self._publish_batch(channel, events)
+                        if n < self.settings.relay_batch_size:
+                            await self._sleep(self.settings.relay_poll_seconds)
+            except Exception as exc:  # broker or database down: back off and retry
+                self.connected = False
+                log.warning(
+                    "relay error, retrying", error=f"{type(exc).__name__}: {exc}", backoff=backoff
+                )
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        self.connected = False
+
+
+def run_relay(settings: Settings, *, health_port: int | None = 9300) -> None:
+    from workers.observability import configure_logging, start_health_server
+
+    configure_logging(settings)
+    relay = Relay(settings)
+    if health_port:
+        start_health_server(health_port, lambda: relay.connected)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, relay.stop)
+        await relay.run()
+
+    started = time.monotonic()
+    asyncio.run(main())
+    logging.getLogger(__name__).info(
+        "relay stopped after %.0fs, %d messages published",
+        time.monotonic() - started,
+        relay.published,
+    )

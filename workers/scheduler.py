@@ -1,0 +1,141 @@
+"""The expiry scheduler: turns due deadlines in the database into expiry commands.
+
+Deadlines live in ``orders.link_due_at`` / ``orders.reservation_due_at`` (indexed,
+set only while an expiry can still apply), never in worker memory or a RabbitMQ
+delay queue: a 48 h Dramatiq ``delay=`` would be held unacked and RabbitMQ's
+``consumer_timeout`` (30 min) would close the channel again and again.
+
+Each tick takes due rows with ``FOR UPDATE SKIP LOCKED`` (several schedulers may run),
+writes one expiry command per row into the outbox and stamps the release time, in one
+transaction. The relay publishes them; the worker re-checks status and deadline, so a
+link completed a second before its deadline stays completed. A row still due
+``REPUBLISH_AFTER`` after a release (say the worker rejected it for clock skew) is
+released again with a fresh command id.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from messages import commands as c
+from workers.settings import Settings
+from workers.storage import tables as t
+from workers.storage.engine import make_engine, make_session_factory
+from workers.storage.uow import SqlOutbox
+
+log = structlog.get_logger("paylink.scheduler")
+
+#: A deadline released but still due this long after is released again.
+REPUBLISH_AFTER = timedelta(minutes=5)
+
+
+def _due(
+    session: Session, due_col: object, released_col: object, now: datetime, limit: int
+) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
+    query = (
+        select(t.orders.c.order_id, t.orders.c.current_link_id)
+        .where(due_col <= now)  # type: ignore[operator]
+        .where(or_(released_col.is_(None), released_col < now - REPUBLISH_AFTER))  # type: ignore[attr-defined]
+        .order_by(due_col)  # type: ignore[arg-type]
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [(r.order_id, r.current_link_id) for r in session.execute(query)]
+
+
+def release_due(
+    session_factory: sessionmaker[Session], now: datetime, limit: int
+) -> tuple[int, int]:
+    """One tick: release due link and reservation expiries. Returns (links, reservations)."""
+    with session_factory() as session, session.begin():
+        outbox = SqlOutbox(session, lambda: now)
+        links = _due(
+            session, t.orders.c.link_due_at, t.orders.c.link_expiry_released_at, now, limit
+        )
+        for order_id, link_id in links:
+            assert link_id is not None
+            outbox.add_command(
+                c.ExpirePaymentLink(
+                    command_id=uuid.uuid5(link_id, f"expire-link:{now.isoformat()}"),
+                    issued_at=now,
+                    order_id=order_id,
+                    link_id=link_id,
+                )
+            )
+        reservations = _due(
+            session,
+            t.orders.c.reservation_due_at,
+            t.orders.c.reservation_expiry_released_at,
+            now,
+            limit,
+        )
+        for order_id, _ in reservations:
+            outbox.add_command(
+                c.ExpireAuthorization(
+                    command_id=uuid.uuid5(order_id, f"expire-authorization:{now.isoformat()}"),
+                    issued_at=now,
+                    order_id=order_id,
+                )
+            )
+        outbox.flush()
+        if links:
+            session.execute(
+                update(t.orders)
+                .where(t.orders.c.order_id.in_([o for o, _ in links]))
+                .values(link_expiry_released_at=now)
+            )
+        if reservations:
+            session.execute(
+                update(t.orders)
+                .where(t.orders.c.order_id.in_([o for o, _ in reservations]))
+                .values(reservation_expiry_released_at=now)
+            )
+    return len(links), len(reservations)
+
+
+class Scheduler:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.session_factory = make_session_factory(make_engine(settings.database_url))
+        self.stopping = threading.Event()
+        self.healthy = False
+        self.released = 0
+
+    def tick(self) -> int:
+        links, reservations = release_due(
+            self.session_factory, datetime.now(UTC), self.settings.scheduler_batch_size
+        )
+        if links or reservations:
+            log.info("expiries released", links=links, reservations=reservations)
+        self.released += links + reservations
+        return max(links, reservations)
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                full = self.tick() >= self.settings.scheduler_batch_size
+                self.healthy = True
+            except Exception as exc:  # database down: keep trying, report unready
+                self.healthy, full = False, False
+                log.warning("scheduler tick failed", error=f"{type(exc).__name__}: {exc}")
+            if not full:
+                self.stopping.wait(self.settings.scheduler_poll_seconds)
+
+
+def run_scheduler(settings: Settings, *, health_port: int | None = 9301) -> None:
+    from workers.observability import configure_logging, start_health_server
+
+    configure_logging(settings)
+    scheduler = Scheduler(settings)
+    if health_port:
+        start_health_server(health_port, lambda: scheduler.healthy)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: scheduler.stopping.set())
+    scheduler.run()

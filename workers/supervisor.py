@@ -1,0 +1,134 @@
+"""`paylink run` / `make run`: the whole service on one machine, supervised.
+
+Migrates the database, checks RabbitMQ, then starts and watches the worker pool
+(every queue), the outbox relay, the expiry scheduler and the metrics exporter as
+child processes. A child that dies is restarted; Ctrl-C stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import pika
+import structlog
+
+from workers.settings import Settings
+
+log = structlog.get_logger("paylink.run")
+
+
+class BrokerUnreachable(RuntimeError):
+    pass
+
+
+def check_broker(url: str, timeout: float = 5.0) -> None:
+    params = pika.URLParameters(url.split(";")[0])
+    params.socket_timeout = timeout
+    params.connection_attempts = 1
+    try:
+        pika.BlockingConnection(params).close()
+    except Exception as exc:
+        raise BrokerUnreachable(
+            f"RabbitMQ is not reachable at {params.host}:{params.port} ({type(exc).__name__}). "
+            "Start it (`rabbitmq-server -detached`) or set BROKER_URL."
+        ) from None
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env})
+        log.info("started", process=self.name, pid=self.process.pid)
+
+
+def children(settings: Settings, *, exporter: bool = True) -> list[Child]:
+    py = sys.executable
+    worker_argv = [
+        py,
+        "-m",
+        "dramatiq",
+        "workers.actors",
+        "-p",
+        str(settings.worker_processes),
+        "-t",
+        str(settings.worker_threads),
+    ]
+    procs = [
+        Child("worker", worker_argv, {"PAYLINK_WORKER_METRICS": "1"}),
+        Child(
+            "relay",
+            [
+                py,
+                "-c",
+                "from workers.relay import run_relay; from workers.settings import get_settings; run_relay(get_settings())",
+            ],
+        ),
+        Child(
+            "scheduler",
+            [
+                py,
+                "-c",
+                "from workers.scheduler import run_scheduler; from workers.settings import get_settings; run_scheduler(get_settings())",
+            ],
+        ),
+    ]
+    if exporter:
+        procs.append(Child("exporter", [py, "-m", "workers.cli", "exporter"]))
+    return procs
+
+
+def run(settings: Settings, *, exporter: bool = True) -> int:
+    from workers.storage.migrate import upgrade
+
+    check_broker(settings.broker_url)
+    upgrade(settings.database_url)
+    procs = children(settings, exporter=exporter)
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    for child in procs:
+        child.start()
+    print(
+        f"paylink is running: {settings.worker_processes} worker processes x "
+        f"{settings.worker_threads} threads on every queue, relay, scheduler"
+        + (", exporter on :9302/metrics" if exporter else "")
+        + f". Database {settings.database_url.split('@')[-1]}. Ctrl-C stops.",
+        flush=True,
+    )
+    while not stopping:
+        time.sleep(0.5)
+        for child in procs:
+            assert child.process is not None
+            code = child.process.poll()
+            if code is not None and not stopping:
+                child.restarts += 1
+                log.warning("child exited, restarting", process=child.name, code=code)
+                time.sleep(min(child.restarts, 10))
+                child.start()
+    for child in procs:
+        if child.process and child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 90
+    for child in procs:
+        if child.process:
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+    return 0
