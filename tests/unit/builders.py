@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -21,6 +22,7 @@ from domain.ports import NotificationRecord
 from domain.status import LinkStatus, PaymentStatus
 from messages import commands as c
 from messages.common import CommandBase, EventBase, Role
+from messages.events import OrderRejected
 from tests.fakes import Database, FakeClock, FakeUnitOfWork, RecordingNotifier, make_context
 
 C = TypeVar("C", bound=CommandBase)
@@ -123,6 +125,28 @@ SEED_PAYMENT_ACTIONS: dict[PaymentStatus, frozenset[str]] = {
 }
 
 
+@dataclass
+class Watch:
+    world: World
+    before: tuple[Any, ...]
+    mark: int
+
+    @property
+    def new_events(self) -> list[EventBase]:
+        return self.world.db.events[self.mark :]
+
+    def unchanged(self) -> bool:
+        return self.world.snapshot() == self.before
+
+    def assert_refused(self, outcome: Outcome, code: str) -> None:
+        """Rejected with ``code``: one order.rejected event naming the command, no change."""
+        assert (outcome.status, outcome.code) == ("rejected", code), outcome
+        (event,) = self.new_events
+        assert isinstance(event, OrderRejected)
+        assert (event.code, event.command_id) == (code, outcome.command_id)
+        assert self.unchanged()
+
+
 class World:
     """One store, one order under test, the fakes, and a clock that only moves when told."""
 
@@ -182,8 +206,9 @@ class World:
         orders = copy.deepcopy(self.db.orders)
         return orders, copy.deepcopy(self.db.stores), len(self.db.commands), self.notifier.sent[:]
 
-    def events_since(self, mark: int) -> list[EventBase]:
-        return self.db.events[mark:]
+    def watch(self) -> Watch:
+        """Remember the state now, to check later what a command did to it."""
+        return Watch(self, self.snapshot(), len(self.db.events))
 
     # ---- bringing the order into a status -------------------------------------------
 
