@@ -1,0 +1,218 @@
+"""deploy/rabbitmq: the broker topology Dramatiq expects, and least-privilege users.
+
+RabbitMQ matches a permission regex anywhere in the resource name (unanchored), and
+treats "" like "^$"; `allowed` reproduces that, so the checks below mean what the broker
+would do. The same rules were exercised once against a real broker (RabbitMQ 3.10.8,
+definitions imported into a scratch vhost): see deploy/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+import pytest
+from deploy_contract import (
+    COMMAND_QUEUES,
+    DEPLOY,
+    EVENTS_EXCHANGE,
+    UPSTREAM_EVENTS_QUEUE,
+    all_command_queue_names,
+    dq,
+    xq,
+)
+from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker
+
+Operation = Literal["configure", "write", "read"]
+
+DEFINITIONS: dict[str, Any] = json.loads(
+    (DEPLOY / "rabbitmq" / "definitions.json").read_text(encoding="utf-8")
+)
+VHOST = "paylink"
+QUEUES = {q["name"]: q for q in DEFINITIONS["queues"]}
+PERMISSIONS = {p["user"]: p for p in DEFINITIONS["permissions"]}
+#: The default exchange's name in permission checks.
+DEFAULT_EXCHANGE = "amq.default"
+#: Names nobody outside paylink's own queues should be able to touch.
+FOREIGN_NAMES = (
+    "evil",
+    "amq.topic",
+    "paylink.create-orderX",
+    "xpaylink.checkout",
+    "paylink.checkout.XQ.copy",
+    "paylink.unknown",
+)
+
+
+def allowed(user: str, operation: Operation, resource: str) -> bool:
+    pattern = PERMISSIONS[user][operation] or "^$"
+    return re.search(pattern, resource) is not None
+
+
+def dramatiq_queue_arguments(queue: str) -> dict[str, Any]:
+    """What Dramatiq's RabbitmqBroker sends when it declares `queue` (no connection made)."""
+    broker = RabbitmqBroker(url="amqp://127.0.0.1:1/")
+    return broker._build_queue_arguments(queue)
+
+
+def test_architecture_names_six_command_queues() -> None:
+    assert len(COMMAND_QUEUES) == 6
+
+
+def test_vhost_paylink_defaults_to_quorum_queues() -> None:
+    # Dramatiq declares queues without x-queue-type; with this default RabbitMQ fills in
+    # "quorum" and the redeclare matches the quorum queues defined here.
+    (vhost,) = DEFINITIONS["vhosts"]
+    assert vhost["name"] == VHOST
+    assert vhost["default_queue_type"] == "quorum"
+    assert vhost["metadata"]["default_queue_type"] == "quorum"
+
+
+def test_every_queue_of_the_architecture_exists_and_nothing_else() -> None:
+    assert set(QUEUES) == all_command_queue_names() | {UPSTREAM_EVENTS_QUEUE}
+    assert all(
+        q["vhost"] == VHOST and q["durable"] and not q["auto_delete"] for q in QUEUES.values()
+    )
+
+
+@pytest.mark.parametrize("queue", COMMAND_QUEUES)
+def test_command_queue_and_its_delay_queue_are_quorum_and_dead_letter_to_xq(queue: str) -> None:
+    for name in (queue, dq(queue)):
+        arguments = QUEUES[name]["arguments"]
+        assert arguments["x-queue-type"] == "quorum"
+        assert arguments["x-dead-letter-exchange"] == ""
+        assert arguments["x-dead-letter-routing-key"] == xq(queue)
+
+
+@pytest.mark.parametrize("queue", COMMAND_QUEUES)
+def test_queue_arguments_equal_what_dramatiq_redeclares(queue: str) -> None:
+    # Any difference (an extra x-delivery-limit, another TTL) makes Dramatiq's declare fail
+    # with PRECONDITION_FAILED; x-queue-type comes from the vhost default.
+    expected = dramatiq_queue_arguments(queue)
+    for name in (queue, dq(queue)):
+        arguments = dict(QUEUES[name]["arguments"])
+        assert arguments.pop("x-queue-type") == "quorum"
+        assert arguments == expected
+    xq_arguments = dict(QUEUES[xq(queue)]["arguments"])
+    assert xq_arguments.pop("x-queue-type") == "quorum"
+    assert xq_arguments == {"x-message-ttl": DEAD_MESSAGE_TTL}
+
+
+@pytest.mark.parametrize("queue", COMMAND_QUEUES)
+def test_delivery_limit_policy_covers_command_and_delay_queues_not_dead_letters(
+    queue: str,
+) -> None:
+    (policy,) = [p for p in DEFINITIONS["policies"] if "delivery-limit" in p["definition"]]
+
+    assert policy["vhost"] == VHOST
+    assert policy["apply-to"] in {"queues", "quorum_queues"}
+    assert 1 <= policy["definition"]["delivery-limit"] <= 100
+    assert policy["definition"]["dead-letter-strategy"] == "at-least-once"
+    assert re.search(policy["pattern"], queue)
+    assert re.search(policy["pattern"], dq(queue))
+    assert not re.search(policy["pattern"], xq(queue))
+    assert not re.search(policy["pattern"], UPSTREAM_EVENTS_QUEUE)
+
+
+def test_events_go_to_a_durable_topic_exchange_bound_to_the_upstream_queue() -> None:
+    (exchange,) = DEFINITIONS["exchanges"]
+    (binding,) = DEFINITIONS["bindings"]
+
+    assert (exchange["name"], exchange["type"], exchange["durable"]) == (
+        EVENTS_EXCHANGE,
+        "topic",
+        True,
+    )
+    assert exchange["vhost"] == VHOST
+    assert binding == {
+        "source": EVENTS_EXCHANGE,
+        "vhost": VHOST,
+        "destination": UPSTREAM_EVENTS_QUEUE,
+        "destination_type": "queue",
+        "routing_key": "#",
+        "arguments": {},
+    }
+
+
+def test_users_carry_no_password_and_only_the_expected_tags() -> None:
+    users = {u["name"]: u for u in DEFINITIONS["users"]}
+
+    assert set(users) == {"paylink-worker", "paylink-upstream", "paylink-monitor", "paylink-admin"}
+    assert all(u["password_hash"] == "" and "password" not in u for u in users.values())
+    assert users["paylink-worker"]["tags"] == []
+    assert users["paylink-upstream"]["tags"] == []
+    assert users["paylink-monitor"]["tags"] == ["monitoring"]
+    assert set(PERMISSIONS) == set(users)
+    assert all(p["vhost"] == VHOST for p in PERMISSIONS.values())
+
+
+def test_every_restricted_permission_regex_is_anchored() -> None:
+    for user in ("paylink-worker", "paylink-upstream", "paylink-monitor"):
+        for operation in ("configure", "write", "read"):
+            pattern = PERMISSIONS[user][operation]
+            assert re.fullmatch(r"\^.*\$", pattern), (user, operation)
+
+
+@pytest.mark.parametrize("queue", sorted(all_command_queue_names()))
+def test_upstream_cannot_read_or_configure_any_command_queue(queue: str) -> None:
+    assert not allowed("paylink-upstream", "read", queue)
+    assert not allowed("paylink-upstream", "configure", queue)
+
+
+def test_upstream_publishes_commands_through_the_default_exchange_only() -> None:
+    assert allowed("paylink-upstream", "write", DEFAULT_EXCHANGE)
+    assert not allowed("paylink-upstream", "write", EVENTS_EXCHANGE)
+    assert not any(allowed("paylink-upstream", "write", n) for n in FOREIGN_NAMES)
+
+
+def test_upstream_reads_only_its_event_queue() -> None:
+    assert allowed("paylink-upstream", "read", UPSTREAM_EVENTS_QUEUE)
+    assert not allowed("paylink-upstream", "configure", UPSTREAM_EVENTS_QUEUE)
+    assert not allowed("paylink-upstream", "read", EVENTS_EXCHANGE)
+    assert not any(allowed("paylink-upstream", "read", n) for n in FOREIGN_NAMES)
+
+
+@pytest.mark.parametrize("queue", COMMAND_QUEUES)
+def test_worker_may_do_what_dramatiq_does_with_its_queues(queue: str) -> None:
+    # queue.declare with a dead-letter exchange needs configure + read on the queue and
+    # write on the dead-letter exchange (the default one); consuming needs read; retries
+    # and follow-up commands publish through the default exchange.
+    for name in (queue, dq(queue), xq(queue)):
+        assert allowed("paylink-worker", "configure", name)
+        assert allowed("paylink-worker", "read", name)
+    assert allowed("paylink-worker", "write", DEFAULT_EXCHANGE)
+    assert allowed("paylink-worker", "write", EVENTS_EXCHANGE)
+
+
+def test_worker_cannot_configure_or_read_anything_else() -> None:
+    others = (*FOREIGN_NAMES, UPSTREAM_EVENTS_QUEUE, EVENTS_EXCHANGE, DEFAULT_EXCHANGE)
+    for name in others:
+        assert not allowed("paylink-worker", "configure", name), name
+    for name in (*FOREIGN_NAMES, UPSTREAM_EVENTS_QUEUE):
+        assert not allowed("paylink-worker", "read", name), name
+        assert not allowed("paylink-worker", "write", name), name
+
+
+def test_monitor_user_may_only_look() -> None:
+    names = (
+        *sorted(all_command_queue_names()),
+        UPSTREAM_EVENTS_QUEUE,
+        EVENTS_EXCHANGE,
+        DEFAULT_EXCHANGE,
+    )
+    for operation in ("configure", "write", "read"):
+        assert not any(allowed("paylink-monitor", operation, n) for n in names)
+
+
+def test_rabbitmq_conf_imports_the_definitions_file_compose_mounts() -> None:
+    conf = dict(
+        line.split(" = ", 1)
+        for line in (DEPLOY / "rabbitmq" / "rabbitmq.conf").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    )
+
+    assert conf["definitions.import_backend"] == "local_filesystem"
+    assert conf["definitions.local.path"] == "/etc/rabbitmq/definitions.json"
+    assert conf["definitions.skip_if_unchanged"] == "true"
+    assert conf["prometheus.tcp.port"] == "15692"
