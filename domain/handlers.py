@@ -136,16 +136,21 @@ def configure_store(cmd: c.ConfigureStore, uow: UnitOfWork, ctx: Context) -> Eve
     ]
 
 
-@handles(c.CreateOrder)
-def create_order(cmd: c.CreateOrder, uow: UnitOfWork, ctx: Context) -> Events:
-    authorize(cmd.actor, "CreateOrder", [cmd.store_id])
-    store = uow.stores.get(cmd.store_id)
+def _configured_store(store_id: str, uow: UnitOfWork) -> Store:
+    store = uow.stores.get(store_id)
     if store is None:
         raise ValidationFailed(
-            f"store {cmd.store_id!r} has no order configuration (Terms and Conditions URL, "
+            f"store {store_id!r} has no order configuration (Terms and Conditions URL, "
             "agreement currencies)",
             code="TERMS_NOT_CONFIGURED",
         )
+    return store
+
+
+@handles(c.CreateOrder)
+def create_order(cmd: c.CreateOrder, uow: UnitOfWork, ctx: Context) -> Events:
+    authorize(cmd.actor, "CreateOrder", [cmd.store_id])
+    store = _configured_store(cmd.store_id, uow)
     currency = currency_for_country(str(cmd.purchase_country))
     if cmd.purchase_currency is not None and str(cmd.purchase_currency) != currency:
         raise ValidationFailed(
@@ -186,6 +191,8 @@ def create_order(cmd: c.CreateOrder, uow: UnitOfWork, ctx: Context) -> Events:
 @handles(c.ResendPaymentLink)
 def resend_payment_link(cmd: c.ResendPaymentLink, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
+    # Seed 000: without Terms and Conditions "you will not be able to create or send order(s)".
+    _configured_store(order.store_id, uow).ensure_accepts_orders_in(order.currency)
     token = ctx.tokens.new_token()
     link = order.resend_link(uuid.uuid4(), hash_token(token), ctx.link_ttl)
     uow.outbox.add_command(_send_link_command(order, cmd.command_id, link.link_id, token, ctx))
