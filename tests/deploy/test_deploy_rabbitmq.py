@@ -1,4 +1,4 @@
-"""deploy/rabbitmq: the broker topology Dramatiq expects, and least-privilege users.
+"""deploy/rabbitmq: the topology paylink's broker declares, and least-privilege users.
 
 RabbitMQ matches a permission regex anywhere in the resource name (unanchored), and
 treats "" like "^$"; `allowed` reproduces that, so the checks below mean what the broker
@@ -22,7 +22,8 @@ from deploy_contract import (
     dq,
     xq,
 )
-from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker
+
+from workers.broker import XQ_ARGUMENTS, queue_arguments
 
 Operation = Literal["configure", "write", "read"]
 
@@ -50,19 +51,13 @@ def allowed(user: str, operation: Operation, resource: str) -> bool:
     return re.search(pattern, resource) is not None
 
 
-def dramatiq_queue_arguments(queue: str) -> dict[str, Any]:
-    """What Dramatiq's RabbitmqBroker sends when it declares `queue` (no connection made)."""
-    broker = RabbitmqBroker(url="amqp://127.0.0.1:1/")
-    return broker._build_queue_arguments(queue)
-
-
 def test_architecture_names_six_command_queues() -> None:
     assert len(COMMAND_QUEUES) == 6
 
 
 def test_vhost_paylink_defaults_to_quorum_queues() -> None:
-    # Dramatiq declares queues without x-queue-type; with this default RabbitMQ fills in
-    # "quorum" and the redeclare matches the quorum queues defined here.
+    # Dramatiq declares the .XQ queues without x-queue-type; with this default RabbitMQ
+    # fills in "quorum" and the redeclare matches the quorum queues defined here.
     (vhost,) = DEFINITIONS["vhosts"]
     assert vhost["name"] == VHOST
     assert vhost["default_queue_type"] == "quorum"
@@ -86,29 +81,36 @@ def test_command_queue_and_its_delay_queue_are_quorum_and_dead_letter_to_xq(queu
 
 
 @pytest.mark.parametrize("queue", COMMAND_QUEUES)
-def test_queue_arguments_equal_what_dramatiq_redeclares(queue: str) -> None:
-    # Any difference (an extra x-delivery-limit, another TTL) makes Dramatiq's declare fail
-    # with PRECONDITION_FAILED; x-queue-type comes from the vhost default.
-    expected = dramatiq_queue_arguments(queue)
+def test_command_queue_and_its_delay_queue_have_a_delivery_limit(queue: str) -> None:
     for name in (queue, dq(queue)):
-        arguments = dict(QUEUES[name]["arguments"])
-        assert arguments.pop("x-queue-type") == "quorum"
-        assert arguments == expected
-    xq_arguments = dict(QUEUES[xq(queue)]["arguments"])
-    assert xq_arguments.pop("x-queue-type") == "quorum"
-    assert xq_arguments == {"x-message-ttl": DEAD_MESSAGE_TTL}
+        assert 1 <= QUEUES[name]["arguments"]["x-delivery-limit"] <= 100
 
 
 @pytest.mark.parametrize("queue", COMMAND_QUEUES)
-def test_delivery_limit_policy_covers_command_and_delay_queues_not_dead_letters(
+def test_queue_arguments_equal_what_paylink_declares_with_quorum_queues(queue: str) -> None:
+    # Workers and relay redeclare every queue (PAYLINK_QUORUM_QUEUES=true); any difference
+    # makes RabbitMQ refuse with PRECONDITION_FAILED. The .XQ is declared without
+    # x-queue-type, which the vhost default fills in.
+    expected = queue_arguments(queue, quorum=True)
+    assert QUEUES[queue]["arguments"] == expected
+    assert QUEUES[dq(queue)]["arguments"] == expected
+    assert QUEUES[xq(queue)]["arguments"] == {"x-queue-type": "quorum", **XQ_ARGUMENTS}
+
+
+@pytest.mark.parametrize("queue", COMMAND_QUEUES)
+def test_dead_lettering_policy_covers_command_and_delay_queues_not_dead_letters(
     queue: str,
 ) -> None:
-    (policy,) = [p for p in DEFINITIONS["policies"] if "delivery-limit" in p["definition"]]
+    (policy,) = DEFINITIONS["policies"]
 
     assert policy["vhost"] == VHOST
     assert policy["apply-to"] in {"queues", "quorum_queues"}
-    assert 1 <= policy["definition"]["delivery-limit"] <= 100
-    assert policy["definition"]["dead-letter-strategy"] == "at-least-once"
+    # At-least-once: a dead letter leaves its queue only once the .XQ confirmed it (needs
+    # overflow reject-publish).
+    assert policy["definition"] == {
+        "dead-letter-strategy": "at-least-once",
+        "overflow": "reject-publish",
+    }
     assert re.search(policy["pattern"], queue)
     assert re.search(policy["pattern"], dq(queue))
     assert not re.search(policy["pattern"], xq(queue))
@@ -182,11 +184,17 @@ def test_worker_may_do_what_dramatiq_does_with_its_queues(queue: str) -> None:
         assert allowed("paylink-worker", "configure", name)
         assert allowed("paylink-worker", "read", name)
     assert allowed("paylink-worker", "write", DEFAULT_EXCHANGE)
+
+
+def test_worker_declares_and_publishes_to_the_events_exchange() -> None:
+    # The relay declares the exchange (idempotently) before publishing events to it.
+    assert allowed("paylink-worker", "configure", EVENTS_EXCHANGE)
     assert allowed("paylink-worker", "write", EVENTS_EXCHANGE)
+    assert not allowed("paylink-worker", "read", EVENTS_EXCHANGE)
 
 
 def test_worker_cannot_configure_or_read_anything_else() -> None:
-    others = (*FOREIGN_NAMES, UPSTREAM_EVENTS_QUEUE, EVENTS_EXCHANGE, DEFAULT_EXCHANGE)
+    others = (*FOREIGN_NAMES, UPSTREAM_EVENTS_QUEUE, DEFAULT_EXCHANGE)
     for name in others:
         assert not allowed("paylink-worker", "configure", name), name
     for name in (*FOREIGN_NAMES, UPSTREAM_EVENTS_QUEUE):
