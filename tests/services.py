@@ -1,0 +1,38 @@
+"""Reaching the real services: skip on a laptop without them, fail under CI=true."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+RABBITMQ_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require(name: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable on {host}:{port}"
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{message} (CI=true: integration tests must run against real services)")
+    pytest.skip(message)
+
+
+def require_rabbitmq() -> None:
+    require("RabbitMQ", "127.0.0.1", 5672)
+
+
+def require_postgres() -> None:
+    require("PostgreSQL", "127.0.0.1", 5432)
