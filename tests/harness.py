@@ -8,6 +8,7 @@ reads the resulting events from a queue bound to ``paylink.events``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -172,10 +173,8 @@ class Harness:
     def close(self) -> None:
         for proc in self.procs:
             proc.stop()
-        try:
+        with contextlib.suppress(Exception):
             self._conn.close()
-        except Exception:
-            pass
         self.engine.dispose()
 
     def logs(self) -> str:

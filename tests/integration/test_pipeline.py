@@ -153,8 +153,7 @@ def test_invalid_command_with_an_id_is_rejected_with_its_fields(harness: Harness
     h.start_all()
     cid = uuid.uuid4()
     body = (
-        '{"queue_name":"paylink.order-management","actor_name":"capture_payment","args":[{"command_id":"%s","amount":"lots"}],"kwargs":{},"options":{},"message_id":"m1","message_timestamp":0}'
-        % cid
+        f'{{"queue_name":"paylink.order-management","actor_name":"capture_payment","args":[{{"command_id":"{cid}","amount":"lots"}}],"kwargs":{{}},"options":{{}},"message_id":"m1","message_timestamp":0}}'
     ).encode()
     h.publish_raw("paylink.order-management", body)
     rejected = h.wait_event("order.rejected", command_id=cid)
