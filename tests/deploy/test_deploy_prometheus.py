@@ -1,0 +1,104 @@
+"""deploy/prometheus: scrape targets on the fixed ports, alert rules on known metrics."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+from deploy_contract import DEPLOY, PORTS, WORKER_GROUPS, yaml_documents
+from known_metrics import known_metric_names
+from promql_names import metric_names
+
+PROMETHEUS_DIR = DEPLOY / "prometheus"
+(CONFIG,) = yaml_documents(PROMETHEUS_DIR / "prometheus.yml")
+(ALERTS,) = yaml_documents(PROMETHEUS_DIR / "alerts.yml")
+RULES: list[dict[str, Any]] = [rule for group in ALERTS["groups"] for rule in group["rules"]]
+JOBS = {job["job_name"]: job for job in CONFIG["scrape_configs"]}
+
+
+def targets(job: dict[str, Any]) -> set[tuple[str, int]]:
+    found = set()
+    for sd in job.get("dns_sd_configs", []):
+        found |= {(name, sd["port"]) for name in sd["names"]}
+    for static in job.get("static_configs", []):
+        for target in static["targets"]:
+            host, port = target.rsplit(":", 1)
+            found.add((host, int(port)))
+    return found
+
+
+def test_workers_are_scraped_on_the_dramatiq_port_in_every_group() -> None:
+    expected = {(f"worker-{group}", PORTS["worker"]) for group in WORKER_GROUPS}
+
+    assert targets(JOBS["paylink-worker"]) == expected
+
+
+@pytest.mark.parametrize("process", ["relay", "scheduler", "exporter"])
+def test_process_is_scraped_on_its_fixed_port(process: str) -> None:
+    assert targets(JOBS[f"paylink-{process}"]) == {(process, PORTS[process])}
+
+
+def test_rabbitmq_is_scraped_per_queue_on_the_plugin_port() -> None:
+    assert targets(JOBS["rabbitmq"]) == {("rabbitmq", 15692)}
+    assert JOBS["rabbitmq"]["metrics_path"] == "/metrics/per-object"
+
+
+def test_alert_rule_file_is_loaded_from_beside_the_config() -> None:
+    assert CONFIG["rule_files"] == ["alerts.yml"]
+
+
+def test_alert_names_are_unique() -> None:
+    names = [rule["alert"] for rule in RULES]
+
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r["alert"])
+def test_alert_has_severity_summary_and_runbook(rule: dict[str, Any]) -> None:
+    assert rule["expr"].strip()
+    assert rule["labels"]["severity"] in {"critical", "warning"}
+    assert rule["annotations"]["summary"].strip()
+    assert rule["annotations"]["runbook"].strip()
+    assert rule["for"]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r["alert"])
+def test_alert_reads_only_known_metrics(rule: dict[str, Any]) -> None:
+    names = metric_names(rule["expr"])
+
+    assert names
+    assert names <= known_metric_names(), names - known_metric_names()
+
+
+@pytest.mark.parametrize(
+    ("alert", "needle"),
+    [
+        ("PaylinkCommandQueueBacklog", 'paylink_queue_messages{state="ready"}'),
+        ("PaylinkDeadLetters", 'paylink_queue_messages{state="dead"}) > 0'),
+        ("PaylinkOutboxLag", "paylink_outbox_oldest_unsent_age_seconds) > 60"),
+        ("PaylinkExpiriesOverdue", "paylink_expiries_overdue) > 0"),
+        ("PaylinkLinkDeliveryFailures", "rate(paylink_link_delivery_failures_total"),
+        ("PaylinkWorkerErrors", "rate(dramatiq_message_errors_total"),
+    ],
+)
+def test_the_required_alerts_watch_what_they_are_named_for(alert: str, needle: str) -> None:
+    (rule,) = [r for r in RULES if r["alert"] == alert]
+
+    assert needle in rule["expr"]
+
+
+def test_overdue_expiries_alert_after_five_minutes() -> None:
+    (rule,) = [r for r in RULES if r["alert"] == "PaylinkExpiriesOverdue"]
+
+    assert rule["for"] == "5m"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (optional)")
+def test_promtool_accepts_the_config_and_the_rules() -> None:
+    for args in (["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"]):
+        result = subprocess.run(
+            ["promtool", *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
