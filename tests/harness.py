@@ -75,7 +75,7 @@ class Proc:
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, sig)
 
-    def stop(self, timeout: float = 15) -> None:
+    def stop(self, timeout: float = 3) -> None:
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, signal.SIGTERM)
             try:
