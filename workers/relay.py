@@ -154,3 +154,9 @@ def run_relay(settings: Settings, *, health_port: int | None = 9300) -> None:
         time.monotonic() - started,
         relay.published,
     )
+
+
+if __name__ == "__main__":
+    from workers.settings import get_settings
+
+    run_relay(get_settings(), health_port=None)

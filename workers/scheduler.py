@@ -139,3 +139,9 @@ def run_scheduler(settings: Settings, *, health_port: int | None = 9301) -> None
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: scheduler.stopping.set())
     scheduler.run()
+
+
+if __name__ == "__main__":
+    from workers.settings import get_settings
+
+    run_scheduler(get_settings(), health_port=None)
