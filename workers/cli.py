@@ -1,0 +1,186 @@
+"""`paylink`: the one console script for every process and for the people who run them.
+
+Processes: ``worker``, ``relay``, ``scheduler``, ``exporter`` (and ``run`` for all of
+them on one machine), ``migrate``. Operations: ``publish``, ``orders``, ``queues``,
+``dlq``, ``asyncapi``. Names and ports are those of docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.engine import make_url
+
+from messages.routing import ALL_QUEUES
+from workers import cli_orders, cli_publish, cli_queues
+from workers.cli_common import CliError, PaylinkGroup, load_settings, note, split_queues
+
+app = typer.Typer(
+    cls=PaylinkGroup,
+    name="paylink",
+    help="paylink: pay-by-link orders over RabbitMQ. Run a process or inspect the system.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(cli_orders.app, name="orders")
+app.add_typer(cli_queues.dlq_app, name="dlq")
+app.command("queues")(cli_queues.queues)
+app.command("publish")(cli_publish.publish)
+
+#: Dramatiq's Prometheus middleware serves here (docs/architecture.md).
+WORKER_METRICS_PORT = 9191
+RELAY_PORT = 9300
+SCHEDULER_PORT = 9301
+
+
+def _lazy(module: str, name: str, what: str) -> Callable[..., Any]:
+    """Import a process entry point only when its command runs."""
+    try:
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError) as exc:
+        raise CliError(f"the {what} is not available in this build ({exc})") from None
+
+
+def safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable DATABASE_URL)"
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Option(help="Alembic revision to upgrade to.")] = "head",
+) -> None:
+    """Bring the database schema up to date (alembic upgrade)."""
+    from workers.storage.migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"database {safe_url(settings.database_url)} is at {revision}")
+
+
+@app.command()
+def worker(
+    processes: Annotated[
+        int | None,
+        typer.Option("--processes", "-p", min=1, max=64, help="Default PAYLINK_WORKER_PROCESSES."),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", "-t", min=1, max=256, help="Default PAYLINK_WORKER_THREADS."),
+    ] = None,
+    queues: Annotated[
+        list[str] | None,
+        typer.Option("--queues", "-Q", help="Comma-separated command queues; default all."),
+    ] = None,
+    metrics_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Dramatiq's Prometheus metrics port.")
+    ] = WORKER_METRICS_PORT,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the Dramatiq command line; start nothing.")
+    ] = False,
+) -> None:
+    """Run Dramatiq worker processes for the paylink actors."""
+    settings = load_settings()
+    chosen = split_queues(queues) if queues else list(ALL_QUEUES)
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "workers.actors",
+        "-p",
+        str(processes or settings.worker_processes),
+        "-t",
+        str(threads or settings.worker_threads),
+        "-Q",
+        *chosen,
+    ]
+    env = {**os.environ, "PAYLINK_WORKER_METRICS": "1", "dramatiq_prom_port": str(metrics_port)}
+    if dry_run:
+        typer.echo(f"PAYLINK_WORKER_METRICS=1 dramatiq_prom_port={metrics_port} {' '.join(argv)}")
+        return
+    note(f"starting workers on {', '.join(chosen)}; metrics on :{metrics_port}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe(sys.executable, argv, env)  # noqa: S606 - our own interpreter, fixed args
+
+
+@app.command()
+def relay(
+    health_port: Annotated[int, typer.Option(help="/metrics, /healthz, /readyz.")] = RELAY_PORT,
+) -> None:
+    """Run the outbox relay: publish committed events and commands."""
+    run_relay = _lazy("workers.relay", "run_relay", "outbox relay")
+    run_relay(load_settings(), health_port=health_port)
+
+
+@app.command()
+def scheduler(
+    health_port: Annotated[int, typer.Option(help="/metrics, /healthz, /readyz.")] = SCHEDULER_PORT,
+) -> None:
+    """Run the expiry scheduler: release link and reservation expiries when due."""
+    run_scheduler = _lazy("workers.scheduler", "run_scheduler", "expiry scheduler")
+    run_scheduler(load_settings(), health_port=health_port)
+
+
+@app.command()
+def exporter(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="/metrics, /healthz, /readyz.")] = (
+        9302
+    ),
+    management_url: cli_queues.ManagementUrl = None,
+) -> None:
+    """Serve the paylink_* metrics (queues, outbox, expiries, business counters)."""
+    from workers.exporter import run_exporter
+
+    settings = load_settings()
+    url = cli_queues.resolve_management_url(management_url, settings.broker_url)
+    run_exporter(settings, port=port, management_url=url)
+
+
+@app.command()
+def run(
+    exporter: Annotated[bool, typer.Option(help="Also run the metrics exporter.")] = True,
+) -> None:
+    """Run everything on this machine (migrate, workers, relay, scheduler, exporter)."""
+    run_all = _lazy("workers.supervisor", "run", "supervisor")
+    raise typer.Exit(run_all(load_settings(), exporter=exporter))
+
+
+@app.command()
+def asyncapi(
+    write: Annotated[bool, typer.Option("--write", help="Write the file instead of printing.")] = (
+        False
+    ),
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the file is not up to date.")
+    ] = False,
+    output: Annotated[Path, typer.Option(help="Where --write/--check look.")] = Path(
+        "docs/asyncapi.yaml"
+    ),
+) -> None:
+    """The AsyncAPI 3.0.0 contract generated from messages/ (docs/asyncapi.yaml)."""
+    from workers import asyncapi as contract
+
+    if check:
+        current = output.read_text(encoding="utf-8") if output.exists() else ""
+        if current != contract.render():
+            raise CliError(f"{output} is out of date; run `paylink asyncapi --write`")
+        typer.echo(f"{output} is up to date")
+    elif write:
+        changed = contract.write(output)
+        typer.echo(f"{'wrote' if changed else 'unchanged:'} {output}")
+    else:
+        typer.echo(contract.render(), nl=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,156 @@
+"""What every `paylink` command shares: settings, consoles, and one-line errors.
+
+A person at a terminal gets one red line saying what is wrong and an exit code
+(1 for a failure, 2 for a usage error), never a traceback. ``PAYLINK_DEBUG=1``
+lets exceptions through when a developer wants the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import pika
+import pydantic
+import sqlalchemy.exc
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from messages.routing import ALL_QUEUES
+from workers.settings import Settings, get_settings
+
+
+class CliError(Exception):
+    """A failure the user can act on: printed as one line, exit code ``code``."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+def stdout() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    """A remark for the person running the command (stderr, so stdout stays parseable)."""
+    stderr().print(f"[dim]{escape(message)}[/dim]")
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def print_error(message: str) -> None:
+    stderr().print(f"[bold red]error:[/bold red] [red]{escape(one_line(message))}[/red]")
+
+
+def load_settings() -> Settings:
+    try:
+        return get_settings()
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        raise CliError(f"invalid configuration: {problems}") from None
+
+
+def check_queue(name: str) -> str:
+    """``name`` if it is a command queue (a trailing .XQ is accepted), else a clear error."""
+    queue = name.strip().removesuffix(".XQ")
+    if queue not in ALL_QUEUES:
+        raise CliError(f"unknown queue {name!r}; valid queues: {', '.join(ALL_QUEUES)}", 2)
+    return queue
+
+
+def split_queues(values: Sequence[str]) -> list[str]:
+    """Queue names from options given as ``a,b`` and/or repeated, checked, in order."""
+    names = [n for value in values for n in value.split(",") if n.strip()]
+    return list(dict.fromkeys(check_queue(n) for n in names))
+
+
+def open_broker(settings: Settings, *, timeout: float = 5.0) -> pika.BlockingConnection:
+    from workers.exporter import broker_location, connect
+
+    try:
+        return connect(settings.broker_url, timeout=timeout)
+    except pika.exceptions.AMQPConnectionError as exc:
+        raise CliError(
+            f"cannot connect to RabbitMQ at {broker_location(settings.broker_url)} "
+            f"({type(exc).__name__}); start it or set BROKER_URL"
+        ) from None
+
+
+def describe(exc: BaseException) -> tuple[str, int]:
+    """The one line and exit code for an exception that reached the command line."""
+    if isinstance(exc, CliError):
+        return exc.message, exc.code
+    if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+        # Typer's (Click's) usage errors: bad option, missing argument, unknown command.
+        message = exc.format_message()
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None and exc.exit_code == 2:
+            message += f" (see '{ctx.command_path} --help')"
+        return message, exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", 130
+    if isinstance(exc, pydantic.ValidationError):
+        return f"invalid input: {exc.errors(include_url=False)[0]['msg']}", 1
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        hint = ""
+        if "no such table" in reason or "does not exist" in reason:
+            hint = "; run `paylink migrate` first"
+        return f"database error: {reason}{hint}", 1
+    if isinstance(exc, sqlalchemy.exc.ArgumentError):
+        return f"bad DATABASE_URL: {exc}", 1
+    if isinstance(exc, pika.exceptions.AMQPConnectionError):
+        return f"cannot connect to RabbitMQ ({type(exc).__name__}); start it or set BROKER_URL", 1
+    if isinstance(exc, pika.exceptions.AMQPError):
+        return f"RabbitMQ error: {type(exc).__name__}: {exc}", 1
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), 1
+    if isinstance(exc, RuntimeError) and type(exc).__name__ == "Abort":
+        return "aborted", 1
+    return f"unexpected error ({type(exc).__name__}): {exc}", 1
+
+
+class PaylinkGroup(TyperGroup):
+    """The root command: turns every escaping exception into one red line and an exit code."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode or os.environ.get("PAYLINK_DEBUG") == "1":
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except Exception as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                # The help was printed already (rich), or is the message (plain).
+                text = exc.format_message()  # type: ignore[attr-defined]
+                if text.strip():
+                    stderr().print(escape(text))
+                sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+            message, code = describe(exc)
+            print_error(message)
+            sys.exit(code)
+        except KeyboardInterrupt:
+            print_error("interrupted")
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,478 @@
+"""`paylink exporter`: the paylink_* metrics of docs/architecture.md, computed at scrape time.
+
+Queue depths come from RabbitMQ (a passive ``queue_declare`` gives ready messages and
+consumers; the management API, when reachable, gives unacknowledged ones). Everything
+else comes from the database, so every number is the same whichever process or replica
+is scraped: outbox backlog and age, pending and overdue expiries, and business
+counters aggregated from the event rows of the outbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import threading
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pika
+import structlog
+from dramatiq.brokers.rabbitmq import dq_name, xq_name
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import BigInteger, Engine, case, cast, exists, func, literal_column, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import String
+
+from messages.routing import ALL_QUEUES
+from workers.settings import Settings
+from workers.storage import tables as t
+
+log = structlog.get_logger("paylink.exporter")
+
+#: The exporter's port (docs/architecture.md, "Processes").
+EXPORTER_PORT = 9302
+#: An expiry this far past its deadline counts as overdue: the scheduler polls every
+#: second, so a minute behind means it is stuck or far behind.
+OVERDUE_AFTER = timedelta(seconds=60)
+#: Outbox rows older than this are final (every transaction that could still commit a
+#: lower id is long over: actors are limited to 60 s), so their counts are added up once.
+SETTLED_AFTER = timedelta(minutes=5)
+#: RabbitMQ management API port, used when no management URL is given.
+MANAGEMENT_PORT = 15672
+
+
+# ---- RabbitMQ ----------------------------------------------------------------------
+
+
+def connect(broker_url: str, *, timeout: float = 5.0) -> pika.BlockingConnection:
+    """A blocking connection to the first reachable node of ``broker_url`` (';'-separated)."""
+    candidates = []
+    for url in filter(None, (u.strip() for u in broker_url.split(";"))):
+        params = pika.URLParameters(url)
+        params.socket_timeout = timeout
+        params.blocked_connection_timeout = timeout
+        params.connection_attempts = 1
+        candidates.append(params)
+    return pika.BlockingConnection(candidates)
+
+
+def broker_location(broker_url: str) -> str:
+    """``host:port`` of the first broker node, for messages (never the credentials)."""
+    params = pika.URLParameters(broker_url.split(";")[0].strip())
+    return f"{params.host}:{params.port}"
+
+
+def default_management_url(broker_url: str) -> str:
+    params = pika.URLParameters(broker_url.split(";")[0].strip())
+    return f"http://{params.host}:{MANAGEMENT_PORT}"
+
+
+def fetch_unacked(
+    management_url: str, broker_url: str, *, timeout: float = 2.0
+) -> dict[str, int] | None:
+    """Unacknowledged messages per queue from the management API, or None if unreachable."""
+    parts = urlsplit(management_url)
+    if parts.scheme not in ("http", "https"):
+        return None
+    broker = pika.URLParameters(broker_url.split(";")[0].strip())
+    user = parts.username or broker.credentials.username
+    password = parts.password or broker.credentials.password
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    vhost = quote(broker.virtual_host, safe="")
+    url = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}/api/queues/{vhost}"
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        url + "?columns=name,messages_unacknowledged",
+        headers={"Authorization": f"Basic {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            rows = json.load(response)
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+    return {
+        row["name"]: int(row.get("messages_unacknowledged") or 0)
+        for row in rows
+        if isinstance(row, dict) and "name" in row
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """One command queue. ``None`` means unknown: queue not declared, or no management API."""
+
+    queue: str
+    ready: int | None
+    consumers: int | None
+    unacked: int | None
+    dead: int | None
+    delayed: int | None
+
+
+def inspect_queues(
+    broker_url: str,
+    queues: Sequence[str] = ALL_QUEUES,
+    *,
+    management_url: str | None = None,
+    timeout: float = 5.0,
+) -> list[QueueDepth]:
+    """Depths of ``queues`` and their dead-letter (.XQ) and delay (.DQ) queues."""
+    connection = connect(broker_url, timeout=timeout)
+    counts: dict[str, tuple[int, int] | None] = {}
+    try:
+        channel = connection.channel()
+        for name in (n for q in queues for n in (q, xq_name(q), dq_name(q))):
+            try:
+                ok = channel.queue_declare(name, passive=True)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code != 404:
+                    raise
+                counts[name] = None
+                channel = connection.channel()
+                continue
+            counts[name] = (ok.method.message_count, ok.method.consumer_count)
+    finally:
+        if connection.is_open:
+            connection.close()
+    unacked = fetch_unacked(management_url, broker_url) if management_url else None
+
+    def ready(name: str) -> int | None:
+        found = counts.get(name)
+        return None if found is None else found[0]
+
+    return [
+        QueueDepth(
+            queue=q,
+            ready=ready(q),
+            consumers=None if counts.get(q) is None else counts[q][1],  # type: ignore[index]
+            unacked=None if unacked is None or counts.get(q) is None else unacked.get(q, 0),
+            dead=ready(xq_name(q)),
+            delayed=ready(dq_name(q)),
+        )
+        for q in queues
+    ]
+
+
+# ---- database ----------------------------------------------------------------------
+
+
+class JsonText(FunctionElement[str]):
+    """``payload ->> key`` on PostgreSQL, ``json_extract(payload, '$.key')`` on SQLite."""
+
+    type = String()
+    inherit_cache = True
+    name = "json_text"
+
+
+def _json_text(column: Any, key: str) -> JsonText:
+    if not key.isidentifier():
+        raise ValueError(f"not a JSON key paylink uses: {key!r}")
+    return JsonText(column, literal_column(key))
+
+
+def _parts(element: JsonText, compiler: SQLCompiler, **kw: Any) -> tuple[str, str]:
+    column, key = list(element.clauses)
+    return compiler.process(column, **kw), key.text  # type: ignore[attr-defined]
+
+
+@compiles(JsonText, "postgresql")
+def _json_text_postgresql(element: JsonText, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key = _parts(element, compiler, **kw)
+    return f"(CAST({column} AS json) ->> '{key}')"
+
+
+@compiles(JsonText)
+def _json_text_sqlite(element: JsonText, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key = _parts(element, compiler, **kw)
+    return f"json_extract({column}, '$.{key}')"
+
+
+#: Event type -> (counter label, payload field giving it), for the business counters.
+COUNTED_EVENTS: dict[str, tuple[str, str] | None] = {
+    "order.created": ("currency", "currency"),
+    "order.rejected": ("code", "code"),
+    "link.sent": ("channel", "channel"),
+    "link.delivery_failed": ("channel", "channel"),
+    "link.expired": None,
+    "payment.captured": ("currency", "currency"),
+    "payment.refunded": ("currency", "currency"),
+}
+_AMOUNT_EVENTS = ("payment.captured", "payment.refunded")
+
+#: (event type, label value) -> (events, summed minor units)
+Totals = Counter[tuple[str, str, str]]
+
+
+def _event_totals_query(after_id: int, up_to_id: int | None) -> Any:
+    o = t.outbox
+    earlier = o.alias("earlier")
+    label = case(
+        *[
+            (o.c.destination == event, _json_text(o.c.payload, spec[1]))
+            for event, spec in COUNTED_EVENTS.items()
+            if spec is not None
+        ],
+        else_=literal_column("''"),
+    )
+    amount = case(
+        (o.c.destination.in_(_AMOUNT_EVENTS), cast(_json_text(o.c.payload, "amount"), BigInteger)),
+        else_=literal_column("0"),
+    )
+    # A replayed command writes its events again with the same ids: count the first copy.
+    first_copy = o.c.order_id.is_(None) | ~exists().where(
+        earlier.c.order_id == o.c.order_id,
+        earlier.c.message_id == o.c.message_id,
+        earlier.c.id < o.c.id,
+    )
+    rows = (
+        select(o.c.destination, label.label("label"), amount.label("amount"))
+        .where(o.c.kind == "event", o.c.destination.in_(COUNTED_EVENTS), o.c.id > after_id)
+        .where(first_copy)
+    )
+    if up_to_id is not None:
+        rows = rows.where(o.c.id <= up_to_id)
+    sub = rows.subquery()
+    return select(sub.c.destination, sub.c.label, func.count(), func.sum(sub.c.amount)).group_by(
+        sub.c.destination, sub.c.label
+    )
+
+
+class EventTotals:
+    """Business counters summed over outbox event rows, incrementally.
+
+    Rows older than ``SETTLED_AFTER`` are added up once and remembered (up to a
+    watermark id); newer rows are counted afresh at every scrape. A new exporter
+    process starts by adding up the whole history once.
+    """
+
+    def __init__(self) -> None:
+        self.watermark = 0
+        self.settled: Totals = Counter()
+
+    @staticmethod
+    def _run(conn: Any, after_id: int, up_to_id: int | None) -> Totals:
+        totals: Totals = Counter()
+        for destination, label, count, amount in conn.execute(
+            _event_totals_query(after_id, up_to_id)
+        ):
+            key = str(label) if label is not None else "unknown"
+            totals[(destination, key, "count")] += int(count)
+            totals[(destination, key, "amount")] += int(amount or 0)
+        return totals
+
+    def current(self, conn: Any, now: datetime) -> Totals:
+        o = t.outbox
+        settled_id = conn.execute(
+            select(func.max(o.c.id)).where(o.c.created_at < now - SETTLED_AFTER)
+        ).scalar()
+        if settled_id is not None and settled_id > self.watermark:
+            self.settled.update(self._run(conn, self.watermark, settled_id))
+            self.watermark = settled_id
+        return self.settled + self._run(conn, self.watermark, None)
+
+
+# ---- the collector ---------------------------------------------------------------
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class PaylinkCollector(Collector):
+    """Computes every paylink_* metric when Prometheus scrapes, never in between."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        broker_url: str,
+        *,
+        management_url: str | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.engine, self.broker_url, self.management_url = engine, broker_url, management_url
+        self.clock = clock
+        self.events = EventTotals()
+        self._lock = threading.Lock()
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            return [*self._queue_metrics(), *self._database_metrics()]
+
+    def ready(self) -> bool:
+        """Ready while the database answers: it is the source of most metrics."""
+        with self.engine.connect() as conn:
+            conn.execute(select(1))
+        return True
+
+    def _queue_metrics(self) -> list[Metric]:
+        messages = GaugeMetricFamily(
+            "paylink_queue_messages",
+            "Messages in a command queue: ready, unacked, or dead (its .XQ).",
+            labels=["queue", "state"],
+        )
+        consumers = GaugeMetricFamily(
+            "paylink_queue_consumers", "Consumers of a command queue.", labels=["queue"]
+        )
+        try:
+            depths = inspect_queues(
+                self.broker_url, management_url=self.management_url, timeout=3.0
+            )
+        except Exception as exc:
+            log.warning("queue depths unavailable", error=f"{type(exc).__name__}: {exc}")
+            return [messages, consumers]
+        for d in depths:
+            for state, value in (("ready", d.ready), ("unacked", d.unacked), ("dead", d.dead)):
+                if value is not None:
+                    messages.add_metric([d.queue, state], value)
+            if d.consumers is not None:
+                consumers.add_metric([d.queue], d.consumers)
+        return [messages, consumers]
+
+    def _database_metrics(self) -> list[Metric]:
+        now = self.clock()
+        try:
+            with self.engine.connect() as conn:
+                gauges = self._gauges(conn, now)
+                totals = self.events.current(conn, now)
+        except Exception as exc:
+            log.warning("database metrics unavailable", error=f"{type(exc).__name__}: {exc}")
+            return []
+        return [*gauges, *_counters(totals)]
+
+    def _gauges(self, conn: Any, now: datetime) -> list[Metric]:
+        o = t.outbox
+        backlog, oldest = conn.execute(
+            select(func.count(), func.min(o.c.created_at)).where(o.c.sent_at.is_(None))
+        ).one()
+        age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        pending = GaugeMetricFamily(
+            "paylink_expiries_pending", "Deadlines the scheduler still watches.", labels=["kind"]
+        )
+        overdue = GaugeMetricFamily(
+            "paylink_expiries_overdue",
+            "Deadlines passed more than a minute ago and not yet expired.",
+            labels=["kind"],
+        )
+        for kind, column in (
+            ("link", t.orders.c.link_due_at),
+            ("reservation", t.orders.c.reservation_due_at),
+        ):
+            total, late = conn.execute(
+                select(func.count(), func.count(case((column <= now - OVERDUE_AFTER, 1)))).where(
+                    column.is_not(None)
+                )
+            ).one()
+            pending.add_metric([kind], total)
+            overdue.add_metric([kind], late)
+        return [
+            GaugeMetricFamily(
+                "paylink_outbox_backlog", "Outbox rows not yet published.", value=backlog
+            ),
+            GaugeMetricFamily(
+                "paylink_outbox_oldest_unsent_age_seconds",
+                "Age of the oldest unpublished outbox row (0 when none).",
+                value=age,
+            ),
+            pending,
+            overdue,
+        ]
+
+
+#: The business counters: (name, help, label, event type, what is summed).
+COUNTERS: tuple[tuple[str, str, str | None, str, str], ...] = (
+    ("paylink_orders_created_total", "Orders created.", "currency", "order.created", "count"),
+    ("paylink_orders_rejected_total", "Commands refused.", "code", "order.rejected", "count"),
+    ("paylink_links_sent_total", "Payment links delivered.", "channel", "link.sent", "count"),
+    (
+        "paylink_link_delivery_failures_total",
+        "Payment links that could not be delivered.",
+        "channel",
+        "link.delivery_failed",
+        "count",
+    ),
+    ("paylink_links_expired_total", "Payment links expired.", None, "link.expired", "count"),
+    (
+        "paylink_captured_minor_units_total",
+        "Captured amount in minor units.",
+        "currency",
+        "payment.captured",
+        "amount",
+    ),
+    (
+        "paylink_refunded_minor_units_total",
+        "Refunded amount in minor units.",
+        "currency",
+        "payment.refunded",
+        "amount",
+    ),
+    ("paylink_captures_total", "Captures.", "currency", "payment.captured", "count"),
+    ("paylink_refunds_total", "Refunds.", "currency", "payment.refunded", "count"),
+)
+
+
+def _counters(totals: Totals) -> list[Metric]:
+    families: list[Metric] = []
+    for name, doc, label, event, measure in COUNTERS:
+        family = CounterMetricFamily(name, doc, labels=[label] if label else None)
+        for (destination, value, what), amount in sorted(totals.items()):
+            if destination == event and what == measure:
+                family.add_metric([value] if label else [], amount)
+        if not label and not family.samples:
+            family.add_metric([], 0)
+        families.append(family)
+    return families
+
+
+# ---- the process -------------------------------------------------------------------
+
+
+def build_registry(collector: PaylinkCollector) -> CollectorRegistry:
+    """A registry holding only the paylink_* metrics (no process or Python metrics)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+def run_exporter(
+    settings: Settings,
+    *,
+    port: int = EXPORTER_PORT,
+    management_url: str | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve /metrics, /healthz and /readyz on ``port`` until SIGTERM/SIGINT (or ``stop``)."""
+    from workers.observability import configure_logging, start_health_server
+    from workers.storage.engine import make_engine
+
+    configure_logging(settings)
+    engine = make_engine(settings.database_url)
+    collector = PaylinkCollector(engine, settings.broker_url, management_url=management_url)
+    server = start_health_server(port, collector.ready, registry=build_registry(collector))
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    log.info("exporter serving", port=server.port)
+    try:
+        stop.wait()
+    finally:
+        server.shutdown()
+        server.server_close()
+        engine.dispose()
+        log.info("exporter stopped")
