@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -88,7 +89,28 @@ def children(settings: Settings, *, exporter: bool = True) -> list[Child]:
     return procs
 
 
-def run(settings: Settings, *, exporter: bool = True) -> int:
+def _demo_thread(settings: Settings, result: list[int], done: threading.Event) -> threading.Thread:
+    def target() -> None:
+        from workers.demo import run_demo
+
+        try:
+            result.append(run_demo(settings))
+        except Exception as exc:
+            print(f"demo failed: {exc}", file=sys.stderr, flush=True)
+            result.append(1)
+        finally:
+            done.set()
+
+    return threading.Thread(target=target, name="demo", daemon=True)
+
+
+def run(
+    settings: Settings,
+    *,
+    exporter: bool = True,
+    demo: bool = False,
+    stop_after_demo: bool = False,
+) -> int:
     from workers.storage.migrate import upgrade
 
     check_broker(settings.broker_url)
@@ -111,8 +133,14 @@ def run(settings: Settings, *, exporter: bool = True) -> int:
         + f". Database {settings.database_url.split('@')[-1]}. Ctrl-C stops.",
         flush=True,
     )
+    demo_result: list[int] = []
+    demo_done = threading.Event()
+    if demo:
+        _demo_thread(settings, demo_result, demo_done).start()
     while not stopping:
         time.sleep(0.5)
+        if stop_after_demo and demo_done.is_set():
+            break
         for child in procs:
             assert child.process is not None
             code = child.process.poll()
@@ -131,4 +159,4 @@ def run(settings: Settings, *, exporter: bool = True) -> int:
                 child.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.process.kill()
-    return 0
+    return demo_result[0] if demo_result else 0
