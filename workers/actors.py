@@ -14,8 +14,10 @@ import dramatiq
 from messages.routing import ROUTES, CommandRoute
 from workers.broker import build_broker
 from workers.execution import execute
+from workers.observability import configure_logging
 from workers.settings import get_settings
 
+configure_logging(get_settings())
 broker = build_broker(get_settings(), prometheus=get_settings().worker_metrics)
 dramatiq.set_broker(broker)
 
