@@ -60,19 +60,20 @@ def publish(
     payload = read_json(file)
     if not isinstance(payload, dict):
         raise CliError(f"{file}: a command is a JSON object, not {type(payload).__name__}")
-    if "command_id" not in payload:
-        payload["command_id"] = str(uuid.uuid4())
-        note(f"note: no command_id given; using {payload['command_id']}")
-    if "issued_at" not in payload:
-        payload["issued_at"] = datetime.now(UTC).isoformat()
-        note(f"note: no issued_at given; using {payload['issued_at']}")
-    parsed = parse(route.actor_name, payload)
+    filled = {
+        "command_id": str(uuid.uuid4()),
+        "issued_at": datetime.now(UTC).isoformat(),
+    }
+    filled = {k: v for k, v in filled.items() if k not in payload}
+    parsed = parse(route.actor_name, {**payload, **filled})
     if isinstance(parsed, ParseError):
         for error in parsed.errors or [{"loc": "", "msg": parsed.reason}]:
             print_error(
                 f"{route.command_type} is invalid: {error['loc'] or '(root)'}: {error['msg']}"
             )
         raise typer.Exit(1)
+    for key, value in filled.items():
+        note(f"note: no {key} given; using {value}")
     body = command_bytes(parsed)
     if dry_run:
         typer.echo(body.decode())

@@ -1,0 +1,111 @@
+"""Fixtures for the operations tests: a scratch database, the CLI, a small shop in it.
+
+The CLI runs in-process (typer's CliRunner) with DATABASE_URL and BROKER_URL set for
+the command; the shop's orders are made through the domain and the SQL unit of work,
+exactly as the workers make them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+from sqlalchemy import create_engine, text
+from typer.testing import CliRunner, Result
+
+from tests.harness import drop_database
+from tests.integration.commands import configure_store, create_order
+from tests.ops.support import Cli, SeededShop, make_shop
+from tests.services import POSTGRES_ADMIN_URL, RABBITMQ_URL, require_postgres, require_rabbitmq
+from workers.cli import app
+from workers.settings import get_settings
+from workers.storage.migrate import upgrade
+
+
+def create_empty_database(prefix: str = "paylink_ops") -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def empty_database() -> Iterator[str]:
+    require_postgres()
+    url = create_empty_database()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    require_postgres()
+    url = create_empty_database()
+    upgrade(url)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def cli_env(
+    monkeypatch: pytest.MonkeyPatch, database: str, tmp_path: Path
+) -> Iterator[dict[str, str]]:
+    env = {
+        "DATABASE_URL": database,
+        "BROKER_URL": RABBITMQ_URL,
+        "PAYLINK_OUTBOX_DIR": str(tmp_path / "outbox"),
+        # Wide tables, as on an operator's terminal: full order ids in one cell.
+        "COLUMNS": "250",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield env
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def cli(cli_env: dict[str, str]) -> Cli:
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None) -> Result:
+        get_settings.cache_clear()
+        return runner.invoke(app, list(args), input=input)
+
+    return run
+
+
+# ---- a shop with orders, made through the domain ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def seeded(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededShop]:
+    shop = make_shop(database, tmp_path_factory.mktemp("outbox"))
+    shop.ok(configure_store())
+    sent = uuid.uuid4()
+    shop.ok(create_order(sent, customer={"email": "anna@example.com", "name": "Anna Andersson"}))
+    shop.deliver(sent)
+    placed, token = shop.placed_order(
+        email=None, phone="+46701234567", merchant_reference1="INV-77"
+    )
+    shop.capture(placed, 60_000)
+    shop.refund(placed, 10_000)
+    yield SeededShop(shop, sent, placed, token)
+    shop.app.engine.dispose()
+
+
+# ---- RabbitMQ ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def channel() -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    require_rabbitmq()
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    yield connection.channel()
+    if connection.is_open:
+        connection.close()

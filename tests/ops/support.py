@@ -1,0 +1,106 @@
+"""Helpers of the operations tests: the CLI's error contract, a shop, the queues."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from typer.testing import Result
+
+from domain.dispatch import Outcome, dispatch
+from messages import commands as c
+from messages.common import CommandBase
+from messages.routing import ALL_QUEUES
+from tests.integration.commands import completed, create_order, merchant, opened
+from tests.services import RABBITMQ_URL, require_rabbitmq
+from workers.broker import build_broker
+from workers.composition import App
+from workers.settings import Settings
+from workers.storage import tables as t
+
+Cli = Callable[..., Result]
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> None:
+    """Bad input: exit code != 0, exactly one line on stderr, no traceback."""
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:"), lines[0]
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@dataclass
+class Shop:
+    """Commands dispatched through the real unit of work, as a worker would."""
+
+    app: App
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def run(self, command: CommandBase) -> Outcome:
+        outcome = dispatch(command, self.app.uow, self.app.context)
+        self.outcomes.append(outcome)
+        return outcome
+
+    def ok(self, command: CommandBase) -> Outcome:
+        outcome = self.run(command)
+        assert outcome.status == "accepted", outcome
+        return outcome
+
+    def deliver(self, order_id: uuid.UUID) -> str:
+        """Run the newest SendPaymentLink the outbox holds for the order; its raw token."""
+        with self.app.engine.connect() as conn:
+            payload = conn.execute(
+                select(t.outbox.c.payload)
+                .where(t.outbox.c.order_id == order_id, t.outbox.c.kind == "command")
+                .order_by(t.outbox.c.id.desc())
+                .limit(1)
+            ).scalar_one()
+        command = c.SendPaymentLink.model_validate(json.loads(payload)["args"][0])
+        self.ok(command)
+        return command.token
+
+    def placed_order(self, **create: Any) -> tuple[uuid.UUID, str]:
+        order_id = uuid.uuid4()
+        self.ok(create_order(order_id, **create))
+        token = self.deliver(order_id)
+        self.ok(opened(token))
+        self.ok(completed(token))
+        return order_id, token
+
+    def capture(self, order_id: uuid.UUID, amount: int) -> None:
+        self.ok(merchant(c.CapturePayment, order_id, amount=amount))
+
+    def refund(self, order_id: uuid.UUID, amount: int) -> None:
+        self.ok(merchant(c.RefundPayment, order_id, amount=amount))
+
+
+@dataclass
+class SeededShop:
+    shop: Shop
+    sent: uuid.UUID  # link sent to anna@example.com, "PO-1001"
+    placed: uuid.UUID  # by SMS, placed, part captured, part refunded, "INV-77"
+    token: str
+
+
+def make_shop(database_url: str, outbox_dir: Path) -> Shop:
+    settings = Settings(DATABASE_URL=database_url, PAYLINK_OUTBOX_DIR=outbox_dir)
+    return Shop(App(settings))
+
+
+def declare_queues(*queues: str) -> None:
+    """Declare command queues (with .DQ and .XQ) exactly as the workers do."""
+    require_rabbitmq()
+    broker = build_broker(Settings(BROKER_URL=RABBITMQ_URL))
+    try:
+        for queue in queues or ALL_QUEUES:
+            broker.declare_queue(queue, ensure=True)
+    finally:
+        broker.close()
