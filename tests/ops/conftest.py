@@ -16,28 +16,24 @@ import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner, Result
 
-from tests.harness import drop_database
+from tests.harness import create_database, drop_database
 from tests.integration.commands import configure_store, create_order
 from tests.ops.support import Cli, SeededShop, make_shop
-from tests.services import POSTGRES_ADMIN_URL, RABBITMQ_URL, require_postgres, require_rabbitmq
+from tests.services import RABBITMQ_URL, require_postgres, require_rabbitmq
 from workers.cli import app
 from workers.settings import get_settings
-from workers.storage.migrate import upgrade
-
-
-def create_empty_database(prefix: str = "paylink_ops") -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
 @pytest.fixture
 def empty_database() -> Iterator[str]:
+    """A database with nothing in it (not even alembic's version table)."""
     require_postgres()
-    url = create_empty_database()
+    url = create_database("paylink_ops")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
     yield url
     drop_database(url)
 
@@ -45,8 +41,7 @@ def empty_database() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
     require_postgres()
-    url = create_empty_database()
-    upgrade(url)
+    url = create_database("paylink_ops")
     yield url
     drop_database(url)
 
