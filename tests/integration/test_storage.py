@@ -1,0 +1,210 @@
+"""The SQL unit of work behind the domain ports, on SQLite (embedded) and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from domain.dispatch import dispatch
+from domain.handlers import Context
+from messages import commands as c
+from tests.fakes import FakeClock, RecordingNotifier, SequentialTokens
+from tests.harness import create_database, drop_database
+from tests.integration.commands import (
+    ORDER_AMOUNT,
+    completed,
+    configure_store,
+    create_order,
+    merchant,
+)
+from tests.services import require_postgres
+from workers.scheduler import release_due
+from workers.storage import tables as t
+from workers.storage.engine import make_engine, make_session_factory
+from workers.storage.migrate import upgrade
+from workers.storage.uow import SqlUnitOfWork
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/paylink.db"
+        upgrade(url)
+        yield url
+    else:
+        require_postgres()
+        url = create_database("paylink_storage")
+        yield url
+        drop_database(url)
+
+
+class Env:
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        self.sessions = make_session_factory(self.engine)
+        self.clock = FakeClock()
+        self.notifier = RecordingNotifier()
+        self.ctx = Context(clock=self.clock, tokens=SequentialTokens(), notifier=self.notifier)
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.sessions, now=self.clock.now)
+
+    def run(self, cmd: c.CommandBase):  # type: ignore[no-untyped-def]
+        return dispatch(cmd, self.uow, self.ctx)
+
+    def outbox(self, kind: str) -> list[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.outbox.c.destination)
+                .where(t.outbox.c.kind == kind)
+                .order_by(t.outbox.c.id)
+            )
+            return [r.destination for r in rows]
+
+    def ready_order(self) -> uuid.UUID:
+        assert self.run(configure_store()).status == "accepted"
+        cmd = create_order()
+        assert self.run(cmd).status == "accepted"
+        sends = [cm for cm in self._commands() if cm["actor_name"] == "send_payment_link"]
+        send_cmd = c.SendPaymentLink.model_validate(sends[-1]["args"][0])
+        assert self.run(send_cmd).status == "accepted"
+        token = self.notifier.sent[-1].link_url.rsplit("/", 1)[1]
+        assert self.run(completed(token)).status == "accepted"
+        return cmd.order_id
+
+    def _commands(self) -> list[dict]:  # type: ignore[type-arg]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.outbox.c.payload)
+                .where(t.outbox.c.kind == "command")
+                .order_by(t.outbox.c.id)
+            )
+            return [json.loads(r.payload) for r in rows]
+
+
+def test_lifecycle_persists_order_ledger_links_and_outbox(database_url: str) -> None:
+    env = Env(database_url)
+    order_id = env.ready_order()
+    assert env.run(merchant(c.CapturePayment, order_id, amount=40_000)).status == "accepted"
+    assert env.run(merchant(c.RefundPayment, order_id, amount=10_000)).status == "accepted"
+
+    with env.uow() as uow:
+        order = uow.orders.get(order_id)
+    assert order is not None
+    assert order.status == "PART_REFUNDED"
+    assert order.order_amount == ORDER_AMOUNT
+    assert [e.kind.value for e in order.ledger] == ["authorization", "capture", "refund"]
+    assert order.customer.email == "anna@example.com"
+    assert all(len(link.token_hash) == 64 for link in order.links)
+    assert env.outbox("event") == [
+        "store.configured",
+        "order.created",
+        "link.sent",
+        "order.completed",
+        "payment.captured",
+        "payment.refunded",
+    ]
+    with env.engine.connect() as conn:
+        row = conn.execute(select(t.orders).where(t.orders.c.order_id == order_id)).one()
+    assert (row.status, row.link_status, row.link_due_at) == ("PART_REFUNDED", "COMPLETED", None)
+    assert row.reservation_due_at == order.reservation_expires_at
+
+
+def test_rejection_rolls_back_the_change_and_records_the_event(database_url: str) -> None:
+    env = Env(database_url)
+    order_id = env.ready_order()
+    out = env.run(merchant(c.CapturePayment, order_id, amount=ORDER_AMOUNT + 1))
+    assert out.code == "CAPTURE_EXCEEDS_REMAINING"
+    with env.uow() as uow:
+        order = uow.orders.get(order_id)
+        assert order is not None
+        assert [e.kind.value for e in order.ledger] == ["authorization"]
+        processed = uow.processed.get(out.command_id)
+    assert processed is not None
+    assert processed.outcome == "rejected"
+    assert env.outbox("event")[-1] == "order.rejected"
+
+
+def test_duplicate_replays_the_same_events_without_a_second_effect(database_url: str) -> None:
+    env = Env(database_url)
+    order_id = env.ready_order()
+    capture = merchant(c.CapturePayment, order_id, amount=1_000)
+    first = env.run(capture)
+    again = env.run(capture)
+    assert again.status == "duplicate"
+    assert [e.event_id for e in again.events] == [e.event_id for e in first.events]
+    with env.engine.connect() as conn:
+        captures = conn.execute(
+            select(func.count())
+            .select_from(t.ledger_entries)
+            .where(t.ledger_entries.c.kind == "capture")
+        ).scalar()
+    assert captures == 1
+
+
+def test_concurrent_captures_are_serialized_by_the_database(database_url: str) -> None:
+    env = Env(database_url)
+    order_id = env.ready_order()
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+
+    def capture() -> None:
+        from domain.errors import TransientError
+
+        cmd = merchant(c.CapturePayment, order_id, amount=10_000)
+        for _ in range(20):
+            try:
+                outcomes.append(env.run(cmd).status)
+                return
+            except TransientError:
+                continue
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=capture) for _ in range(16)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    with env.uow() as uow:
+        order = uow.orders.get(order_id)
+    assert order is not None
+    assert order.balance.captured <= ORDER_AMOUNT
+    assert outcomes.count("accepted") == order.balance.captured // 10_000 == ORDER_AMOUNT // 10_000
+
+
+def test_scheduler_releases_due_link_expiries_once(database_url: str) -> None:
+    env = Env(database_url)
+    assert env.run(configure_store()).status == "accepted"
+    cmd = create_order()
+    assert env.run(cmd).status == "accepted"
+    with env.engine.connect() as conn:
+        due = conn.execute(
+            select(t.orders.c.link_due_at).where(t.orders.c.order_id == cmd.order_id)
+        ).scalar_one()
+    assert release_due(env.sessions, due.replace(microsecond=0) - timedelta(seconds=1), 100) == (
+        0,
+        0,
+    )
+    assert release_due(env.sessions, due, 100) == (1, 0)
+    assert release_due(env.sessions, due, 100) == (
+        0,
+        0,
+    )  # released: not again until REPUBLISH_AFTER
+    expire = c.ExpirePaymentLink.model_validate(env._commands()[-1]["args"][0])
+    env.clock.current = due
+    assert env.run(expire).status == "accepted"
+    with env.engine.connect() as conn:
+        row = conn.execute(select(t.orders).where(t.orders.c.order_id == cmd.order_id)).one()
+    assert (row.link_status, row.link_due_at) == ("EXPIRED", None)
