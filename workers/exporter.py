@@ -185,7 +185,7 @@ def _json_text(column: Any, key: str) -> JsonText:
 
 def _parts(element: JsonText, compiler: SQLCompiler, **kw: Any) -> tuple[str, str]:
     column, key = list(element.clauses)
-    return compiler.process(column, **kw), key.text  # type: ignore[attr-defined]
+    return compiler.process(column, **kw), key.name  # type: ignore[attr-defined]
 
 
 @compiles(JsonText, "postgresql")

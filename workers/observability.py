@@ -14,14 +14,18 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import structlog
-from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from domain.notifications import mask_recipient
 from workers.settings import Settings
+
+if TYPE_CHECKING:
+    # prometheus_client is imported only where a server starts: a worker process imports
+    # this module for logging, and Dramatiq's metrics need prometheus_client imported
+    # after their multiprocess directory is set (dramatiq.middleware.prometheus).
+    from prometheus_client import CollectorRegistry
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 #: A "+" and 8 to 15 digits: an E.164 number as paylink stores it.
@@ -108,6 +112,8 @@ class _HealthHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
+            from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
             self._reply(200, generate_latest(self.server.registry), CONTENT_TYPE_LATEST)
         elif path == "/healthz":
             self._reply(200, b"ok\n")
@@ -153,13 +159,16 @@ def start_health_server(
     port: int,
     ready: Callable[[], bool],
     *,
-    registry: CollectorRegistry = REGISTRY,
+    registry: CollectorRegistry | None = None,
     host: str = "0.0.0.0",  # noqa: S104 - probes and Prometheus come from outside the pod
 ) -> HealthServer:
     """Serve /metrics, /healthz (200 while the process runs) and /readyz (200 if ready()).
 
-    Runs in a daemon thread; port 0 picks a free port (see ``HealthServer.port``).
+    Serves ``registry`` (default: prometheus_client's global one) in a daemon thread;
+    port 0 picks a free port (see ``HealthServer.port``).
     """
+    if registry is None:
+        from prometheus_client import REGISTRY as registry
     server = HealthServer((host, port), ready, registry)
     thread = threading.Thread(target=server.serve_forever, name=f"health:{port}", daemon=True)
     thread.start()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from typer.testing import Result
 
@@ -93,6 +94,12 @@ class SeededShop:
 def make_shop(database_url: str, outbox_dir: Path) -> Shop:
     settings = Settings(DATABASE_URL=database_url, PAYLINK_OUTBOX_DIR=outbox_dir)
     return Shop(App(settings))
+
+
+def skip_unless_idle(channel: Any, queue: str) -> None:
+    """Skip when another test's worker consumes a fixed queue: what is on it is not ours."""
+    if channel.queue_declare(queue, passive=True).method.consumer_count:
+        pytest.skip(f"a worker is consuming {queue}; its messages cannot be controlled")
 
 
 def declare_queues(*queues: str) -> None:
