@@ -143,3 +143,18 @@ def build_broker(settings: Settings, *, prometheus: bool = False) -> PaylinkBrok
         middleware=middleware,
         quorum=settings.quorum_queues,
     )
+
+
+def declare_command_queues(channel: Any, *, quorum: bool) -> None:
+    """Declare every command queue with its .DQ and .XQ exactly as workers do (pika).
+
+    Upstream publishers use mandatory publishes: the queues must exist before the
+    first worker starts (deploy/ declares them through the RabbitMQ definitions).
+    """
+    from messages.routing import ALL_QUEUES
+
+    for queue in ALL_QUEUES:
+        args = queue_arguments(queue, quorum=quorum)
+        channel.queue_declare(queue, durable=True, arguments=args)
+        channel.queue_declare(f"{queue}.DQ", durable=True, arguments=args)
+        channel.queue_declare(xq_name(queue), durable=True, arguments=XQ_ARGUMENTS)

@@ -3,10 +3,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pika
 import pytest
 
-from tests.harness import Harness, create_database, drop_database, purge_queues
+from tests.harness import Harness, create_database, create_vhost, delete_vhost, drop_database
 from tests.services import require_postgres, require_rabbitmq
+from workers.broker import declare_command_queues
 
 
 @pytest.fixture(scope="session")
@@ -24,17 +26,18 @@ def harness_factory(pg_database: str, tmp_path: Path) -> Iterator[object]:
     made: list[Harness] = []
 
     def make(**env: str) -> Harness:
-        purge_queues()
-        url = create_database()
-        h = Harness(url, tmp_path, env_overrides=env)
+        # a private vhost and database: concurrent runs never share queues or rows
+        h = Harness(create_database(), tmp_path, env_overrides=env, broker_url=create_vhost())
         made.append(h)
+        with pika.BlockingConnection(pika.URLParameters(h.broker_url)) as conn:
+            declare_command_queues(conn.channel(), quorum=False)
         return h
 
     yield make
     for h in made:
         h.close()
         drop_database(h.database_url)
-    purge_queues()
+        delete_vhost(h.broker_url)
 
 
 @pytest.fixture
