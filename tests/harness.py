@@ -53,8 +53,8 @@ def drop_database(url: str) -> None:
     admin.dispose()
 
 
-def purge_queues() -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+def purge_queues(url: str = RABBITMQ_URL) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(url))
     ch = conn.channel()
     for queue in ALL_QUEUES:
         for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
@@ -91,12 +91,14 @@ class Harness:
     workdir: Path
     env_overrides: dict[str, str] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
+    #: AMQP URL of the broker (a private vhost keeps concurrent runs apart).
+    broker_url: str = RABBITMQ_URL
 
     def __post_init__(self) -> None:
         self.engine = create_engine(
             self.database_url.replace("postgresql+psycopg", "postgresql+psycopg")
         )
-        self._conn = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+        self._conn = pika.BlockingConnection(pika.URLParameters(self.broker_url))
         self._ch = self._conn.channel()
         self._ch.confirm_delivery()
         self._ch.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True)
@@ -112,7 +114,7 @@ class Harness:
         return {
             **os.environ,
             "DATABASE_URL": self.database_url,
-            "BROKER_URL": RABBITMQ_URL,
+            "BROKER_URL": self.broker_url,
             "PAYLINK_OUTBOX_DIR": str(self.workdir / "outbox"),
             "PAYLINK_LOG_FORMAT": "json",
             "PAYLINK_RELAY_POLL_SECONDS": "0.05",
@@ -177,6 +179,10 @@ class Harness:
             self._conn.close()
         self.engine.dispose()
 
+    def respawn(self, proc: Proc) -> Proc:
+        """Start a fresh process with the same name and command line as ``proc``."""
+        return self.start(proc.name, [str(a) for a in proc.popen.args])  # type: ignore[union-attr]
+
     def logs(self) -> str:
         return "\n".join(p.log.read_text(errors="replace") for p in self.procs if p.log.exists())
 
@@ -207,12 +213,9 @@ class Harness:
     def wait_for(
         self, predicate: Callable[[], Any], timeout: float = 30, what: str = "condition"
     ) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.1)
+        value = poll_until(predicate, timeout, interval=0.1)
+        if value:
+            return value
         raise AssertionError(
             f"timed out after {timeout}s waiting for {what}\n--- logs ---\n{self.logs()[-6000:]}"
         )
@@ -275,6 +278,16 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def poll_until(predicate: Callable[[], Any], timeout: float, *, interval: float = 0.1) -> Any:
+    """The first truthy value of ``predicate()`` within ``timeout`` seconds (else the last)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
 def token_from_outbox(outbox_dir: Path, link_id: str) -> str:
     """What the customer clicks: the token in the message paylink left in the file outbox."""
     import re
@@ -286,3 +299,250 @@ def token_from_outbox(outbox_dir: Path, link_id: str) -> str:
             assert match, f"no link in {path}"
             return match.group(1)
     raise AssertionError(f"no message for link {link_id} in {outbox_dir}")
+
+
+# ---- reliability helpers: private vhosts, a reconnecting publisher, an event collector,
+# ---- and a supervisor that restarts exited processes ------------------------------------
+
+_RETRYABLE_AMQP = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.AMQPChannelError,
+    ConnectionError,
+    OSError,
+)
+
+
+def create_vhost(prefix: str = "paylink-test") -> str:
+    """A private RabbitMQ vhost (via rabbitmqctl), so concurrent runs never share queues."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    return RABBITMQ_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def delete_vhost(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False, capture_output=True)
+
+
+class Publisher:
+    """Publishes as an upstream system does, reconnecting and retrying on connection loss.
+
+    With ``confirm`` every publish waits for the broker's confirm, so a publish that
+    raised is simply published again (at-least-once; command ids make it harmless).
+    """
+
+    def __init__(self, url: str = RABBITMQ_URL, *, confirm: bool = True, retry_for: float = 90):
+        self.url, self.confirm, self.retry_for = url, confirm, retry_for
+        self.reconnects = 0
+        self.published = 0
+        self._conn: pika.BlockingConnection | None = None
+        self._ch: Any = None
+        self._connect()
+
+    def _connect(self) -> None:
+        params = pika.URLParameters(self.url)
+        params.connection_attempts, params.retry_delay, params.socket_timeout = 1, 0, 5
+        self._conn = pika.BlockingConnection(params)
+        self._ch = self._conn.channel()
+        if self.confirm:
+            self._ch.confirm_delivery()
+
+    def _reconnect(self, deadline: float) -> None:
+        with contextlib.suppress(Exception):
+            assert self._conn is not None
+            self._conn.close()
+        while True:
+            try:
+                self._connect()
+                self.reconnects += 1
+                return
+            except _RETRYABLE_AMQP:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def publish_bytes(
+        self, queue: str, body: bytes, *, headers: dict[str, Any] | None = None
+    ) -> None:
+        deadline = time.monotonic() + self.retry_for
+        props = pika.BasicProperties(
+            delivery_mode=2, content_type="application/json", headers=headers
+        )
+        while True:
+            try:
+                self._ch.basic_publish("", queue, body, props, mandatory=self.confirm)
+                self.published += 1
+                if not self.confirm and self.published % 500 == 0:
+                    assert self._conn is not None
+                    self._conn.process_data_events(0)
+                return
+            except _RETRYABLE_AMQP:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+                self._reconnect(deadline)
+
+    def publish(self, command: CommandBase) -> None:
+        self.publish_bytes(route_for(command).queue_name, command_bytes(command))
+
+    def queue_depth(self, queue: str) -> tuple[int, int]:
+        """(ready, consumers) of ``queue``, reconnecting if needed."""
+        deadline = time.monotonic() + self.retry_for
+        while True:
+            try:
+                ok = self._ch.queue_declare(queue, passive=True).method
+                return ok.message_count, ok.consumer_count
+            except _RETRYABLE_AMQP:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+                self._reconnect(deadline)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            assert self._conn is not None
+            self._conn.close()
+
+
+class EventCollector:
+    """Every event published to ``paylink.events``, de-duplicated by ``event_id``.
+
+    Consumes a durable queue (it survives a broker restart) from a background thread
+    that reconnects by itself. ``new`` yields each distinct event once, in arrival order.
+    """
+
+    def __init__(self, url: str = RABBITMQ_URL) -> None:
+        import queue as queue_module
+        import threading
+
+        self.url = url
+        self.queue = f"test.events.{uuid.uuid4().hex[:8]}"
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self.by_command: dict[str, list[dict[str, Any]]] = {}
+        self.deliveries = 0
+        self.reconnects = 0
+        self.new: queue_module.SimpleQueue[dict[str, Any]] = queue_module.SimpleQueue()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="events", daemon=True)
+
+    def start(self) -> EventCollector:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise AssertionError(f"event collector could not bind {self.queue}")
+        return self
+
+    def _consume(self) -> None:
+        conn = pika.BlockingConnection(pika.URLParameters(self.url))
+        try:
+            ch = conn.channel()
+            ch.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True)
+            ch.queue_declare(self.queue, durable=True)
+            ch.queue_bind(self.queue, EVENTS_EXCHANGE, "#")
+            ch.basic_qos(prefetch_count=1000)
+            self._ready.set()
+            for method, _props, body in ch.consume(self.queue, inactivity_timeout=0.1):
+                if self._stop.is_set():
+                    break
+                if method is None:
+                    continue
+                self._add(json.loads(body))
+                ch.basic_ack(method.delivery_tag)
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._consume()
+            except _RETRYABLE_AMQP:
+                self.reconnects += 1
+                time.sleep(0.5)
+
+    def _add(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self.deliveries += 1
+            if event["event_id"] in self.by_id:
+                return
+            self.by_id[event["event_id"]] = event
+            if event.get("command_id"):
+                self.by_command.setdefault(event["command_id"], []).append(event)
+        self.new.put(event)
+
+    def for_command(self, command_id: uuid.UUID | str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.by_command.get(str(command_id), ()))
+
+    def events(self, type_: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self.by_id.values() if type_ is None or e["type"] == type_]
+
+    def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 30, what: str = "condition"
+    ) -> Any:
+        value = poll_until(predicate, timeout, interval=0.05)
+        if value:
+            return value
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        with contextlib.suppress(Exception):
+            conn = pika.BlockingConnection(pika.URLParameters(self.url))
+            conn.channel().queue_delete(self.queue)
+            conn.close()
+
+
+class Supervisor:
+    """What systemd or Kubernetes does for paylink's processes: restart any that exited.
+
+    ``restarts`` records (name, exit code) for each restart; ``kill`` SIGKILLs a
+    process group on purpose (counted in ``kills``) and lets the loop restart it.
+    """
+
+    def __init__(self, harness: Harness, *, interval: float = 0.2) -> None:
+        import threading
+
+        self.harness = harness
+        self.interval = interval
+        self.watched: dict[str, Proc] = {}
+        self.restarts: list[tuple[str, int | None]] = []
+        self.kills = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+
+    def watch(self, key: str, proc: Proc) -> Proc:
+        with self._lock:
+            self.watched[key] = proc
+        return proc
+
+    def start(self) -> Supervisor:
+        self._thread.start()
+        return self
+
+    def kill(self, key: str) -> None:
+        with self._lock:
+            self.watched[key].kill()
+            self.kills += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                for key, proc in list(self.watched.items()):
+                    code = proc.popen.poll()
+                    if code is not None and not self._stop.is_set():
+                        self.restarts.append((key, code))
+                        self.watched[key] = self.harness.respawn(proc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
