@@ -1,0 +1,571 @@
+"""The measurements. Each ``run_*`` appends ``Figure``s to the run's results."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pika
+from sqlalchemy import text
+
+from bench import workloads as w
+from bench.acks import total_acks
+from bench.floor_table import INSERT_QUEUE, NOOP_QUEUE, floor_metadata
+from bench.measure import Figure, percentile
+from bench.stack import BenchStack, Memory, delete_queues, memory_of
+from messages import commands as c
+from messages.routing import EVENTS_EXCHANGE, Queue
+from tests.harness import create_database, drop_database, purge_queues, token_from_outbox
+from tests.services import RABBITMQ_URL
+from workers.scheduler import release_due
+from workers.storage.engine import make_engine, make_session_factory
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Config:
+    processes: int
+    threads: int
+    reps: int
+    floor_n: int
+    create_n: int
+    lifecycle_n: int
+    latency_seconds: float
+    expiry_n: int
+    pending_n: int
+    soak_minutes: float
+    workdir: Path
+    keep: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Results:
+    figures: dict[str, Figure] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, fig: Figure) -> Figure:
+        self.figures[fig.key] = fig
+        return fig
+
+    def get(self, key: str) -> Figure | None:
+        return self.figures.get(key)
+
+
+class Run:
+    def __init__(self, cfg: Config, results: Results, log: Log) -> None:
+        self.cfg, self.results, self.log = cfg, results, log
+        self.stacks: list[BenchStack] = []
+
+    # ---- stacks ------------------------------------------------------------------
+
+    def new_stack(self, name: str) -> BenchStack:
+        purge_queues()
+        url = create_database("paylink_bench")
+        workdir = self.cfg.workdir / name
+        shutil.rmtree(workdir, ignore_errors=True)
+        (workdir / "acks").mkdir(parents=True)
+        stack = BenchStack(url, workdir, env_overrides=dict(self.cfg.env))
+        self.stacks.append(stack)
+        self.log(f"[dim]{name}: database {url.rsplit('/', 1)[1]}, logs in {workdir}[/dim]")
+        return stack
+
+    def close_stack(self, stack: BenchStack) -> None:
+        stack.close()
+        if not self.cfg.keep:
+            drop_database(stack.database_url)
+        self.stacks.remove(stack)
+
+    def close(self) -> None:
+        for stack in list(self.stacks):
+            self.close_stack(stack)
+
+    def start_paylink(self, stack: BenchStack) -> None:
+        stack.start_worker(processes=self.cfg.processes, threads=self.cfg.threads)
+        stack.start_relay()
+        stack.start_scheduler()
+        for queue in (Queue.STORE_CONFIG, Queue.CREATE_ORDER, Queue.SEND_LINK):
+            stack.wait_consumers(queue, self.cfg.processes)
+        stack.count_events("store.configured")
+        stack.count_events("link.sent")
+        stack.count_events("order.rejected")
+        stack.publish_bodies(Queue.STORE_CONFIG, [w.configure_store()])
+        stack.poll(lambda: stack.event_count("store.configured") >= 1, timeout=60, what="store")
+
+    def _create_batch(self, stack: BenchStack, n: int) -> tuple[float, float]:
+        """Publish n CreateOrder; return (t_start, t_all_link_sent)."""
+        bodies = [w.create_order_body(uuid.uuid4(), i) for i in range(n)]
+        stack.reset_count("link.sent")
+        t0 = time.monotonic()
+        stack.publish_bodies(Queue.CREATE_ORDER, bodies)
+        t1 = stack.poll(
+            lambda: stack.event_count("link.sent") >= n,
+            timeout=60 + n / 5,
+            what=f"{n} link.sent",
+        )
+        return t0, t1
+
+    # ---- a, b: floors ---------------------------------------------------------------
+
+    def floors(self) -> None:
+        cfg = self.cfg
+        stack = self.new_stack("floors")
+        with stack.engine.begin() as conn:
+            floor_metadata.create_all(conn)
+        acks = stack.workdir / "acks"
+        try:
+            for key, label, actor, queue in (
+                ("floor_noop", "floor 1: no-op actor", "bench_noop", NOOP_QUEUE),
+                ("floor_insert", "floor 2: one INSERT per message", "bench_insert", INSERT_QUEUE),
+            ):
+                fig = self.results.add(
+                    Figure(key, label, "msg/s", note=f"{cfg.floor_n:,} messages per rep")
+                )
+                worker = stack.start_worker(
+                    module="bench.floor_actors",
+                    queues=[queue],
+                    processes=cfg.processes,
+                    threads=cfg.threads,
+                )
+                stack.wait_consumers(queue, cfg.processes)
+                warm = min(500, cfg.floor_n)
+                base = total_acks(acks)
+                stack.publish_bodies(queue, [w.floor_body(actor, queue, i) for i in range(warm)])
+                stack.poll(
+                    lambda b=base, k=warm: total_acks(acks) - b >= k, timeout=120, what="warm-up"
+                )
+                for rep in range(cfg.reps):
+                    bodies = [w.floor_body(actor, queue, i) for i in range(cfg.floor_n)]
+                    base = total_acks(acks)
+                    t0 = time.monotonic()
+                    stack.publish_bodies(queue, bodies)
+                    t1 = stack.poll(
+                        lambda b=base: total_acks(acks) - b >= cfg.floor_n,
+                        timeout=600,
+                        what=f"{cfg.floor_n} acks",
+                        every=0.005,
+                    )
+                    assert stack.queue_depth(queue) == 0
+                    fig.values.append(cfg.floor_n / (t1 - t0))
+                    self.log(f"  {label}: rep {rep + 1}: {fig.values[-1]:,.0f} msg/s")
+                if key == "floor_insert":
+                    rows = stack.scalar("SELECT count(*) FROM bench_floor")
+                    assert rows == warm + cfg.reps * cfg.floor_n, rows
+                worker.stop(timeout=10)
+                stack.procs.remove(worker)
+        finally:
+            self.close_stack(stack)
+            delete_queues([NOOP_QUEUE, INSERT_QUEUE])
+
+    # ---- c, d, e, g: paylink ---------------------------------------------------------
+
+    def paylink(self, *, create: bool, lifecycle: bool, latency: bool, soak: bool) -> None:
+        stack = self.new_stack("paylink")
+        try:
+            self.start_paylink(stack)
+            warm = min(200, self.cfg.create_n)
+            self._create_batch(stack, warm)
+            if create or latency or soak:
+                self.create(stack)
+            if lifecycle:
+                self.lifecycle(stack)
+            if latency:
+                self.latency(stack)
+            if soak:
+                self.soak(stack)
+            rejected = stack.event_count("order.rejected")
+            if rejected:
+                self.results.notes.append(f"paylink: {rejected} order.rejected events (unexpected)")
+        finally:
+            self.close_stack(stack)
+
+    def create(self, stack: BenchStack) -> None:
+        n = self.cfg.create_n
+        fig = self.results.add(
+            Figure(
+                "create",
+                "paylink: create-order + send-link",
+                "orders/s",
+                note=f"{n:,} orders per rep, publish CreateOrder to link.sent",
+            )
+        )
+        for rep in range(self.cfg.reps):
+            t0, t1 = self._create_batch(stack, n)
+            fig.values.append(n / (t1 - t0))
+            self.log(f"  create+send: rep {rep + 1}: {fig.values[-1]:,.1f} orders/s")
+        sent = stack.scalar("SELECT count(*) FROM notifications WHERE state = 'sent'")
+        links = stack.scalar("SELECT count(*) FROM links")
+        assert sent == links, (sent, links)
+
+    def lifecycle(self, stack: BenchStack) -> None:
+        n = self.cfg.lifecycle_n
+        fig = self.results.add(
+            Figure(
+                "lifecycle",
+                "paylink: full lifecycle",
+                "orders/s",
+                note=f"{n:,} orders per rep: create, send, open, complete, capture, refund",
+                digits=1,
+            )
+        )
+        for rep in range(self.cfg.reps):
+            elapsed = LifecycleDriver(stack, n).run()
+            fig.values.append(n / elapsed)
+            self.log(f"  lifecycle: rep {rep + 1}: {fig.values[-1]:,.1f} orders/s")
+
+    def _offered_rate(self) -> float:
+        fig = self.results.get("create")
+        assert fig is not None, "latency and soak need the create-order maximum"
+        assert fig.values
+        return fig.median / 2
+
+    def latency(self, stack: BenchStack) -> None:
+        rate = self._offered_rate()
+        figs = {
+            p: self.results.add(
+                Figure(
+                    f"latency_p{p}",
+                    f"latency publish to link.sent, p{p}",
+                    "ms",
+                    note=f"offered {rate:,.0f} orders/s (half the max) for "
+                    f"{self.cfg.latency_seconds:.0f} s per rep",
+                )
+            )
+            for p in (50, 95, 99)
+        }
+        for rep in range(self.cfg.reps):
+            samples = paced_run(stack, rate, self.cfg.latency_seconds)
+            for p, fig in figs.items():
+                fig.values.append(percentile(samples, p) * 1000)
+            self.log(
+                f"  latency: rep {rep + 1}: p50 {figs[50].values[-1]:,.0f} ms, "
+                f"p95 {figs[95].values[-1]:,.0f} ms, p99 {figs[99].values[-1]:,.0f} ms"
+            )
+
+    def soak(self, stack: BenchStack) -> None:
+        rate = self._offered_rate()
+        worker = stack.procs[0]
+        seconds = self.cfg.soak_minutes * 60
+        before = memory_of(worker, workers_only=True)
+        samples: list[Memory] = []
+        latencies = paced_run(
+            stack,
+            rate,
+            seconds,
+            every=max(5.0, seconds / 20),
+            on_tick=lambda: samples.append(memory_of(worker, workers_only=True)),
+        )
+        after = memory_of(worker, workers_only=True)
+        note = f"{self.cfg.soak_minutes:g} min at {rate:,.0f} orders/s; {len(before.per_process)} worker processes"
+        for key, label, value in (
+            ("soak_rss_before", "worker RSS before soak (total)", before.total),
+            ("soak_rss_after", "worker RSS after soak (total)", after.total),
+            (
+                "soak_rss_peak",
+                "worker RSS peak during soak (total)",
+                max([m.total for m in samples] or [after.total]),
+            ),
+        ):
+            self.results.add(Figure(key, label, "MiB", [value / 1024], note=note, digits=1))
+        self.results.add(
+            Figure(
+                "soak_p99",
+                "latency p99 during soak",
+                "ms",
+                [percentile(latencies, 99) * 1000],
+                note=f"{len(latencies):,} orders",
+            )
+        )
+        self.log(f"  soak: worker RSS {before.total / 1024:.1f} -> {after.total / 1024:.1f} MiB")
+
+    # ---- f: expiry -------------------------------------------------------------------
+
+    def expiry(self, *, due: bool, pending: bool) -> None:
+        stack = self.new_stack("expiry")
+        try:
+            self.start_paylink(stack)
+            stack.sql(w.insert_store_sql())
+            stack.count_events("link.expired")
+            if due:
+                self.due_expiries(stack)
+            if pending:
+                self.pending_links(stack)
+        finally:
+            self.close_stack(stack)
+
+    def _bulk_insert(self, stack: BenchStack, n: int, *, due: bool, chunk: int = 100_000) -> str:
+        tag = f"B{uuid.uuid4().hex[:6]}-"
+        done = 0
+        while done < n:
+            size = min(chunk, n - done)
+            created, expires = w.bulk_times(due=due)
+            with stack.engine.begin() as conn:
+                for statement in w.bulk_orders_sql():
+                    params = {"n": size, "created": created, "expires": expires, "tag": tag}
+                    conn.execute(
+                        text(statement), {k: v for k, v in params.items() if f":{k}" in statement}
+                    )
+            done += size
+        return tag
+
+    def due_expiries(self, stack: BenchStack) -> None:
+        n = self.cfg.expiry_n
+        fig = self.results.add(
+            Figure(
+                "expiry_due",
+                f"expiry: {n:,} links due at once, all EXPIRED + link.expired",
+                "s",
+                note="bulk-inserted due links; from commit to the last event and DB row",
+                digits=1,
+            )
+        )
+        for rep in range(self.cfg.reps):
+            stack.reset_count("link.expired")
+            t_insert = time.monotonic()
+            tag = self._bulk_insert(stack, n, due=True, chunk=n)
+            t0 = time.monotonic()
+            self.log(f"  expiry: rep {rep + 1}: {n:,} due links inserted in {t0 - t_insert:.1f} s")
+            stack.poll(
+                lambda: stack.event_count("link.expired") >= n,
+                timeout=60 + n / 20,
+                what=f"{n} link.expired",
+                every=0.1,
+            )
+            t1 = stack.poll(
+                lambda tag=tag: (
+                    stack.scalar(
+                        "SELECT count(*) FROM orders WHERE merchant_reference1 LIKE :t "
+                        "AND link_status = 'EXPIRED'",
+                        t=tag + "%",
+                    )
+                    >= n
+                ),
+                timeout=120,
+                what="EXPIRED rows",
+                every=0.1,
+            )
+            fig.values.append(t1 - t0)
+            self.log(f"  expiry: rep {rep + 1}: {n:,} expired in {t1 - t0:.1f} s")
+        self.results.add(
+            Figure(
+                "expiry_rate",
+                "expiry throughput",
+                "links/s",
+                [n / v for v in fig.values],
+            )
+        )
+
+    def pending_links(self, stack: BenchStack) -> None:
+        n = self.cfg.pending_n
+        live = stack.scalar("SELECT count(*) FROM orders WHERE link_due_at IS NOT NULL")
+        engine = make_engine(stack.database_url, pool_size=1)
+        sessions = make_session_factory(engine)
+        worker, relay, scheduler = stack.procs[0], stack.procs[1], stack.procs[2]
+        from workers.settings import Settings
+
+        batch = Settings().scheduler_batch_size
+
+        def tick_ms(samples: int = 25) -> list[float]:
+            out = []
+            for _ in range(samples):
+                t0 = time.perf_counter()
+                released = release_due(sessions, datetime.now(UTC), batch)
+                out.append((time.perf_counter() - t0) * 1000)
+                assert released == (0, 0), released
+            return out
+
+        def snapshot() -> dict[str, float]:
+            stack.sleep(3)  # a few scheduler ticks
+            return {
+                "worker": memory_of(worker, workers_only=True).total / 1024,
+                "scheduler": memory_of(scheduler).total / 1024,
+                "relay": memory_of(relay).total / 1024,
+            }
+
+        zero_ticks = tick_ms()
+        zero = snapshot()
+        t0 = time.monotonic()
+        self._bulk_insert(stack, n, due=False)
+        stack.sql("ANALYZE orders")
+        self.log(f"  pending: {n:,} pending links inserted in {time.monotonic() - t0:.0f} s")
+        many_ticks = tick_ms()
+        many = snapshot()
+        engine.dispose()
+        pend = f"{live:,} pending" if live else "0 pending"
+        self.results.add(
+            Figure(
+                "tick_0",
+                f"scheduler tick (release_due), {pend}",
+                "ms",
+                zero_ticks,
+                digits=2,
+                note="median of 25 ticks",
+            )
+        )
+        self.results.add(
+            Figure(
+                "tick_n",
+                f"scheduler tick (release_due), {n:,} pending",
+                "ms",
+                many_ticks,
+                digits=2,
+                note="median of 25 ticks, none due",
+            )
+        )
+        for proc in ("worker", "scheduler", "relay"):
+            self.results.add(
+                Figure(f"rss_{proc}_0", f"{proc} RSS, {pend}", "MiB", [zero[proc]], digits=1)
+            )
+            self.results.add(
+                Figure(f"rss_{proc}_n", f"{proc} RSS, {n:,} pending", "MiB", [many[proc]], digits=1)
+            )
+
+
+# ---- open-loop publishing at a fixed rate, measuring publish -> link.sent ---------------
+
+
+def paced_run(
+    stack: BenchStack,
+    rate: float,
+    seconds: float,
+    *,
+    every: float | None = None,
+    on_tick: Callable[[], None] | None = None,
+) -> list[float]:
+    """Offer ``rate`` CreateOrders/s for ``seconds``; return each order's latency (s)."""
+    conn = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    ch.queue_bind(q, EVENTS_EXCHANGE, "link.sent")
+    published: dict[str, float] = {}
+    latencies: list[float] = []
+
+    def on_event(_ch: Any, _m: Any, _p: Any, body: bytes) -> None:
+        order_id = json.loads(body).get("order_id")
+        t = published.pop(order_id, None)
+        if t is not None:
+            latencies.append(time.monotonic() - t)
+
+    ch.basic_consume(q, on_event, auto_ack=True)
+    total = int(rate * seconds)
+    # Bodies are built ahead in chunks (pydantic validation is the client's cost, not
+    # paylink's) and restamped when sent.
+    t0 = time.monotonic()
+    next_tick = t0 + (every or 1e18)
+    i = 0
+    chunk: list[tuple[str, bytes]] = []
+    while i < total:
+        if not chunk:
+            ids = [uuid.uuid4() for _ in range(200)]
+            chunk = [(str(o), w.create_order_body(o, i + k)) for k, o in enumerate(ids)]
+            chunk.reverse()
+        due = t0 + i / rate
+        now = time.monotonic()
+        if now >= due:
+            order_id, body = chunk.pop()
+            published[order_id] = time.monotonic()
+            stack._ch.basic_publish(
+                "",
+                Queue.CREATE_ORDER,
+                w.restamp(body),
+                pika.BasicProperties(delivery_mode=2, content_type="application/json"),
+            )
+            i += 1
+            continue
+        conn.process_data_events(time_limit=min(due - now, 0.01))
+        if on_tick is not None and now >= next_tick:
+            on_tick()
+            next_tick += every or 1e18
+    deadline = time.monotonic() + 120
+    while published and time.monotonic() < deadline:
+        conn.process_data_events(time_limit=0.05)
+    lost = len(published)
+    conn.close()
+    if lost:
+        raise AssertionError(f"{lost} orders got no link.sent within 120 s")
+    return latencies
+
+
+# ---- the full lifecycle, driven by events -------------------------------------------------
+
+
+class LifecycleDriver:
+    """Create n orders; on each event publish the next command; time until n refunds."""
+
+    KEYS = (
+        "link.sent",
+        "link.opened",
+        "order.completed",
+        "payment.captured",
+        "payment.refunded",
+        "order.rejected",
+    )
+
+    def __init__(self, stack: BenchStack, n: int) -> None:
+        self.stack, self.n = stack, n
+        self.refunded = 0
+        self.rejected: list[dict[str, Any]] = []
+        self.completed_bodies: dict[str, bytes] = {}
+        self.orders: set[str] = set()
+
+    def run(self) -> float:
+        conn = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+        ch = conn.channel()
+        q = ch.queue_declare("", exclusive=True).method.queue
+        for key in self.KEYS:
+            ch.queue_bind(q, EVENTS_EXCHANGE, key)
+        props = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+        outbox = self.stack.workdir / "outbox"
+
+        def send(body: bytes) -> None:
+            ch.basic_publish("", w.queue_of(body), body, props)
+
+        def on_event(_ch: Any, _m: Any, _p: Any, raw: bytes) -> None:
+            event = json.loads(raw)
+            order_id = event.get("order_id")
+            kind = event["type"]
+            if kind == "order.rejected":
+                if order_id in self.orders or order_id is None:
+                    self.rejected.append(event)
+                return
+            if order_id not in self.orders:
+                return
+            if kind == "link.sent":
+                token = token_from_outbox(outbox, event["link_id"])
+                opened, completed = w.checkout_bodies(token)
+                self.completed_bodies[order_id] = completed
+                send(opened)
+            elif kind == "link.opened":
+                send(self.completed_bodies.pop(order_id))
+            elif kind == "order.completed":
+                send(w.merchant_body(c.CapturePayment, uuid.UUID(order_id)))
+            elif kind == "payment.captured":
+                send(w.merchant_body(c.RefundPayment, uuid.UUID(order_id)))
+            elif kind == "payment.refunded":
+                self.refunded += 1
+
+        ch.basic_consume(q, on_event, auto_ack=True)
+        ids = [uuid.uuid4() for _ in range(self.n)]
+        bodies = [w.create_order_body(o, i) for i, o in enumerate(ids)]
+        self.orders = {str(o) for o in ids}
+        t0 = time.monotonic()
+        for body in bodies:
+            send(body)
+        deadline = t0 + 120 + self.n / 2
+        while self.refunded < self.n:
+            conn.process_data_events(time_limit=0.05)
+            if self.rejected:
+                raise AssertionError(f"lifecycle command rejected: {self.rejected[0]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"lifecycle: {self.refunded}/{self.n} refunded")
+        elapsed = time.monotonic() - t0
+        conn.close()
+        return elapsed
