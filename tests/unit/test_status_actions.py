@@ -16,7 +16,7 @@ from domain.handlers import LINK_TTL
 from domain.status import LinkStatus, PaymentStatus
 from messages import commands as c
 from messages.common import CommandBase
-from tests.unit.builders import SEED_PAYMENT_ACTIONS, UNKNOWN_TOKEN, World
+from tests.unit.builders import ORDER_AMOUNT, SEED_PAYMENT_ACTIONS, UNKNOWN_TOKEN, World
 
 P = PaymentStatus
 L = LinkStatus
@@ -111,6 +111,18 @@ def test_authorization_expiry_after_the_deadline_releases_what_is_still_reserved
     assert (event.type, event.released_amount) == ("payment.expired", 70_000)
     assert world.order.payment_status is P.EXPIRED
     assert world.order.balance.captured == 30_000
+
+
+def test_refunding_all_that_was_captured_of_a_part_captured_order_leaves_it_part_refunded():
+    # Given: 300.00 of 1000.00 captured, 700.00 still reserved
+    world = World().in_payment_status(P.PART_CAPTURED)
+    # When
+    outcome = world.do(c.RefundPayment)
+    # Then: not REFUNDED, because part of the authorization is still reserved
+    assert outcome.status == "accepted", outcome
+    assert outcome.events[0].amount == 30_000
+    assert world.order.payment_status is P.PART_REFUNDED
+    assert world.order.balance.remaining(ORDER_AMOUNT) == 70_000
 
 
 # ---- link axis ---------------------------------------------------------------------
