@@ -59,7 +59,8 @@ def test_full_lifecycle_through_dispatch():
     send = db.commands[-1]
     out = dispatch(send, uow, ctx)
     assert out.status == "accepted", out
-    assert notifier.sent and notifier.sent[0].order_amount == 100000
+    assert notifier.sent
+    assert notifier.sent[0].order_amount == 100000
     token = notifier.sent[0].link_url.rsplit("/", 1)[1]
     assert dispatch(cmd(c.PaymentLinkOpened, token=token), uow, ctx).status == "accepted"
     out = dispatch(
