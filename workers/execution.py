@@ -4,6 +4,10 @@
 - Invalid command that still names a ``command_id``: an ``order.rejected`` event with
   ``VALIDATION_FAILED`` and the field errors; the message is acknowledged.
 - Nothing to identify it by: dead-lettered to ``<queue>.XQ`` with the reason.
+- A bad Dramatiq envelope (see ``workers.broker``) whose command names a ``command_id``:
+  rejected like an invalid command, with the envelope's problem as the message.
+- Text containing NUL characters (no database stores them): invalid, as above; left to
+  the database it would fail the same way on every retry.
 - ``TransientError``: raised, so Dramatiq retries with exponential backoff (honouring a
   provider's Retry-After); anything unexpected too, and ends in ``<queue>.XQ``.
 """
@@ -23,7 +27,7 @@ from domain.dispatch import dispatch
 from domain.errors import DomainError, TransientError
 from domain.outcomes import Cause, record_rejection
 from messages.routing import BY_ACTOR, ParseError, parse_command
-from workers.broker import dead_letter
+from workers.broker import INVALID_ENVELOPE_OPTION, dead_letter
 from workers.composition import get_app
 
 log = structlog.get_logger("paylink.worker")
@@ -66,9 +70,35 @@ def _reject_invalid(actor_name: str, payload: Any, error: ParseError) -> None:
     log.info("command rejected", code=outcome.code)
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _envelope_problem(actor_name: str, payload: Any) -> ParseError | None:
+    message = CurrentMessage.get_current_message()
+    problem = message.options.get(INVALID_ENVELOPE_OPTION) if message is not None else None
+    if problem is None and not _has_nul(payload):
+        return None
+    route = BY_ACTOR.get(actor_name)
+    command_id = _uuid_or_none(payload.get("command_id")) if isinstance(payload, dict) else None
+    reason = str(problem) if problem else "text fields may not contain NUL characters"
+    return ParseError(
+        "VALIDATION_FAILED",
+        f"{route.command_type if route else actor_name} is invalid: {reason}",
+        command_id=command_id,
+        command_type=route.command_type if route else None,
+    )
+
+
 def execute(actor_name: str, payload: Any) -> None:
     structlog.contextvars.clear_contextvars()
-    parsed = parse_command(actor_name, payload)
+    parsed = _envelope_problem(actor_name, payload) or parse_command(actor_name, payload)
     if isinstance(parsed, ParseError):
         if parsed.command_id is None:
             _dead_letter(actor_name, f"{parsed.code}: {parsed.reason}")
