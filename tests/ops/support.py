@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,6 +102,17 @@ def skip_unless_idle(channel: Any, queue: str) -> None:
     """Skip when another test's worker consumes a fixed queue: what is on it is not ours."""
     if channel.queue_declare(queue, passive=True).method.consumer_count:
         pytest.skip(f"a worker is consuming {queue}; its messages cannot be controlled")
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """Status and body of GET http://127.0.0.1:port/path; (0, "") when nobody answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
 
 
 def declare_queues(*queues: str) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from messages import commands as c
 from messages.routing import Queue, command_bytes
 from tests.harness import create_database, drop_database
 from tests.integration.commands import configure_store, create_order, merchant
-from tests.ops.support import Shop, declare_queues, make_shop, skip_unless_idle
+from tests.ops.support import Shop, declare_queues, http_get, make_shop, skip_unless_idle
 from tests.services import RABBITMQ_URL, require_postgres, require_rabbitmq
 from workers.exporter import PaylinkCollector, build_registry, default_management_url, fetch_unacked
 from workers.observability import HealthServer, start_health_server
@@ -47,26 +45,18 @@ def documented_metrics() -> dict[str, str]:
     return documented
 
 
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 @dataclass
 class Exporter:
     server: HealthServer
     collector: PaylinkCollector
 
     def families(self) -> dict[str, str]:
-        status, text = get(self.server.port, "/metrics")
+        status, text = http_get(self.server.port, "/metrics")
         assert status == 200
         return {f.name: f.type for f in text_string_to_metric_families(text)}
 
     def scrape(self) -> Samples:
-        status, text = get(self.server.port, "/metrics")
+        status, text = http_get(self.server.port, "/metrics")
         assert status == 200
         return {
             (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -285,9 +275,9 @@ def test_unacked_messages_come_from_the_management_api(
 @pytest.mark.parametrize("shop", ["sqlite"], indirect=True)
 def test_health_endpoints(exporter: Exporter) -> None:
     port = exporter.server.port
-    assert get(port, "/healthz") == (200, "ok\n")
-    assert get(port, "/readyz") == (200, "ready\n")
-    assert get(port, "/nothing")[0] == 404
+    assert http_get(port, "/healthz") == (200, "ok\n")
+    assert http_get(port, "/readyz") == (200, "ready\n")
+    assert http_get(port, "/nothing")[0] == 404
 
 
 def test_not_ready_without_the_database_but_still_serving() -> None:
@@ -295,8 +285,8 @@ def test_not_ready_without_the_database_but_still_serving() -> None:
     engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/paylink_no_such_db")
     exporter = serve(engine)
     try:
-        assert get(exporter.server.port, "/readyz") == (503, "not ready\n")
-        assert get(exporter.server.port, "/healthz")[0] == 200
+        assert http_get(exporter.server.port, "/readyz") == (503, "not ready\n")
+        assert http_get(exporter.server.port, "/healthz")[0] == 200
         assert "paylink_outbox_backlog" not in exporter.families()
     finally:
         exporter.server.shutdown()

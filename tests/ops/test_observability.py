@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import json
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
+from tests.ops.support import http_get
 from workers.observability import configure_logging, mask_text, start_health_server
 from workers.settings import Settings
 
@@ -114,26 +113,18 @@ def test_masking_touches_only_contact_details(text: str, expected: str) -> None:
 # ---- health server -----------------------------------------------------------------
 
 
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 @pytest.mark.parametrize(("ready", "status"), [(lambda: True, 200), (lambda: False, 503)])
 def test_health_server_answers_probes_and_serves_its_registry(ready: object, status: int) -> None:
     registry = CollectorRegistry()
     Counter("paylink_test_things", "things", registry=registry).inc(3)
     server = start_health_server(0, ready, registry=registry, host="127.0.0.1")  # type: ignore[arg-type]
     try:
-        assert _get(server.port, "/healthz") == (200, "ok\n")
-        assert _get(server.port, "/readyz")[0] == status
-        code, body = _get(server.port, "/metrics")
+        assert http_get(server.port, "/healthz") == (200, "ok\n")
+        assert http_get(server.port, "/readyz")[0] == status
+        code, body = http_get(server.port, "/metrics")
         assert code == 200
         assert "paylink_test_things_total 3.0" in body
-        assert _get(server.port, "/other")[0] == 404
+        assert http_get(server.port, "/other")[0] == 404
     finally:
         server.shutdown()
         server.server_close()
@@ -145,7 +136,7 @@ def test_a_readiness_check_that_raises_means_not_ready() -> None:
 
     server = start_health_server(0, broken, registry=CollectorRegistry(), host="127.0.0.1")
     try:
-        assert _get(server.port, "/readyz") == (503, "not ready\n")
+        assert http_get(server.port, "/readyz") == (503, "not ready\n")
     finally:
         server.shutdown()
         server.server_close()
