@@ -95,13 +95,14 @@ def describe(exc: BaseException) -> tuple[str, int]:
     """The one line and exit code for an exception that reached the command line."""
     if isinstance(exc, CliError):
         return exc.message, exc.code
-    if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+    exit_code = getattr(exc, "exit_code", None)
+    if hasattr(exc, "format_message") and isinstance(exit_code, int):
         # Typer's (Click's) usage errors: bad option, missing argument, unknown command.
-        message = exc.format_message()
+        message = str(exc.format_message())
         ctx = getattr(exc, "ctx", None)
-        if ctx is not None and exc.exit_code == 2:
+        if ctx is not None and exit_code == 2:
             message += f" (see '{ctx.command_path} --help')"
-        return message, exc.exit_code
+        return message, exit_code
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", 130
     if isinstance(exc, pydantic.ValidationError):

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import pika
 import typer
-from dramatiq.brokers.rabbitmq import xq_name
+from dramatiq.common import xq_name
 from rich.markup import escape
 from rich.table import Table
 

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import pika
 import structlog
-from dramatiq.brokers.rabbitmq import dq_name, xq_name
+from dramatiq.common import dq_name, xq_name
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -185,7 +185,7 @@ def _json_text(column: Any, key: str) -> JsonText:
 
 def _parts(element: JsonText, compiler: SQLCompiler, **kw: Any) -> tuple[str, str]:
     column, key = list(element.clauses)
-    return compiler.process(column, **kw), key.name  # type: ignore[attr-defined]
+    return compiler.process(column, **kw), key.name
 
 
 @compiles(JsonText, "postgresql")

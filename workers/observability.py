@@ -76,6 +76,7 @@ def configure_logging(
         timestamper,
     ]
     renderer: structlog.typing.Processor
+    final: list[structlog.typing.Processor]
     if settings.log_format == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=False)
         final = [mask_personal_data, renderer]
@@ -168,7 +169,9 @@ def start_health_server(
     port 0 picks a free port (see ``HealthServer.port``).
     """
     if registry is None:
-        from prometheus_client import REGISTRY as registry
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
     server = HealthServer((host, port), ready, registry)
     thread = threading.Thread(target=server.serve_forever, name=f"health:{port}", daemon=True)
     thread.start()
