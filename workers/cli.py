@@ -149,26 +149,18 @@ def exporter(
 @app.command()
 def run(
     exporter: Annotated[bool, typer.Option(help="Also run the metrics exporter.")] = True,
-    demo: Annotated[
-        bool, typer.Option(help="Publish the demo scenario once the service is up.")
-    ] = False,
+    demo: Annotated[bool, typer.Option(help="Play the demo scenario once it is up.")] = False,
 ) -> None:
     """Run everything on this machine (migrate, workers, relay, scheduler, exporter)."""
-    from workers.supervisor import BrokerUnreachable
-    from workers.supervisor import run as run_all
-
-    try:
-        code = run_all(load_settings(), exporter=exporter, demo=demo)
-    except BrokerUnreachable as exc:
-        raise CliError(str(exc)) from None
-    raise typer.Exit(code)
+    run_all = _lazy("workers.supervisor", "run", "supervisor")
+    raise typer.Exit(run_all(load_settings(), exporter=exporter, demo=demo))
 
 
 @app.command()
 def demo() -> None:
-    """Play the demo scenario on a throwaway service (var/demo.db, 20 s links), then stop."""
-    standalone = _lazy("workers.demo", "demo_standalone", "demo")
-    raise typer.Exit(standalone(load_settings()))
+    """The demo scenario on a throwaway service (SQLite file, 20 s links), then stop."""
+    demo_standalone = _lazy("workers.demo", "demo_standalone", "demo")
+    raise typer.Exit(demo_standalone(load_settings()))
 
 
 @app.command()
