@@ -194,7 +194,9 @@ def verify_lifecycle_run(
 
     engine = make_engine(rig.h.database_url)
     try:
+        began = time.monotonic()
         checks.wait_settled(engine, rig.pub, rig.events, settle)
+        report["settle_s"] = round(time.monotonic() - began, 1)
         states = checks.check_ledger(engine)
         life.check_final_states(states)
         records = checks.processed(engine)
@@ -212,8 +214,47 @@ def verify_lifecycle_run(
         report["links"] = links
         report["rejections"] = sum(r.outcome == "rejected" for r in records.values())
         report["event_redeliveries"] = rig.events.deliveries - len(rig.events.by_id)
+        logs = rig.h.logs()
+        report["worker_transient_retries"] = logs.count("transient failure, will retry")
+        report["worker_consumer_restarts"] = logs.count("Restarting consumer")
+        report["relay_reconnects"] = logs.count("relay error, retrying")
+        report["scheduler_failed_ticks"] = logs.count("scheduler tick failed")
         report["publisher_reconnects"] = rig.pub.reconnects
         report.emit()
         assert duplicates <= kills, f"{duplicates} duplicate notifications for {kills} kills"
     finally:
         engine.dispose()
+
+
+def lifecycle_with_outage(
+    rig: Any, report: Any, *, orders: int, outage: Callable[[], None], after: float
+) -> Lifecycle:
+    """Drive ``orders`` lifecycles while ``outage`` runs in a thread ``after`` seconds in.
+
+    The upstream publisher keeps publishing through the outage (it reconnects and
+    retries); the stack is expected to recover by itself or through the supervisor.
+    """
+    import threading
+
+    rig.start_stack(processes=2, threads=8)
+    life = Lifecycle(rig.pub, rig.events, rig.outbox)
+    life.configure_store()
+    errors: list[BaseException] = []
+
+    def inject() -> None:
+        try:
+            outage()
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+
+    fault = threading.Timer(after, inject)
+    started = time.monotonic()
+    fault.start()
+    try:
+        life.create(orders)
+        life.run(timeout=240)
+    finally:
+        fault.join()
+    report["load_s"] = round(time.monotonic() - started, 1)
+    assert not errors, f"the outage itself failed: {errors}"
+    return life
