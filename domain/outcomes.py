@@ -31,7 +31,10 @@ class Outcome:
 
 
 def payload_hash(command: CommandBase) -> str:
-    canonical = json.dumps(command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """What a command asks for, without when it was issued: an upstream that re-sends
+    a command with a fresh ``issued_at`` is repeating itself, not changing its mind."""
+    content = command.model_dump(mode="json", exclude={"issued_at"})
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

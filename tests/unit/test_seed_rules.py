@@ -460,3 +460,19 @@ def test_tokens_carry_at_least_128_bits_from_secrets(monkeypatch: pytest.MonkeyP
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         assert len(raw) * 8 >= 128
         assert build(c.PaymentLinkOpened, token=token).token == token  # fits the wire format
+
+
+def test_a_resent_command_with_a_fresh_issued_at_is_a_duplicate_not_a_conflict() -> None:
+    from datetime import timedelta
+
+    from domain.outcomes import payload_hash
+    from messages import commands as c
+    from tests.unit.builders import build
+
+    # Given a command, When upstream re-sends it later with a new issued_at
+    first = build(c.CapturePayment, amount=500)
+    again = first.model_copy(update={"issued_at": first.issued_at + timedelta(minutes=5)})
+    changed = first.model_copy(update={"amount": 600})
+    # Then it hashes the same, and a changed amount does not
+    assert payload_hash(again) == payload_hash(first)
+    assert payload_hash(changed) != payload_hash(first)
