@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner, Result
 
-from tests.harness import create_database, drop_database
+from tests.harness import create_database, create_vhost, delete_vhost, drop_database
 from tests.integration.commands import configure_store, create_order
-from tests.ops.support import Cli, SeededShop, make_shop
+from tests.ops.support import Cli, SeededShop, declare_queues, make_shop
 from tests.services import RABBITMQ_URL, require_postgres, require_rabbitmq
 from workers.cli import app
 from workers.settings import get_settings
@@ -97,10 +97,28 @@ def seeded(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 # ---- RabbitMQ ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def channel() -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+@pytest.fixture(scope="session")
+def vhost() -> Iterator[str]:
+    """A private RabbitMQ vhost with every command queue declared as the workers do:
+    the fixed queue names, shared with no other test run."""
     require_rabbitmq()
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    url = create_vhost("paylink-ops")
+    declare_queues(url)
+    yield url
+    delete_vhost(url)
+
+
+@pytest.fixture
+def broker_url(vhost: str, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The private vhost, also as BROKER_URL for the command under test."""
+    monkeypatch.setenv("BROKER_URL", vhost)
+    get_settings.cache_clear()
+    return vhost
+
+
+@pytest.fixture
+def channel(broker_url: str) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
     yield connection.channel()
     if connection.is_open:
         connection.close()

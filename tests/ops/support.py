@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from typer.testing import Result
 
@@ -20,7 +19,6 @@ from messages import commands as c
 from messages.common import CommandBase
 from messages.routing import ALL_QUEUES
 from tests.integration.commands import completed, create_order, merchant, opened
-from tests.services import RABBITMQ_URL, require_rabbitmq
 from workers.broker import build_broker
 from workers.composition import App
 from workers.settings import Settings
@@ -98,12 +96,6 @@ def make_shop(database_url: str, outbox_dir: Path) -> Shop:
     return Shop(App(settings))
 
 
-def skip_unless_idle(channel: Any, queue: str) -> None:
-    """Skip when another test's worker consumes a fixed queue: what is on it is not ours."""
-    if channel.queue_declare(queue, passive=True).method.consumer_count:
-        pytest.skip(f"a worker is consuming {queue}; its messages cannot be controlled")
-
-
 def http_get(port: int, path: str) -> tuple[int, str]:
     """Status and body of GET http://127.0.0.1:port/path; (0, "") when nobody answers."""
     try:
@@ -115,10 +107,9 @@ def http_get(port: int, path: str) -> tuple[int, str]:
         return 0, ""
 
 
-def declare_queues(*queues: str) -> None:
+def declare_queues(broker_url: str, *queues: str) -> None:
     """Declare command queues (with .DQ and .XQ) exactly as the workers do."""
-    require_rabbitmq()
-    broker = build_broker(Settings(BROKER_URL=RABBITMQ_URL))
+    broker = build_broker(Settings(BROKER_URL=broker_url))
     try:
         for queue in queues or ALL_QUEUES:
             broker.declare_queue(queue, ensure=True)

@@ -16,7 +16,7 @@ import pytest
 
 from messages.routing import DEAD_LETTER_REASON_HEADER, Queue, command_bytes
 from tests.integration.commands import create_order, opened
-from tests.ops.support import Cli, assert_one_line_error, declare_queues, skip_unless_idle
+from tests.ops.support import Cli, assert_one_line_error
 from workers.cli import app
 
 CREATE = Queue.CREATE_ORDER
@@ -31,8 +31,6 @@ def _purge(channel: Channel, *names: str) -> None:
 
 @pytest.fixture
 def create_queue(channel: Channel) -> Iterator[str]:
-    declare_queues(CREATE)
-    skip_unless_idle(channel, CREATE)
     _purge(channel, CREATE)
     yield CREATE
     _purge(channel, CREATE)
@@ -40,8 +38,6 @@ def create_queue(channel: Channel) -> Iterator[str]:
 
 @pytest.fixture
 def checkout_dead_letters(channel: Channel) -> Iterator[str]:
-    declare_queues(CHECKOUT)
-    skip_unless_idle(channel, CHECKOUT)
     _purge(channel, CHECKOUT, f"{CHECKOUT}.XQ")
     yield f"{CHECKOUT}.XQ"
     _purge(channel, CHECKOUT, f"{CHECKOUT}.XQ")

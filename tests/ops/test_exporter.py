@@ -19,8 +19,8 @@ from messages import commands as c
 from messages.routing import Queue, command_bytes
 from tests.harness import create_database, drop_database
 from tests.integration.commands import configure_store, create_order, merchant
-from tests.ops.support import Shop, declare_queues, http_get, make_shop, skip_unless_idle
-from tests.services import RABBITMQ_URL, require_postgres, require_rabbitmq
+from tests.ops.support import Shop, http_get, make_shop
+from tests.services import require_postgres
 from workers.exporter import PaylinkCollector, build_registry, default_management_url, fetch_unacked
 from workers.observability import HealthServer, start_health_server
 from workers.storage import tables as t
@@ -65,11 +65,11 @@ class Exporter:
         }
 
 
-def serve(engine: Engine, clock: Callable[[], datetime] | None = None) -> Exporter:
+def serve(engine: Engine, broker_url: str, clock: Callable[[], datetime] | None = None) -> Exporter:
     collector = PaylinkCollector(
         engine,
-        RABBITMQ_URL,
-        management_url=default_management_url(RABBITMQ_URL),
+        broker_url,
+        management_url=default_management_url(broker_url),
         **({"clock": clock} if clock else {}),
     )
     registry = build_registry(collector)
@@ -95,8 +95,8 @@ def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shop]:
 
 
 @pytest.fixture
-def exporter(shop: Shop) -> Iterator[Exporter]:
-    exporter = serve(shop.app.engine)
+def exporter(shop: Shop, vhost: str) -> Iterator[Exporter]:
+    exporter = serve(shop.app.engine, vhost)
     yield exporter
     exporter.server.shutdown()
     exporter.server.server_close()
@@ -151,9 +151,9 @@ def _counters(samples: Samples) -> Samples:
     return {k: v for k, v in samples.items() if k[0].endswith("_total")}
 
 
-def test_settled_events_are_added_up_once_then_incrementally(shop: Shop) -> None:
+def test_settled_events_are_added_up_once_then_incrementally(shop: Shop, vhost: str) -> None:
     # Given an exporter whose clock is an hour ahead, so every row is settled
-    ahead = serve(shop.app.engine, clock=lambda: datetime.now(UTC) + timedelta(hours=1))
+    ahead = serve(shop.app.engine, vhost, clock=lambda: datetime.now(UTC) + timedelta(hours=1))
     try:
         placed, _ = shop.placed_order()
         shop.capture(placed, 1_000)
@@ -205,8 +205,6 @@ def test_outbox_backlog_and_expiries(shop: Shop, exporter: Exporter) -> None:
 
 
 def test_exports_exactly_the_documented_metrics(shop: Shop, exporter: Exporter) -> None:
-    require_rabbitmq()
-    declare_queues()
     assert exporter.families() == documented_metrics()
 
 
@@ -214,13 +212,11 @@ def test_exports_exactly_the_documented_metrics(shop: Shop, exporter: Exporter) 
 
 
 @pytest.fixture
-def idle_create_queue() -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+def idle_create_queue(vhost: str) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
     """paylink.create-order, emptied, with nobody consuming it."""
-    declare_queues(CREATE)
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    connection = pika.BlockingConnection(pika.URLParameters(vhost))
     channel = connection.channel()
     try:
-        skip_unless_idle(channel, CREATE)
         channel.queue_purge(CREATE)
         yield channel
         channel.queue_purge(CREATE)
@@ -250,9 +246,11 @@ def test_queue_depth_follows_published_messages(
 
 @pytest.mark.parametrize("shop", ["postgresql"], indirect=True)
 def test_unacked_messages_come_from_the_management_api(
-    exporter: Exporter, idle_create_queue: pika.adapters.blocking_connection.BlockingChannel
+    exporter: Exporter,
+    idle_create_queue: pika.adapters.blocking_connection.BlockingChannel,
+    vhost: str,
 ) -> None:
-    if fetch_unacked(default_management_url(RABBITMQ_URL), RABBITMQ_URL) is None:
+    if fetch_unacked(default_management_url(vhost), vhost) is None:
         pytest.skip("the RabbitMQ management API is not enabled")
     for _ in range(2):
         idle_create_queue.basic_publish("", CREATE, command_bytes(create_order()))
@@ -280,10 +278,10 @@ def test_health_endpoints(exporter: Exporter) -> None:
     assert http_get(port, "/nothing")[0] == 404
 
 
-def test_not_ready_without_the_database_but_still_serving() -> None:
+def test_not_ready_without_the_database_but_still_serving(vhost: str) -> None:
     require_postgres()
     engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/paylink_no_such_db")
-    exporter = serve(engine)
+    exporter = serve(engine, vhost)
     try:
         assert http_get(exporter.server.port, "/readyz") == (503, "not ready\n")
         assert http_get(exporter.server.port, "/healthz")[0] == 200

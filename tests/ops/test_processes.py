@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pika
@@ -16,8 +17,7 @@ import pytest
 
 from messages.routing import Queue, command_bytes
 from tests.integration.commands import configure_store
-from tests.ops.support import declare_queues, http_get, skip_unless_idle
-from tests.services import RABBITMQ_URL, require_rabbitmq
+from tests.ops.support import http_get
 
 ROOT = Path(__file__).resolve().parents[2]
 PAYLINK = str(Path(sys.executable).with_name("paylink"))
@@ -29,77 +29,85 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
+#: Generous: a loaded CI machine boots a Dramatiq worker pool slowly.
+BOOT_SECONDS = 120.0
+
+
+def wait_for(check: Callable[[], bool], what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + BOOT_SECONDS
     while not check():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            tail = log.read_text(errors="replace")[-2000:] if log else ""
+            pytest.fail(f"timed out waiting for {what}; process output:\n{tail}")
         time.sleep(0.2)
 
 
+@dataclass
+class Started:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM to the process alone, as Kubernetes stops a container; its exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+
 @pytest.fixture
-def start(database: str, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    require_rabbitmq()
-    started: list[subprocess.Popen[bytes]] = []
+def start(database: str, vhost: str, tmp_path: Path) -> Iterator[Callable[..., Started]]:
+    started: list[Started] = []
     env = {
         **os.environ,
         "DATABASE_URL": database,
-        "BROKER_URL": RABBITMQ_URL,
+        "BROKER_URL": vhost,
         "PAYLINK_OUTBOX_DIR": str(tmp_path / "outbox"),
         "dramatiq_prom_db": str(tmp_path / "prometheus"),
     }
 
-    def run(*argv: str) -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"process-{len(started)}.log").open("wb")
+    def run(*argv: str) -> Started:
+        log = tmp_path / f"process-{len(started)}.log"
         process = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        started.append(process)
-        return process
+        started.append(Started(process, log))
+        return started[-1]
 
     yield run
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
-    """SIGTERM to the process alone, as Kubernetes stops a container; its exit code."""
-    process.send_signal(signal.SIGTERM)
-    return process.wait(timeout)
+    for each in started:
+        if each.process.poll() is None:
+            os.killpg(each.process.pid, signal.SIGKILL)
+            each.process.wait()
 
 
 def test_exporter_process_serves_metrics_until_sigterm(
-    start: Callable[..., subprocess.Popen[bytes]],
+    start: Callable[..., Started],
 ) -> None:
     port = free_port()
-    process = start(sys.executable, "-m", "workers.cli", "exporter", "--port", str(port))
-    wait_for(lambda: http_get(port, "/readyz")[0] == 200, "the exporter to be ready")
+    exporter = start(sys.executable, "-m", "workers.cli", "exporter", "--port", str(port))
+    wait_for(lambda: http_get(port, "/readyz")[0] == 200, "the exporter", exporter.log)
     status, body = http_get(port, "/metrics")
     assert status == 200
     assert "paylink_outbox_backlog" in body
     assert "paylink_queue_messages" in body
     assert "python_gc" not in body  # only the paylink_* metrics
-    assert stop(process) == 0
+    assert exporter.stop() == 0
 
 
 def test_worker_process_runs_actors_and_serves_dramatiq_metrics(
-    start: Callable[..., subprocess.Popen[bytes]],
+    start: Callable[..., Started], vhost: str
 ) -> None:
-    declare_queues(Queue.STORE_CONFIG)
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-    try:
-        skip_unless_idle(connection.channel(), Queue.STORE_CONFIG)
-    finally:
-        connection.close()
     port = free_port()
-    process = start(
+    worker = start(
         PAYLINK, "worker", "-p", "1", "-t", "1", "-Q", Queue.STORE_CONFIG,
         "--metrics-port", str(port),
     )  # fmt: skip
-    wait_for(lambda: http_get(port, "/metrics")[0] == 200, "Dramatiq's metrics server")
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    wait_for(lambda: http_get(port, "/metrics")[0] == 200, "Dramatiq's metrics", worker.log)
+    connection = pika.BlockingConnection(pika.URLParameters(vhost))
     try:
         connection.channel().basic_publish(
             "", Queue.STORE_CONFIG, command_bytes(configure_store()),
@@ -112,6 +120,6 @@ def test_worker_process_runs_actors_and_serves_dramatiq_metrics(
             'dramatiq_messages_total{actor_name="configure_store"' in http_get(port, "/metrics")[1]
         ),
         "the worker to process a command and count it",
-        timeout=60,
+        worker.log,
     )
-    assert stop(process) == 0
+    assert worker.stop() == 0
