@@ -88,14 +88,15 @@ def worker(
         bool, typer.Option("--dry-run", help="Print the Dramatiq command line; start nothing.")
     ] = False,
 ) -> None:
-    """Run Dramatiq worker processes for the paylink actors."""
+    """Run Dramatiq worker processes for the paylink actors (logging JSON lines)."""
     settings = load_settings()
     chosen = split_queues(queues) if queues else list(ALL_QUEUES)
     argv = [
         sys.executable,
         "-m",
-        "dramatiq",
+        "workers.cli_worker",
         "workers.actors",
+        "--skip-logging",
         "-p",
         str(processes or settings.worker_processes),
         "-t",
@@ -107,7 +108,8 @@ def worker(
     if dry_run:
         typer.echo(f"PAYLINK_WORKER_METRICS=1 dramatiq_prom_port={metrics_port} {' '.join(argv)}")
         return
-    note(f"starting workers on {', '.join(chosen)}; metrics on :{metrics_port}")
+    if sys.stderr.isatty():  # in a container every line on stderr is a JSON log record
+        note(f"starting workers on {', '.join(chosen)}; metrics on :{metrics_port}")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvpe(sys.executable, argv, env)  # noqa: S606 - our own interpreter, fixed args

@@ -300,7 +300,8 @@ def test_worker_runs_dramatiq_with_metrics_on_the_chosen_queues(cli: Cli) -> Non
     assert result.exit_code == 0, result.output
     assert "PAYLINK_WORKER_METRICS=1 dramatiq_prom_port=9999" in result.stdout
     assert result.stdout.rstrip().endswith(
-        "-m dramatiq workers.actors -p 3 -t 5 -Q paylink.checkout paylink.send-link"
+        "-m workers.cli_worker workers.actors --skip-logging -p 3 -t 5 "
+        "-Q paylink.checkout paylink.send-link"
     )
 
 

@@ -123,3 +123,7 @@ def test_worker_process_runs_actors_and_serves_dramatiq_metrics(
         worker.log,
     )
     assert worker.stop() == 0
+    # Every process of the pool, Dramatiq's main process too, logs JSON lines.
+    lines = [line for line in worker.log.read_text().splitlines() if line.strip()]
+    assert lines
+    assert all(line.startswith("{") for line in lines), lines
