@@ -243,13 +243,14 @@ def check_outcomes(
 # ---- notifications -------------------------------------------------------------------
 
 
-def notification_duplicates(engine: Engine) -> tuple[int, int]:
-    """(uncertain re-sends, notifications) over every payment link."""
+def notification_duplicates(engine: Engine) -> tuple[int, int, int]:
+    """(uncertain re-sends, notifications, most re-sends of one link) over every link."""
     with engine.connect() as conn:
         row = conn.execute(
             select(
                 func.coalesce(func.sum(t.notifications.c.uncertain_attempts), 0),
                 func.count(),
+                func.coalesce(func.max(t.notifications.c.uncertain_attempts), 0),
             )
         ).one()
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]), int(row[2])

@@ -130,7 +130,7 @@ def test_hostile_messages_mixed_into_valid_traffic(rig: Rig, record_property) ->
     assert "Exception in thread" not in logs
     assert "Retries exceeded" not in logs
 
-    duplicates, _links = notification_duplicates(engine)
+    duplicates, _links, _worst = notification_duplicates(engine)
     report["orders"] = VALID_ORDERS
     report["valid_commands"] = len(life.commands)
     report["hostile"] = len(hostile)

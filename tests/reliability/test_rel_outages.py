@@ -20,7 +20,7 @@ from tests.reliability.lifecycle import lifecycle_with_outage, verify_lifecycle_
 
 pytestmark = pytest.mark.reliability
 
-ORDERS = int(os.environ.get("PAYLINK_REL_OUTAGE_ORDERS", "500"))
+ORDERS = int(os.environ.get("PAYLINK_REL_OUTAGE_ORDERS", "300"))
 OUTAGE_AFTER = 4.0  # seconds into the load
 BROKER_DOWN = 3.0
 

@@ -1,9 +1,14 @@
 """SIGKILL the worker pool again and again under a full lifecycle load.
 
-2 000 orders, each created, sent, opened, completed, captured and part-refunded
-(12 000 commands), with the worker pool (2 processes x 8 threads) SIGKILLed every
-3 seconds, four times, and started afresh by the supervisor. ``PAYLINK_REL_ORDERS``
-overrides the count (never below 500).
+Orders are created, sent, opened, completed, captured and part-refunded (5 commands
+from upstream plus paylink's own send-link each), while the worker pool (2 processes x
+8 threads) is SIGKILLed every 3 seconds, four times, and started afresh by the
+supervisor.
+
+Size: the brief asks for 2 000 lifecycles if they fit in about 90 s. Measured on this
+2-core machine while other test runs shared it (load average 13-22): 2 000 took 247 s
+of load, 500 took 100 s, about 8 lifecycles a second at best. 700 is the largest count
+that fits in ~90 s there; ``PAYLINK_REL_ORDERS`` sets another (never below 500).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from tests.reliability.lifecycle import Lifecycle, verify_lifecycle_run
 
 pytestmark = pytest.mark.reliability
 
-ORDERS = max(500, int(os.environ.get("PAYLINK_REL_ORDERS", "2000")))
+ORDERS = max(500, int(os.environ.get("PAYLINK_REL_ORDERS", "700")))
 KILL_EVERY, KILLS = 3.0, 4
 
 
