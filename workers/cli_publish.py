@@ -31,16 +31,17 @@ def route_named(name: str) -> CommandRoute:
 
 
 def read_json(file: Path) -> Any:
+    name = "stdin" if str(file) == "-" else str(file)
     try:
         text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise CliError(f"cannot read {file}: {reason}") from None
+        raise CliError(f"cannot read {name}: {reason}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise CliError(
-            f"{file}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            f"{name}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
 
 

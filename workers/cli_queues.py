@@ -17,7 +17,7 @@ from dramatiq.common import xq_name
 from rich.markup import escape
 from rich.table import Table
 
-from messages.routing import DEAD_LETTER_REASON_HEADER, ParseError, parse_message
+from messages.routing import ALL_QUEUES, DEAD_LETTER_REASON_HEADER, ParseError, parse_message
 from workers.cli_common import (
     CliError,
     check_queue,
@@ -78,9 +78,14 @@ def queues(
     if as_json:
         typer.echo(json.dumps([asdict(d) for d in depths], indent=2))
         return
-    table = Table(title="Command queues", title_justify="left")
-    table.add_column("Queue")
-    for header in ("Ready", "Unacked", "Consumers", "Dead (.XQ)", "Delayed (.DQ)"):
+    table = Table(
+        title="Command queues",
+        title_justify="left",
+        caption="Dead: in <queue>.XQ; delayed: retries waiting in <queue>.DQ.",
+        caption_justify="left",
+    )
+    table.add_column("Queue", no_wrap=True, min_width=max(len(q) for q in ALL_QUEUES))
+    for header in ("Ready", "Unacked", "Consumers", "Dead", "Delayed"):
         table.add_column(header, justify="right")
     for d in depths:
         if d.ready is None:

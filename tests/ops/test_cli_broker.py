@@ -180,7 +180,7 @@ def test_queues_shows_ready_dead_and_delayed_per_queue(
     assert depths[create_queue]["delayed"] is not None
     table = cli("queues")
     assert table.exit_code == 0
-    for header in ("Ready", "Unacked", "Consumers", "Dead (.XQ)", "Delayed (.DQ)"):
+    for header in ("Ready", "Unacked", "Consumers", "Dead", "Delayed", "<queue>.XQ"):
         assert header in table.stdout
 
 
