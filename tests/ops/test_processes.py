@@ -127,3 +127,15 @@ def test_worker_process_runs_actors_and_serves_dramatiq_metrics(
     lines = [line for line in worker.log.read_text().splitlines() if line.strip()]
     assert lines
     assert all(line.startswith("{") for line in lines), lines
+
+
+@pytest.mark.parametrize("command", ["relay", "scheduler"])
+def test_relay_and_scheduler_serve_health_until_sigterm(
+    start: Callable[..., Started], command: str
+) -> None:
+    port = free_port()
+    process = start(PAYLINK, command, "--health-port", str(port))
+    wait_for(lambda: http_get(port, "/readyz")[0] == 200, f"the {command}", process.log)
+    assert http_get(port, "/healthz")[0] == 200
+    assert http_get(port, "/metrics")[0] == 200
+    assert process.stop() == 0
