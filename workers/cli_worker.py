@@ -17,7 +17,7 @@ def main() -> int:
     from workers.settings import get_settings
 
     configure_logging(get_settings())
-    return int(dramatiq_main() or 0)
+    return int(dramatiq_main() or 0)  # type: ignore[no-untyped-call]
 
 
 if __name__ == "__main__":
