@@ -57,6 +57,25 @@ class Upstream:
         self.ch.queue_bind(self.queue, EVENTS_EXCHANGE, "#")
         self.events: list[dict[str, Any]] = []
 
+    def wait_for_workers(self, timeout: float = 300) -> None:
+        """Publish only once every command queue has a consumer (the pool is up)."""
+        from messages.routing import ALL_QUEUES
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                counts = [
+                    self.ch.queue_declare(q, passive=True).method.consumer_count for q in ALL_QUEUES
+                ]
+            except pika.exceptions.ChannelClosedByBroker:  # not declared yet
+                self.ch = self.conn.channel()
+                self.ch.confirm_delivery()
+                counts = [0]
+            if all(counts):
+                return
+            self.conn.sleep(0.5)
+        raise TimeoutError(f"demo: no workers consuming after {timeout:.0f}s")
+
     def send(self, cls: type[CommandBase], **fields: Any) -> CommandBase:
         cmd = cls(command_id=uuid.uuid4(), issued_at=datetime.now(UTC), **fields)
         self.ch.basic_publish(
@@ -109,6 +128,8 @@ class Upstream:
 
 def run_demo(settings: Settings) -> int:
     up = Upstream(settings)
+    print("demo: waiting for the workers to consume", flush=True)
+    up.wait_for_workers()
     print("demo: configuring the store", flush=True)
     up.outcome(
         up.send(

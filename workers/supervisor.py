@@ -58,8 +58,9 @@ def children(settings: Settings, *, exporter: bool = True) -> list[Child]:
     worker_argv = [
         py,
         "-m",
-        "dramatiq",
+        "workers.cli_worker",
         "workers.actors",
+        "--skip-logging",
         "-p",
         str(settings.worker_processes),
         "-t",
@@ -71,16 +72,18 @@ def children(settings: Settings, *, exporter: bool = True) -> list[Child]:
             "relay",
             [
                 py,
-                "-c",
-                "from workers.relay import run_relay; from workers.settings import get_settings; run_relay(get_settings())",
+                "-m",
+                "workers.cli",
+                "relay",
             ],
         ),
         Child(
             "scheduler",
             [
                 py,
-                "-c",
-                "from workers.scheduler import run_scheduler; from workers.settings import get_settings; run_scheduler(get_settings())",
+                "-m",
+                "workers.cli",
+                "scheduler",
             ],
         ),
     ]
