@@ -87,7 +87,7 @@ class Upstream:
         return cmd
 
     def wait(
-        self, match: Callable[[dict[str, Any]], bool], what: str, timeout: float = 60
+        self, match: Callable[[dict[str, Any]], bool], what: str, timeout: float = 120
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
