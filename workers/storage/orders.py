@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from domain.ledger import EntryKind, LedgerEntry, ReleaseReason
@@ -27,6 +29,117 @@ class _Snapshot:
     ledger_len: int
     links: list[tuple[UUID, Delivery, bool]]
     is_new: bool
+    #: The order row's columns as loaded (an unchanged order is not written back).
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+#: PostgreSQL: an order and its children in one round trip (one JSON array per child
+#: table, ordered), instead of four SELECTs.
+def _children_json(table: str, columns: str, order_by: str) -> Any:
+    sql = (
+        f"(SELECT json_agg(json_build_array({columns}) ORDER BY c.{order_by}) "  # noqa: S608
+        f"FROM {table} AS c WHERE c.order_id = orders.order_id)"
+    )
+    return literal_column(sql)
+
+
+_PG_CHILDREN = (
+    _children_json(
+        "order_lines",
+        "c.name, c.reference, c.type, c.quantity, c.unit_price, c.tax_rate, "
+        "c.total_discount_amount, c.total_amount, c.total_tax_amount",
+        "position",
+    ).label("lines_json"),
+    _children_json(
+        "ledger_entries",
+        "c.entry_id, c.kind, c.amount, c.at, c.command_id, c.reason, c.line_references, "
+        "c.description",
+        "seq",
+    ).label("ledger_json"),
+    _children_json(
+        "links",
+        "c.link_id, c.token_hash, c.created_at, c.expires_at, c.delivery, c.superseded",
+        "seq",
+    ).label("links_json"),
+)
+
+#: The order's version as the statement's snapshot saw it. Under READ COMMITTED a
+#: ``FOR UPDATE`` that waited for another transaction returns the *latest* order row,
+#: but the child subqueries above still read the statement's (older) snapshot: a
+#: version differing from the locked row's says so, and the children are read again.
+#: Every change to an order or its children bumps ``version``.
+_PG_SNAPSHOT_VERSION = literal_column(
+    "(SELECT s.version FROM orders AS s WHERE s.order_id = orders.order_id)"
+).label("snapshot_version")
+
+#: Order columns the repository writes (everything but the key and ``version``).
+_ORDER_COLUMNS = tuple(c.name for c in t.orders.columns if c.name not in ("order_id", "version"))
+#: Columns compared to decide whether an order changed (``updated_at`` aside).
+_COMPARED = tuple(
+    c
+    for c in _ORDER_COLUMNS
+    if c not in ("updated_at", "link_expiry_released_at", "reservation_expiry_released_at")
+)
+
+
+def _json(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str | bytes) else list(value)
+
+
+def _ts(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _uuid(value: Any) -> UUID | None:
+    if value is None or isinstance(value, UUID):
+        return value
+    return UUID(str(value))
+
+
+def _line(r: Sequence[Any]) -> OrderLine:
+    return OrderLine(
+        name=r[0],
+        reference=r[1],
+        type=LineType(r[2]),
+        quantity=r[3],
+        unit_price=r[4],
+        tax_rate=r[5],
+        total_discount_amount=r[6],
+        total_amount=r[7],
+        total_tax_amount=r[8],
+    )
+
+
+def _entry(r: Sequence[Any]) -> LedgerEntry:
+    refs = r[6]
+    if isinstance(refs, str):
+        refs = json.loads(refs)
+    return LedgerEntry(
+        entry_id=_uuid(r[0]),  # type: ignore[arg-type]
+        kind=EntryKind(r[1]),
+        amount=r[2],
+        at=_ts(r[3]),
+        command_id=_uuid(r[4]),
+        reason=ReleaseReason(r[5]) if r[5] else None,
+        line_references=tuple(refs),
+        description=r[7],
+    )
+
+
+def _link(r: Sequence[Any]) -> Link:
+    return Link(
+        link_id=_uuid(r[0]),  # type: ignore[arg-type]
+        token_hash=r[1],
+        created_at=_ts(r[2]),
+        expires_at=_ts(r[3]),
+        delivery=Delivery(r[4]),
+        superseded=r[5],
+    )
 
 
 class SqlOrderRepository:
@@ -54,26 +167,50 @@ class SqlOrderRepository:
     def _load(self, order_id: UUID, *, lock: bool) -> Order | None:
         if order_id in self.loaded:
             return self.loaded[order_id][0]
-        query = select(t.orders).where(t.orders.c.order_id == order_id)
-        if lock:
-            query = query.with_for_update()
-        row = self.session.execute(query).mappings().one_or_none()
-        if row is None:
-            return None
-        order = self._build(row)
-        if lock:
-            snapshot = _Snapshot(
-                order.lines,
-                len(order.ledger),
-                [(lk.link_id, lk.delivery, lk.superseded) for lk in order.links],
-                is_new=False,
-            )
-            self.loaded[order_id] = (order, snapshot)
-        return order
+        found = self._fetch([order_id], lock=lock)
+        return found[0] if found else None
 
-    def _build(self, row: Any) -> Order:
-        oid = row["order_id"]
-        lines = tuple(
+    def load_many(self, order_ids: Iterable[UUID]) -> list[Order]:
+        """Load and lock several orders at once (two round trips on PostgreSQL)."""
+        wanted = [o for o in order_ids if o not in self.loaded]
+        fetched = self._fetch(wanted, lock=True) if wanted else []
+        return fetched
+
+    def _fetch(self, order_ids: list[UUID], *, lock: bool) -> list[Order]:
+        pg = self.session.get_bind().dialect.name == "postgresql"
+        where = (
+            t.orders.c.order_id == order_ids[0]
+            if len(order_ids) == 1
+            else t.orders.c.order_id.in_(order_ids)
+        )
+        extra = (*_PG_CHILDREN, _PG_SNAPSHOT_VERSION) if pg else ()
+        query = select(t.orders, *extra).where(where)
+        if lock:
+            query = query.with_for_update(of=t.orders) if pg else query.with_for_update()
+        orders = []
+        for row in self.session.execute(query).mappings():
+            if pg and row["snapshot_version"] == row["version"]:
+                lines = [_line(r) for r in _json(row["lines_json"])]
+                ledger = [_entry(r) for r in _json(row["ledger_json"])]
+                links = [_link(r) for r in _json(row["links_json"])]
+            else:
+                lines, ledger, links = self._children(row["order_id"])
+            order = self._build(row, tuple(lines), ledger, links)
+            if lock:
+                snapshot = _Snapshot(
+                    order.lines,
+                    len(order.ledger),
+                    [(lk.link_id, lk.delivery, lk.superseded) for lk in order.links],
+                    is_new=False,
+                    row={k: row[k] for k in _COMPARED},
+                )
+                self.loaded[order.order_id] = (order, snapshot)
+            orders.append(order)
+        return orders
+
+    def _children(self, oid: UUID) -> tuple[list[OrderLine], list[LedgerEntry], list[Link]]:
+        """The portable way (SQLite): one SELECT per child table."""
+        lines = [
             OrderLine(
                 name=r.name,
                 reference=r.reference,
@@ -90,7 +227,7 @@ class SqlOrderRepository:
                 .where(t.order_lines.c.order_id == oid)
                 .order_by(t.order_lines.c.position)
             )
-        )
+        ]
         ledger = [
             LedgerEntry(
                 entry_id=r.entry_id,
@@ -108,7 +245,7 @@ class SqlOrderRepository:
                 .order_by(t.ledger_entries.c.seq)
             )
         ]
-        link_rows = [
+        links = [
             Link(
                 link_id=r.link_id,
                 token_hash=r.token_hash,
@@ -121,8 +258,13 @@ class SqlOrderRepository:
                 select(t.links).where(t.links.c.order_id == oid).order_by(t.links.c.seq)
             )
         ]
+        return lines, ledger, links
+
+    def _build(
+        self, row: Any, lines: tuple[OrderLine, ...], ledger: list[LedgerEntry], links: list[Link]
+    ) -> Order:
         return Order(
-            order_id=oid,
+            order_id=row["order_id"],
             store_id=row["store_id"],
             created_by=row["created_by"],
             created_at=row["created_at"],
@@ -136,7 +278,7 @@ class SqlOrderRepository:
             lines=lines,
             auto_capture=row["auto_capture"],
             link_status=LinkStatus(row["link_status"]),
-            links=link_rows,
+            links=links,
             authorization_id=row["authorization_id"],
             completed_at=row["completed_at"],
             reservation_expires_at=row["reservation_expires_at"],
@@ -146,13 +288,17 @@ class SqlOrderRepository:
     # ---- writes ------------------------------------------------------------------
 
     def flush(self, now: datetime) -> None:
+        """Write every loaded aggregate that changed: one statement per table and kind,
+        executed for all orders at once (one round trip per statement on psycopg)."""
+        writes = _Writes()
         for order, snap in self.loaded.values():
             order.check_invariants()
-            self._write(order, snap, now)
+            self._write(order, snap, now, writes)
             order.events.clear()
         self.loaded.clear()
+        writes.execute(self.session)
 
-    def _write(self, order: Order, snap: _Snapshot, now: datetime) -> None:
+    def _write(self, order: Order, snap: _Snapshot, now: datetime, w: _Writes) -> None:
         values = {
             "store_id": order.store_id,
             "created_by": order.created_by,
@@ -177,23 +323,30 @@ class SqlOrderRepository:
             "reservation_expires_at": order.reservation_expires_at,
             "link_due_at": order.link_due_at,
             "reservation_due_at": order.reservation_due_at,
-            "updated_at": now,
         }
-        s = self.session
         oid = order.order_id
+        new_entries = order.ledger[snap.ledger_len :]
+        links_changed = [
+            (lk.link_id, lk.delivery, lk.superseded) for lk in order.links
+        ] != snap.links
+        changed = (
+            snap.is_new
+            or order.lines != snap.lines
+            or bool(new_entries)
+            or links_changed
+            or any(snap.row.get(k) != v for k, v in values.items())
+        )
+        if not changed:
+            return  # nothing to write: the row lock alone serialized this command
+        values["updated_at"] = now
         if snap.is_new:
-            s.execute(insert(t.orders).values(order_id=oid, **values))
+            w.order_inserts.append({"order_id": oid, **values})
         else:
-            s.execute(
-                update(t.orders)
-                .where(t.orders.c.order_id == oid)
-                .values(version=t.orders.c.version + 1, **values)
-            )
+            w.order_updates.append({"b_order_id": oid, **{f"b_{k}": v for k, v in values.items()}})
         if order.lines != snap.lines:
             if not snap.is_new:
-                s.execute(delete(t.order_lines).where(t.order_lines.c.order_id == oid))
-            s.execute(
-                insert(t.order_lines),
+                w.line_deletes.append(oid)
+            w.line_inserts.extend(
                 [
                     {
                         "order_id": oid,
@@ -211,10 +364,8 @@ class SqlOrderRepository:
                     for i, ln in enumerate(order.lines)
                 ],
             )
-        new_entries = order.ledger[snap.ledger_len :]
         if new_entries:
-            s.execute(
-                insert(t.ledger_entries),
+            w.ledger_inserts.extend(
                 [
                     {
                         "entry_id": e.entry_id,
@@ -231,9 +382,10 @@ class SqlOrderRepository:
                     for i, e in enumerate(new_entries)
                 ],
             )
-        self._write_links(order, snap)
+        if links_changed:
+            self._write_links(order, snap, w)
 
-    def _write_links(self, order: Order, snap: _Snapshot) -> None:
+    def _write_links(self, order: Order, snap: _Snapshot, w: _Writes) -> None:
         known = {link_id: (delivery, superseded) for link_id, delivery, superseded in snap.links}
         fresh = []
         for seq, link in enumerate(order.links):
@@ -252,10 +404,61 @@ class SqlOrderRepository:
                     }
                 )
             elif before != (link.delivery, link.superseded):
-                self.session.execute(
-                    update(t.links)
-                    .where(t.links.c.link_id == link.link_id)
-                    .values(delivery=link.delivery.value, superseded=link.superseded)
+                w.link_updates.append(
+                    {
+                        "b_link_id": link.link_id,
+                        "b_delivery": link.delivery.value,
+                        "b_superseded": link.superseded,
+                    }
                 )
-        if fresh:
-            self.session.execute(insert(t.links), fresh)
+        w.link_inserts.extend(fresh)
+
+
+@dataclass(slots=True)
+class _Writes:
+    """Rows to write, grouped per statement so each runs once as an executemany."""
+
+    order_inserts: list[dict[str, Any]] = field(default_factory=list)
+    order_updates: list[dict[str, Any]] = field(default_factory=list)
+    line_deletes: list[UUID] = field(default_factory=list)
+    line_inserts: list[dict[str, Any]] = field(default_factory=list)
+    ledger_inserts: list[dict[str, Any]] = field(default_factory=list)
+    link_inserts: list[dict[str, Any]] = field(default_factory=list)
+    link_updates: list[dict[str, Any]] = field(default_factory=list)
+
+    def execute(self, s: Session) -> None:
+        # Parents before children (foreign keys); deleted lines before their replacements.
+        if self.order_inserts:
+            s.execute(insert(t.orders), self.order_inserts)
+        if self.order_updates:
+            s.execute(_ORDER_UPDATE, self.order_updates)
+        if self.line_deletes:
+            s.execute(delete(t.order_lines).where(t.order_lines.c.order_id.in_(self.line_deletes)))
+        if self.line_inserts:
+            s.execute(insert(t.order_lines), self.line_inserts)
+        if self.ledger_inserts:
+            s.execute(insert(t.ledger_entries), self.ledger_inserts)
+        if self.link_inserts:
+            s.execute(insert(t.links), self.link_inserts)
+        if self.link_updates:
+            s.execute(_LINK_UPDATE, self.link_updates)
+
+
+_WRITTEN = (
+    "store_id", "created_by", "created_at", "customer_email", "customer_phone",
+    "customer_name", "channel", "purchase_country", "currency", "merchant_reference1",
+    "merchant_reference2", "auto_capture", "link_status", "status", "order_amount",
+    "order_tax_amount", "authorization_id", "completed_at", "link_expires_at",
+    "current_link_id", "reservation_expires_at", "link_due_at", "reservation_due_at",
+    "updated_at",
+)  # fmt: skip
+_ORDER_UPDATE = (
+    update(t.orders)
+    .where(t.orders.c.order_id == bindparam("b_order_id"))
+    .values(version=t.orders.c.version + 1, **{k: bindparam(f"b_{k}") for k in _WRITTEN})
+)
+_LINK_UPDATE = (
+    update(t.links)
+    .where(t.links.c.link_id == bindparam("b_link_id"))
+    .values(delivery=bindparam("b_delivery"), superseded=bindparam("b_superseded"))
+)

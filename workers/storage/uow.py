@@ -15,6 +15,7 @@ from typing import Self
 from uuid import UUID
 
 from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -130,6 +131,9 @@ class SqlOutbox:
             self.rows = []
 
 
+_UPSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
 class SqlNotifications:
     def __init__(self, session: Session, now: Now) -> None:
         self.session, self.now = session, now
@@ -164,6 +168,14 @@ class SqlNotifications:
             "error": record.error,
             "updated_at": self.now(),
         }
+        # One round trip: insert, or update the row a previous attempt left.
+        dialect = self.session.get_bind().dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            upsert = _UPSERTS[dialect](t.notifications).values(link_id=record.link_id, **values)
+            self.session.execute(
+                upsert.on_conflict_do_update(index_elements=["link_id"], set_=values)
+            )
+            return
         updated = self.session.execute(
             t.notifications.update()
             .where(t.notifications.c.link_id == record.link_id)
