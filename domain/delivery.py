@@ -6,7 +6,9 @@ The provider call happens between two transactions, never while a row lock is he
 2. call the notifier;
 3. record the outcome (``SENT`` with the provider's id, or ``FAILED``) with its event.
 
-A redelivered command whose link is already ``SENT`` does nothing again. One that
+A database failure while recording step 3 is retried in process (the provider has
+already answered; redelivering would send again). A redelivered command whose link
+is already ``SENT`` does nothing again. One that
 finds ``ATTEMPTING`` means a worker died between 2 and 3: the provider may or may
 not have accepted the message. paylink sends again (a lost link is worse than a
 duplicate) and counts the attempt in ``uncertain_attempts``.
@@ -14,9 +16,17 @@ duplicate) and counts the attempt in ``uncertain_attempts``.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from domain.errors import DeliveryDeferred, DeliveryRejected, DomainError, NotFound
+from domain.errors import (
+    DeliveryDeferred,
+    DeliveryRejected,
+    DomainError,
+    NotFound,
+    TransientError,
+)
 from domain.links import Link, hash_token
 from domain.notifications import PaymentLinkNotification
 from domain.order import Order
@@ -26,6 +36,10 @@ from messages import commands as c
 
 if TYPE_CHECKING:
     from domain.handlers import Context
+
+#: How long recording a provider's answer retries the database before giving up
+#: (then the redelivery would send again); below the 60 s actor time limit.
+RECORD_PATIENCE_SECONDS = 40.0
 
 
 def _load(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> tuple[Order, Link]:
@@ -92,21 +106,55 @@ def send_payment_link(
             uow.commit()
         raise
     except DeliveryRejected as rejected:
-        with uow_factory() as uow:
-            order, link = _load(cmd, uow, ctx)
-            order.mark_link_undeliverable(
-                link, provider=rejected.provider or "unknown", reason=rejected.reason
-            )
-            record.state, record.error = NotificationState.FAILED, rejected.reason[:500]
-            return _finish(cmd, digest, order, record, uow)
+        reason, provider = rejected.reason, rejected.provider or "unknown"
+
+        def undeliverable(order: Order, link: Link) -> None:
+            order.mark_link_undeliverable(link, provider=provider, reason=reason)
+            record.state, record.error = NotificationState.FAILED, reason[:500]
+
+        return _record_outcome(cmd, digest, uow_factory, ctx, record, undeliverable)
 
     # 3. record the outcome with its event
-    with uow_factory() as uow:
-        order, link = _load(cmd, uow, ctx)
+    def sent(order: Order, link: Link) -> None:
         order.mark_link_sent(link, receipt.provider, receipt.provider_message_id)
         record.state = NotificationState.SENT
         record.provider, record.provider_message_id = receipt.provider, receipt.provider_message_id
-        return _finish(cmd, digest, order, record, uow)
+
+    return _record_outcome(cmd, digest, uow_factory, ctx, record, sent)
+
+
+def _record_outcome(
+    cmd: c.SendPaymentLink,
+    digest: str,
+    uow_factory: UowFactory,
+    ctx: Context,
+    record: NotificationRecord,
+    apply: Callable[[Order, Link], None],
+) -> Outcome:
+    """Record what the provider said, retrying the database here rather than redelivering.
+
+    The provider has already answered: giving up now (a TransientError to the runtime)
+    would send the link again on redelivery. So a database hiccup is waited out in
+    process, up to ``RECORD_PATIENCE_SECONDS`` (below the actor time limit).
+    """
+    delay = 0.2
+    deadline = time.monotonic() + RECORD_PATIENCE_SECONDS
+    while True:
+        try:
+            with uow_factory() as uow:
+                prior = uow.processed.get(cmd.command_id)
+                if prior is not None:  # an earlier try committed after all
+                    return Outcome(cmd.command_id, "accepted", list(prior.events))
+                order, link = _load(cmd, uow, ctx)
+                apply(order, link)
+                return _finish(cmd, digest, order, record, uow)
+        except DomainError as error:  # e.g. a resend replaced the link meanwhile
+            return record_rejection(Cause.of(cmd), error, uow_factory, ctx, digest)
+        except TransientError:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _finish(
