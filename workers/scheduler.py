@@ -5,10 +5,18 @@ set only while an expiry can still apply), never in worker memory or a RabbitMQ
 delay queue: a 48 h Dramatiq ``delay=`` would be held unacked and RabbitMQ's
 ``consumer_timeout`` (30 min) would close the channel again and again.
 
-Each tick takes due rows with ``FOR UPDATE SKIP LOCKED`` (several schedulers may run),
-writes one expiry command per row into the outbox and stamps the release time, in one
-transaction. The relay publishes them; the worker re-checks status and deadline, so a
-link completed a second before its deadline stays completed. A row still due
+Each tick takes due rows with ``FOR UPDATE SKIP LOCKED`` (several schedulers may run)
+and stamps the release time, in one transaction. Reservation expiries are released as
+``ExpireAuthorization`` commands into the outbox; the relay publishes them and a worker
+applies them. Link expiries (many at once when a day's links lapse) are applied right
+here by default, in the same transaction that locked the rows: each due link becomes
+the same ``ExpirePaymentLink`` command a worker would get (same deterministic id) and
+runs through ``domain.dispatch`` (idempotency, the handler's re-check of status and
+deadline, rejections), a batch of units of work sharing one transaction and one
+executemany per table; the ``link.expired`` events go to the outbox with it. A link
+completed a second before its deadline is no longer due (or is re-checked under the
+row lock) and stays completed. With ``PAYLINK_SCHEDULER_APPLY_LINK_EXPIRY=false`` link
+expiries are released as commands, like reservations. A row still due
 ``REPUBLISH_AFTER`` after a release (say the worker rejected it for clock skew) is
 released again with a fresh command id.
 """
@@ -24,11 +32,13 @@ import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from domain.dispatch import dispatch
+from domain.handlers import Context
 from messages import commands as c
 from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine, make_session_factory
-from workers.storage.uow import SqlOutbox
+from workers.storage.uow import SqlBatch, SqlOutbox
 
 log = structlog.get_logger("paylink.scheduler")
 
@@ -50,25 +60,65 @@ def _due(
     return [(r.order_id, r.current_link_id) for r in session.execute(query)]
 
 
+class FixedClock:
+    """The tick's time: what selected the rows is what the handler re-checks against."""
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
+
+
+def expire_link_command(
+    order_id: uuid.UUID, link_id: uuid.UUID, now: datetime
+) -> c.ExpirePaymentLink:
+    return c.ExpirePaymentLink(
+        command_id=uuid.uuid5(link_id, f"expire-link:{now.isoformat()}"),
+        issued_at=now,
+        order_id=order_id,
+        link_id=link_id,
+    )
+
+
+def _apply_link_expiries(
+    session: Session, links: list[tuple[uuid.UUID, uuid.UUID | None]], now: datetime, ctx: Context
+) -> None:
+    """Run each due link's ExpirePaymentLink through dispatch, in this transaction."""
+    commands = []
+    for order_id, link_id in links:
+        assert link_id is not None
+        commands.append(expire_link_command(order_id, link_id, now))
+    batch = SqlBatch(session, lambda: now)
+    batch.preload([cmd.order_id for cmd in commands], [cmd.command_id for cmd in commands])
+    for cmd in commands:
+        dispatch(cmd, batch.unit, ctx)  # type: ignore[arg-type]
+    batch.flush()
+
+
 def release_due(
-    session_factory: sessionmaker[Session], now: datetime, limit: int
+    session_factory: sessionmaker[Session],
+    now: datetime,
+    limit: int,
+    *,
+    apply_links: Context | None = None,
 ) -> tuple[int, int]:
-    """One tick: release due link and reservation expiries. Returns (links, reservations)."""
+    """One tick: release due link and reservation expiries. Returns (links, reservations).
+
+    With ``apply_links`` (the context to run handlers with), due link expiries are
+    applied in this transaction instead of being released as commands.
+    """
     with session_factory() as session, session.begin():
         outbox = SqlOutbox(session, lambda: now)
         links = _due(
             session, t.orders.c.link_due_at, t.orders.c.link_expiry_released_at, now, limit
         )
-        for order_id, link_id in links:
-            assert link_id is not None
-            outbox.add_command(
-                c.ExpirePaymentLink(
-                    command_id=uuid.uuid5(link_id, f"expire-link:{now.isoformat()}"),
-                    issued_at=now,
-                    order_id=order_id,
-                    link_id=link_id,
-                )
-            )
+        if links and apply_links is not None:
+            _apply_link_expiries(session, links, now, apply_links)
+        else:
+            for order_id, link_id in links:
+                assert link_id is not None
+                outbox.add_command(expire_link_command(order_id, link_id, now))
         reservations = _due(
             session,
             t.orders.c.reservation_due_at,
@@ -108,9 +158,27 @@ class Scheduler:
         self.healthy = False
         self.released = 0
 
+    def context(self, now: datetime) -> Context | None:
+        if not self.settings.scheduler_apply_link_expiry:
+            return None
+        from workers.composition import SecretTokens
+
+        s = self.settings
+        return Context(
+            clock=FixedClock(now),
+            tokens=SecretTokens(),
+            link_ttl=s.link_ttl,
+            reservation_ttl=s.reservation_ttl,
+            checkout_base_url=s.checkout_base_url,
+        )
+
     def tick(self) -> int:
+        now = datetime.now(UTC)
         links, reservations = release_due(
-            self.session_factory, datetime.now(UTC), self.settings.scheduler_batch_size
+            self.session_factory,
+            now,
+            self.settings.scheduler_batch_size,
+            apply_links=self.context(now),
         )
         if links or reservations:
             log.info("expiries released", links=links, reservations=reservations)

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         default=2000, ge=1, le=50_000, alias="PAYLINK_SCHEDULER_BATCH_SIZE"
     )
     scheduler_poll_seconds: float = Field(default=1.0, gt=0, alias="PAYLINK_SCHEDULER_POLL_SECONDS")
+    #: Apply due link expiries in the scheduler's transaction (through domain.dispatch,
+    #: a batch at a time) rather than releasing one ExpirePaymentLink command per link.
+    scheduler_apply_link_expiry: bool = Field(
+        default=True, alias="PAYLINK_SCHEDULER_APPLY_LINK_EXPIRY"
+    )
     max_retries: int = Field(default=20, ge=0, alias="PAYLINK_MAX_RETRIES")
 
     log_level: str = Field(default="INFO", alias="PAYLINK_LOG_LEVEL")

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -342,7 +343,13 @@ class SqlOrderRepository:
         if snap.is_new:
             w.order_inserts.append({"order_id": oid, **values})
         else:
-            w.order_updates.append({"b_order_id": oid, **{f"b_{k}": v for k, v in values.items()}})
+            # Only the columns that changed (the row is locked: the rest is as loaded).
+            columns = tuple(
+                k for k, v in values.items() if k == "updated_at" or snap.row.get(k) != v
+            )
+            w.order_updates.setdefault(columns, []).append(
+                {"b_order_id": oid, **{f"b_{k}": values[k] for k in columns}}
+            )
         if order.lines != snap.lines:
             if not snap.is_new:
                 w.line_deletes.append(oid)
@@ -419,7 +426,8 @@ class _Writes:
     """Rows to write, grouped per statement so each runs once as an executemany."""
 
     order_inserts: list[dict[str, Any]] = field(default_factory=list)
-    order_updates: list[dict[str, Any]] = field(default_factory=list)
+    #: Updates grouped by the columns they change: one executemany per group.
+    order_updates: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict)
     line_deletes: list[UUID] = field(default_factory=list)
     line_inserts: list[dict[str, Any]] = field(default_factory=list)
     ledger_inserts: list[dict[str, Any]] = field(default_factory=list)
@@ -430,8 +438,8 @@ class _Writes:
         # Parents before children (foreign keys); deleted lines before their replacements.
         if self.order_inserts:
             s.execute(insert(t.orders), self.order_inserts)
-        if self.order_updates:
-            s.execute(_ORDER_UPDATE, self.order_updates)
+        for columns, rows in self.order_updates.items():
+            s.execute(_order_update(columns), rows)
         if self.line_deletes:
             s.execute(delete(t.order_lines).where(t.order_lines.c.order_id.in_(self.line_deletes)))
         if self.line_inserts:
@@ -444,19 +452,15 @@ class _Writes:
             s.execute(_LINK_UPDATE, self.link_updates)
 
 
-_WRITTEN = (
-    "store_id", "created_by", "created_at", "customer_email", "customer_phone",
-    "customer_name", "channel", "purchase_country", "currency", "merchant_reference1",
-    "merchant_reference2", "auto_capture", "link_status", "status", "order_amount",
-    "order_tax_amount", "authorization_id", "completed_at", "link_expires_at",
-    "current_link_id", "reservation_expires_at", "link_due_at", "reservation_due_at",
-    "updated_at",
-)  # fmt: skip
-_ORDER_UPDATE = (
-    update(t.orders)
-    .where(t.orders.c.order_id == bindparam("b_order_id"))
-    .values(version=t.orders.c.version + 1, **{k: bindparam(f"b_{k}") for k in _WRITTEN})
-)
+@lru_cache(maxsize=256)
+def _order_update(columns: tuple[str, ...]) -> Any:
+    return (
+        update(t.orders)
+        .where(t.orders.c.order_id == bindparam("b_order_id"))
+        .values(version=t.orders.c.version + 1, **{k: bindparam(f"b_{k}") for k in columns})
+    )
+
+
 _LINK_UPDATE = (
     update(t.links)
     .where(t.links.c.link_id == bindparam("b_link_id"))
