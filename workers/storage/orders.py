@@ -20,6 +20,7 @@ from domain.order import CustomerContact, Order
 from domain.status import LinkStatus
 from messages.common import LineType
 from workers.storage import tables as t
+from workers.storage.bulk import BULK_MIN_ROWS, bulk_update, is_postgresql
 
 
 @dataclass(slots=True)
@@ -438,8 +439,12 @@ class _Writes:
         # Parents before children (foreign keys); deleted lines before their replacements.
         if self.order_inserts:
             s.execute(insert(t.orders), self.order_inserts)
+        bulk = is_postgresql(s)
         for columns, rows in self.order_updates.items():
-            s.execute(_order_update(columns), rows)
+            if bulk and len(rows) >= BULK_MIN_ROWS:
+                bulk_update(s, t.orders, "order_id", columns, rows, prefix="b_", bump="version")
+            else:
+                s.execute(_order_update(columns), rows)
         if self.line_deletes:
             s.execute(delete(t.order_lines).where(t.order_lines.c.order_id.in_(self.line_deletes)))
         if self.line_inserts:

@@ -27,6 +27,7 @@ from messages.common import CommandBase, EventBase
 from messages.events import EVENT_TYPES
 from messages.routing import command_bytes, route_for
 from workers.storage import tables as t
+from workers.storage.bulk import BULK_MIN_ROWS, bulk_insert, is_postgresql
 from workers.storage.orders import SqlOrderRepository
 
 Now = Callable[[], datetime]
@@ -264,10 +265,15 @@ class SqlBatch:
 
     def flush(self) -> None:
         self.orders.flush(self.now())
-        if self.processed_rows:
-            self.session.execute(insert(t.processed_commands), self.processed_rows)
-        if self.outbox_rows:
-            self.session.execute(insert(t.outbox), self.outbox_rows)
+        bulk = is_postgresql(self.session)
+        for table, rows in (
+            (t.processed_commands, self.processed_rows),
+            (t.outbox, self.outbox_rows),
+        ):
+            if bulk and len(rows) >= BULK_MIN_ROWS:
+                bulk_insert(self.session, table, rows)
+            elif rows:
+                self.session.execute(insert(table), rows)
         self.processed_rows, self.outbox_rows = [], []
 
 

@@ -1,0 +1,84 @@
+"""PostgreSQL bulk writes: one statement for many rows, the columns sent as arrays.
+
+``INSERT ... SELECT FROM unnest(...)`` and ``UPDATE ... FROM unnest(...)`` send each
+column as one array parameter: one statement, one round trip and a single plan for
+thousands of rows, instead of an executemany of thousands of statements. Used where
+many rows are written at once (the scheduler's batches); values must already be what
+the driver takes (aware datetimes, UUIDs; JSON columns as ``json.dumps`` text).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import JSON, Table
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
+#: Below this many rows an executemany is as good.
+BULK_MIN_ROWS = 20
+
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+@lru_cache(maxsize=512)
+def _pg_type(table: Table, column: str) -> str:
+    return str(table.c[column].type.compile(dialect=_PG))
+
+
+def _arrays(
+    table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]], prefix: str = ""
+) -> dict[str, list[Any]]:
+    params: dict[str, list[Any]] = {}
+    for i, col in enumerate(columns):
+        values = [row[prefix + col] for row in rows]
+        if isinstance(table.c[col].type, JSON):
+            values = [None if v is None else json.dumps(v) for v in values]
+        params[f"a{i}"] = values
+    return params
+
+
+def _unnest(table: Table, columns: Sequence[str]) -> str:
+    args = ", ".join(f"%(a{i})b::{_pg_type(table, c)}[]" for i, c in enumerate(columns))
+    return f"unnest({args})"
+
+
+def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    columns = list(rows[0])
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - schema names
+        f"SELECT * FROM {_unnest(table, columns)}"
+    )
+    session.connection().exec_driver_sql(sql, _arrays(table, columns, rows))
+
+
+def bulk_update(
+    session: Session,
+    table: Table,
+    key: str,
+    columns: Sequence[str],
+    rows: Sequence[dict[str, Any]],
+    *,
+    prefix: str = "",
+    bump: str | None = None,
+) -> None:
+    """``UPDATE table SET columns... WHERE key = ...`` for every row (keys ``prefix+name``).
+
+    ``bump`` names an integer column to increment on every updated row (``version``).
+    """
+    names = [key, *columns]
+    sets = [f"{c} = v.{c}" for c in columns]
+    if bump:
+        sets.insert(0, f"{bump} = t.{bump} + 1")
+    sql = (
+        f"UPDATE {table.name} AS t SET {', '.join(sets)} "  # noqa: S608 - schema names
+        f"FROM {_unnest(table, names)} AS v({', '.join(names)}) WHERE t.{key} = v.{key}"
+    )
+    session.connection().exec_driver_sql(sql, _arrays(table, names, rows, prefix))
