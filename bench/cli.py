@@ -47,6 +47,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--expiry-n", type=int, default=None, help="links due at once (100 000)")
     p.add_argument("--pending-n", type=int, default=None, help="pending links (1 000 000)")
     p.add_argument("--out", type=Path, default=None, help="markdown file (bench/results.md)")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="py-spy the worker, relay and scheduler during create and expiry (raw stacks)",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="setting for every paylink and floor process (e.g. PAYLINK_RELAY_BATCH_SIZE=1000)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch databases")
     return p.parse_args(argv)
 
@@ -68,6 +81,9 @@ def config(args: argparse.Namespace) -> Config:
         else (0.5 if quick else 10.0),
         workdir=Path(tempfile.gettempdir()) / "paylink-bench",
         keep=args.keep,
+        profile=args.profile,
+        spy_args=("--gil",) if os.environ.get("BENCH_SPY_GIL") else (),
+        env=dict(item.split("=", 1) for item in args.env),
     )
 
 
@@ -119,7 +135,7 @@ def machine_facts(cfg: Config) -> list[tuple[str, str]]:
         sync = conn.execute(text("SHOW synchronous_commit")).scalar()
         fsync = conn.execute(text("SHOW fsync")).scalar()
     engine.dispose()
-    s = Settings()
+    s = Settings(**{k: v for k, v in cfg.env.items() if k.startswith("PAYLINK_")})
     prefetch = os.environ.get("dramatiq_queue_prefetch")  # noqa: SIM112 - Dramatiq's name or f"{2 * cfg.threads} (Dramatiq: 2 x threads)"
     return [
         ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
@@ -154,6 +170,7 @@ def machine_facts(cfg: Config) -> list[tuple[str, str]]:
             f"scheduler batch {s.scheduler_batch_size}, poll {s.scheduler_poll_seconds} s",
         ),
         ("engine", "make_engine defaults (pool_size 10, max_overflow 10, pre-ping)"),
+        ("overrides", ", ".join(f"{k}={v}" for k, v in cfg.env.items()) or "none"),
         ("notifier", "local file outbox (one .eml per link, fsync'd)"),
         ("log", f"{s.log_format} at {s.log_level} to a file"),
         (
@@ -202,10 +219,10 @@ def goals(results: Results) -> list[tuple[str, str, str]]:
         )
     due = results.get("expiry_due")
     if due and due.values:
-        label = due.label.split(":")[1].split(",")[0].strip()
+        n = due.label.split(":")[1].split(" links")[0].strip()
         out.append(
             (
-                f"{label} due expiries done in <= 30 s",
+                f"{n} due expiries done in <= 30 s (goal set for 100,000)",
                 f"{due.median:.1f} s",
                 "met" if due.median <= 30 else "NOT met",
             )

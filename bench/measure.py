@@ -29,6 +29,8 @@ class Figure:
         return f"{v:,.{self.digits}f}"
 
     def reps(self) -> str:
+        if len(self.values) > 5:
+            return f"{len(self.values)} samples, {self.show(min(self.values))} to {self.show(max(self.values))}"
         return ", ".join(self.show(v) for v in self.values)
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -19,7 +22,15 @@ from bench import workloads as w
 from bench.acks import total_acks
 from bench.floor_table import INSERT_QUEUE, NOOP_QUEUE, floor_metadata
 from bench.measure import Figure, percentile
-from bench.stack import BenchStack, Memory, delete_queues, memory_of
+from bench.stack import (
+    BenchStack,
+    Memory,
+    cpu_seconds,
+    delete_queues,
+    memory_of,
+    system_cpu_seconds,
+    tree,
+)
 from messages import commands as c
 from messages.routing import EVENTS_EXCHANGE, Queue
 from tests.harness import create_database, drop_database, purge_queues, token_from_outbox
@@ -44,6 +55,9 @@ class Config:
     soak_minutes: float
     workdir: Path
     keep: bool = False
+    #: Profile worker, relay and scheduler with py-spy during the create-order reps.
+    profile: Path | None = None
+    spy_args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -187,7 +201,76 @@ class Run:
         finally:
             self.close_stack(stack)
 
+    def _profilers(self, stack: BenchStack, section: str) -> list[subprocess.Popen[bytes]]:
+        if self.cfg.profile is None:
+            return []
+        self.cfg.profile.mkdir(parents=True, exist_ok=True)
+        spy = Path(sys.executable).with_name("py-spy")
+        started = []
+        for proc in stack.procs[:3]:
+            out = self.cfg.profile / f"{section}-{proc.name}.txt"
+            argv = [
+                str(spy),
+                "record",
+                "--pid",
+                str(proc.popen.pid),
+                "--format",
+                "raw",
+                "--rate",
+                "50",
+                "--nonblocking",
+                "-o",
+                str(out),
+            ]
+            if proc.name == "worker":
+                argv.append("--subprocesses")
+            started.append(
+                subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+        time.sleep(1)
+        return started
+
+    @staticmethod
+    def _stop_profilers(started: list[subprocess.Popen[bytes]]) -> None:
+        for p in started:
+            p.send_signal(signal.SIGINT)
+        for p in started:
+            p.wait(30)
+
     def create(self, stack: BenchStack) -> None:
+        profilers = self._profilers(stack, "create")
+        try:
+            self._create(stack)
+        finally:
+            self._stop_profilers(profilers)
+
+    def _cpu(self, stack: BenchStack) -> dict[str, float]:
+        out = {p.name: cpu_seconds(tree(p.popen.pid)) for p in stack.procs[:3]}
+        out["machine"] = system_cpu_seconds()[0]
+        return out
+
+    def _create(self, stack: BenchStack) -> None:
+        before = self._cpu(stack)
+        self._create_reps(stack)
+        after = self._cpu(stack)
+        orders = self.cfg.create_n * self.cfg.reps
+        spent = {k: (after[k] - before[k]) * 1000 / orders for k in after}
+        others = spent["machine"] - sum(v for k, v in spent.items() if k != "machine")
+        self.results.add(
+            Figure(
+                "create_cpu",
+                "CPU per order (create + send)",
+                "ms",
+                [spent["machine"]],
+                note="whole machine; of which worker {:.1f}, relay {:.1f}, scheduler {:.1f}, "
+                "other (PostgreSQL, RabbitMQ, bench, other users) {:.1f}".format(
+                    spent.get("worker", 0), spent.get("relay", 0), spent.get("scheduler", 0), others
+                ),
+                digits=1,
+            )
+        )
+
+    def _create_reps(self, stack: BenchStack) -> None:
         n = self.cfg.create_n
         fig = self.results.add(
             Figure(
@@ -327,6 +410,16 @@ class Run:
                 digits=1,
             )
         )
+        profilers = self._profilers(stack, "expiry")
+        try:
+            self._due(stack, n, fig)
+        finally:
+            self._stop_profilers(profilers)
+        self.results.add(
+            Figure("expiry_rate", "expiry throughput", "links/s", [n / v for v in fig.values])
+        )
+
+    def _due(self, stack: BenchStack, n: int, fig: Figure) -> None:
         for rep in range(self.cfg.reps):
             stack.reset_count("link.expired")
             t_insert = time.monotonic()
@@ -354,14 +447,6 @@ class Run:
             )
             fig.values.append(t1 - t0)
             self.log(f"  expiry: rep {rep + 1}: {n:,} expired in {t1 - t0:.1f} s")
-        self.results.add(
-            Figure(
-                "expiry_rate",
-                "expiry throughput",
-                "links/s",
-                [n / v for v in fig.values],
-            )
-        )
 
     def pending_links(self, stack: BenchStack) -> None:
         n = self.cfg.pending_n
