@@ -557,7 +557,7 @@ def paced_run(
         if now >= due:
             order_id, body = chunk.pop()
             published[order_id] = time.monotonic()
-            stack._ch.basic_publish(
+            ch.basic_publish(
                 "",
                 Queue.CREATE_ORDER,
                 w.restamp(body),

@@ -111,7 +111,10 @@ class BenchStack(Harness):
 
     def __post_init__(self) -> None:
         self.engine = create_engine(self.database_url, pool_size=4)
-        self._conn = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+        # No heartbeats: this connection idles while other phases run (a minute or more).
+        params = pika.URLParameters(RABBITMQ_URL)
+        params.heartbeat = 0
+        self._conn = pika.BlockingConnection(params)
         self._ch = self._conn.channel()
         self._ch.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True)
         self.events = []
