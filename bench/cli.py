@@ -136,7 +136,8 @@ def machine_facts(cfg: Config) -> list[tuple[str, str]]:
         fsync = conn.execute(text("SHOW fsync")).scalar()
     engine.dispose()
     s = Settings(**{k: v for k, v in cfg.env.items() if k.startswith("PAYLINK_")})
-    prefetch = os.environ.get("dramatiq_queue_prefetch")  # noqa: SIM112 - Dramatiq's name or f"{2 * cfg.threads} (Dramatiq: 2 x threads)"
+    dramatiq_prefetch = os.environ.get("dramatiq_queue_prefetch")  # noqa: SIM112 - its name
+    prefetch = dramatiq_prefetch or f"{2 * cfg.threads} (Dramatiq: 2 x threads)"
     return [
         ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
         (
