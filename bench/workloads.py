@@ -15,25 +15,8 @@ from messages.routing import command_bytes, encode_command
 
 STORE = "store-bench"
 ADMIN = {"user_id": "bench-admin", "role": "Admin", "store_ids": [STORE]}
-LINES = [
-    {
-        "name": "Running shoe",
-        "reference": "SHOE-42",
-        "quantity": 2,
-        "unit_price": 50_000,
-        "tax_rate": 2500,
-    },
-    {"name": "Socks", "reference": "SOCK-1", "quantity": 1, "unit_price": 10_000, "tax_rate": 2500},
-    {
-        "name": "Welcome discount",
-        "reference": "DISC",
-        "type": "discount",
-        "quantity": 1,
-        "unit_price": -5_000,
-        "tax_rate": 2500,
-    },
-]
-ORDER_AMOUNT = 105_000
+# the same realistic order the integration tests use
+from tests.integration.commands import LINES, ORDER_AMOUNT  # noqa: E402
 
 
 def now() -> datetime:
