@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 from domain.errors import AmountError, ValidationFailed
 
-#: DESIGN limit for ``unit_price`` and a line's ``total_amount`` (absolute value).
-MAX_AMOUNT = 100_000_000
+#: The limits are the wire contract's (DESIGN §2): one definition, in messages/.
+from messages.common import MAX_AMOUNT as MAX_AMOUNT
+from messages.common import MAX_LINES as MAX_LINES
+
 #: Tax rates are basis points: 2500 is 25 %, 10000 is 100 %.
 MAX_TAX_RATE = 10_000
-#: An order holds 1..1000 lines (DESIGN §2).
-MAX_LINES = 1000
 #: Upper bound of ``order_amount``: every line at its limit.
 MAX_ORDER_AMOUNT = MAX_AMOUNT * MAX_LINES
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 from uuid import UUID
 
-Channel = Literal["email", "sms"]
+from messages.common import Channel
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -131,10 +131,6 @@ class EventBase(WireModel):
     command_id: UUID | None = None
     order_id: UUID | None = None
     store_id: str | None = None
-
-
-def jsonable(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json")
 
 
 Channel = Literal["email", "sms"]

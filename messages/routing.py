@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from messages import commands as c
 from messages.common import CommandBase
@@ -190,7 +190,3 @@ def command_bytes(command: CommandBase, *, message_id: str | None = None) -> byt
     return json.dumps(
         encode_command(command, message_id=message_id), separators=(",", ":")
     ).encode()
-
-
-def dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json")
