@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.errors import ActionNotAllowed, AmountError, LinkError, ValidationFailed
+from domain.expiry import check_link_expiry, link_deadline
 from domain.ledger import Balance, EntryKind, LedgerEntry, ReleaseReason, balance, payment_status
 from domain.lines import OrderLine, order_totals
 from domain.links import Delivery, Link
@@ -109,9 +110,7 @@ class Order:
     @property
     def link_due_at(self) -> datetime | None:
         """When the link expiry applies, while the link is still live."""
-        if self.link_status in (LinkStatus.CREATED, LinkStatus.IN_PROGRESS):
-            return self.link_expires_at
-        return None
+        return link_deadline(self.link_status, self.link_expires_at)
 
     @property
     def reservation_due_at(self) -> datetime | None:
@@ -301,11 +300,9 @@ class Order:
         link = self.current_link
         if link is None or link.link_id != link_id:
             raise LinkError("this link was replaced by a newer one", code="LINK_SUPERSEDED")
-        if self._at() < link.expires_at:
-            raise LinkError(
-                f"the link is valid until {link.expires_at.isoformat()}", code="LINK_NOT_DUE"
-            )
-        self.link_status = next_link_status(self.link_status, LinkAction.EXPIRE)
+        self.link_status = check_link_expiry(
+            self.link_status, link.link_id, link_id, link.expires_at, self._at()
+        )
         self._record(ev.LinkExpired, link_id=link.link_id, expired_at=link.expires_at)
 
     # ---- payment axis ---------------------------------------------------------------

@@ -9,13 +9,14 @@ Each tick takes due rows with ``FOR UPDATE SKIP LOCKED`` (several schedulers may
 and stamps the release time, in one transaction. Reservation expiries are released as
 ``ExpireAuthorization`` commands into the outbox; the relay publishes them and a worker
 applies them. Link expiries (many at once when a day's links lapse) are applied right
-here by default, in the same transaction that locked the rows: each due link becomes
-the same ``ExpirePaymentLink`` command a worker would get (same deterministic id) and
-runs through ``domain.dispatch`` (idempotency, the handler's re-check of status and
-deadline, rejections), a batch of units of work sharing one transaction and one
-executemany per table; the ``link.expired`` events go to the outbox with it. A link
-completed a second before its deadline is no longer due (or is re-checked under the
-row lock) and stays completed. With ``PAYLINK_SCHEDULER_APPLY_LINK_EXPIRY=false`` link
+here by default, in the same transaction that locked the rows: ``domain.expiry``
+re-checks each link's status and deadline with the rule ``Order.expire_link`` applies
+(reading only the columns it needs, not whole orders), and the rows and their
+``link.expired`` events (caused by the id the ``ExpirePaymentLink`` command would
+carry) are written with one statement each. The row lock and the cleared deadline make
+it idempotent: a second tick no longer sees the row as due. A link completed a second
+before its deadline is no longer due (or is re-checked under the row lock) and stays
+completed. With ``PAYLINK_SCHEDULER_APPLY_LINK_EXPIRY=false`` link
 expiries are released as commands, like reservations. A row still due
 ``REPUBLISH_AFTER`` after a release (say the worker rejected it for clock skew) is
 released again with a fresh command id.
@@ -27,18 +28,20 @@ import signal
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import or_, select, update
+from sqlalchemy import Row, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from domain.dispatch import dispatch
-from domain.handlers import Context
+from domain.expiry import DueLink, expire_due_links
+from domain.status import LinkStatus
 from messages import commands as c
 from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine, make_session_factory
-from workers.storage.uow import SqlBatch, SqlOutbox
+from workers.storage.orders import write_link_expiries
+from workers.storage.uow import SqlOutbox
 
 log = structlog.get_logger("paylink.scheduler")
 
@@ -48,33 +51,35 @@ REPUBLISH_AFTER = timedelta(minutes=5)
 
 def _due(
     session: Session, due_col: object, released_col: object, now: datetime, limit: int
-) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
+) -> list[Row[Any]]:
+    """Due rows, locked: the columns link expiry needs (reservations need the id only)."""
     query = (
-        select(t.orders.c.order_id, t.orders.c.current_link_id)
+        select(
+            t.orders.c.order_id,
+            t.orders.c.current_link_id,
+            t.orders.c.store_id,
+            t.orders.c.link_status,
+            t.orders.c.link_expires_at,
+        )
         .where(due_col <= now)  # type: ignore[operator]
         .where(or_(released_col.is_(None), released_col < now - REPUBLISH_AFTER))  # type: ignore[attr-defined]
         .order_by(due_col)  # type: ignore[arg-type]
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return [(r.order_id, r.current_link_id) for r in session.execute(query)]
+    return list(session.execute(query))
 
 
-class FixedClock:
-    """The tick's time: what selected the rows is what the handler re-checks against."""
-
-    def __init__(self, now: datetime) -> None:
-        self._now = now
-
-    def now(self) -> datetime:
-        return self._now
+def link_expiry_id(link_id: uuid.UUID, now: datetime) -> uuid.UUID:
+    """A tick's expiry of a link: the same id whether applied here or sent as a command."""
+    return uuid.uuid5(link_id, f"expire-link:{now.isoformat()}")
 
 
 def expire_link_command(
     order_id: uuid.UUID, link_id: uuid.UUID, now: datetime
 ) -> c.ExpirePaymentLink:
     return c.ExpirePaymentLink(
-        command_id=uuid.uuid5(link_id, f"expire-link:{now.isoformat()}"),
+        command_id=link_expiry_id(link_id, now),
         issued_at=now,
         order_id=order_id,
         link_id=link_id,
@@ -82,18 +87,28 @@ def expire_link_command(
 
 
 def _apply_link_expiries(
-    session: Session, links: list[tuple[uuid.UUID, uuid.UUID | None]], now: datetime, ctx: Context
-) -> None:
-    """Run each due link's ExpirePaymentLink through dispatch, in this transaction."""
-    commands = []
-    for order_id, link_id in links:
-        assert link_id is not None
-        commands.append(expire_link_command(order_id, link_id, now))
-    batch = SqlBatch(session, lambda: now)
-    batch.preload([cmd.order_id for cmd in commands], [cmd.command_id for cmd in commands])
-    for cmd in commands:
-        dispatch(cmd, batch.unit, ctx)  # type: ignore[arg-type]
-    batch.flush()
+    session: Session, rows: list[Row[Any]], now: datetime, outbox: SqlOutbox
+) -> list[uuid.UUID]:
+    """Expire the due links of these (locked) orders in this transaction.
+
+    The rule is ``domain.expiry``'s, the one ``Order.expire_link`` applies; only the few
+    columns it needs are read, and the rows and events are written in one statement
+    each. A link the rule refuses (not due after all, say) is left as it is and logged;
+    its row is released again after ``REPUBLISH_AFTER``. Returns the refused orders.
+    """
+    due = [
+        DueLink(
+            r.order_id, r.store_id, LinkStatus(r.link_status), r.current_link_id, r.link_expires_at
+        )
+        for r in rows
+    ]
+    applied, refused = expire_due_links(due, now, lambda d: link_expiry_id(d.link_id, now))
+    for d, error in refused:
+        log.warning("link expiry refused", order_id=str(d.order_id), code=error.code)
+    write_link_expiries(session, applied, now)
+    for expiry in applied:
+        outbox.add_event(expiry.event)
+    return [d.order_id for d, _ in refused]
 
 
 def release_due(
@@ -101,24 +116,24 @@ def release_due(
     now: datetime,
     limit: int,
     *,
-    apply_links: Context | None = None,
+    apply_links: bool = False,
 ) -> tuple[int, int]:
     """One tick: release due link and reservation expiries. Returns (links, reservations).
 
-    With ``apply_links`` (the context to run handlers with), due link expiries are
-    applied in this transaction instead of being released as commands.
+    With ``apply_links``, due link expiries are applied in this transaction instead of
+    being released as commands.
     """
     with session_factory() as session, session.begin():
         outbox = SqlOutbox(session, lambda: now)
         links = _due(
             session, t.orders.c.link_due_at, t.orders.c.link_expiry_released_at, now, limit
         )
-        if links and apply_links is not None:
-            _apply_link_expiries(session, links, now, apply_links)
+        released = [r.order_id for r in links]
+        if links and apply_links:
+            released = _apply_link_expiries(session, links, now, outbox)
         else:
-            for order_id, link_id in links:
-                assert link_id is not None
-                outbox.add_command(expire_link_command(order_id, link_id, now))
+            for row in links:
+                outbox.add_command(expire_link_command(row.order_id, row.current_link_id, now))
         reservations = _due(
             session,
             t.orders.c.reservation_due_at,
@@ -126,7 +141,7 @@ def release_due(
             now,
             limit,
         )
-        for order_id, _ in reservations:
+        for order_id in (r.order_id for r in reservations):
             outbox.add_command(
                 c.ExpireAuthorization(
                     command_id=uuid.uuid5(order_id, f"expire-authorization:{now.isoformat()}"),
@@ -135,16 +150,16 @@ def release_due(
                 )
             )
         outbox.flush()
-        if links:
+        if released:
             session.execute(
                 update(t.orders)
-                .where(t.orders.c.order_id.in_([o for o, _ in links]))
+                .where(t.orders.c.order_id.in_(released))
                 .values(link_expiry_released_at=now)
             )
         if reservations:
             session.execute(
                 update(t.orders)
-                .where(t.orders.c.order_id.in_([o for o, _ in reservations]))
+                .where(t.orders.c.order_id.in_([r.order_id for r in reservations]))
                 .values(reservation_expiry_released_at=now)
             )
     return len(links), len(reservations)
@@ -158,27 +173,13 @@ class Scheduler:
         self.healthy = False
         self.released = 0
 
-    def context(self, now: datetime) -> Context | None:
-        if not self.settings.scheduler_apply_link_expiry:
-            return None
-        from workers.composition import SecretTokens
-
-        s = self.settings
-        return Context(
-            clock=FixedClock(now),
-            tokens=SecretTokens(),
-            link_ttl=s.link_ttl,
-            reservation_ttl=s.reservation_ttl,
-            checkout_base_url=s.checkout_base_url,
-        )
-
     def tick(self) -> int:
         now = datetime.now(UTC)
         links, reservations = release_due(
             self.session_factory,
             now,
             self.settings.scheduler_batch_size,
-            apply_links=self.context(now),
+            apply_links=self.settings.scheduler_apply_link_expiry,
         )
         if links or reservations:
             log.info("expiries released", links=links, reservations=reservations)

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         default=2000, ge=1, le=50_000, alias="PAYLINK_SCHEDULER_BATCH_SIZE"
     )
     scheduler_poll_seconds: float = Field(default=1.0, gt=0, alias="PAYLINK_SCHEDULER_POLL_SECONDS")
-    #: Apply due link expiries in the scheduler's transaction (through domain.dispatch,
+    #: Apply due link expiries in the scheduler's transaction (``domain.expiry``'s rule,
     #: a batch at a time) rather than releasing one ExpirePaymentLink command per link.
     scheduler_apply_link_expiry: bool = Field(
         default=True, alias="PAYLINK_SCHEDULER_APPLY_LINK_EXPIRY"

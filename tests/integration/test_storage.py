@@ -25,7 +25,7 @@ from tests.integration.commands import (
     merchant,
 )
 from tests.services import require_postgres
-from workers.scheduler import release_due
+from workers.scheduler import link_expiry_id, release_due
 from workers.storage import tables as t
 from workers.storage.engine import make_engine, make_session_factory
 from workers.storage.migrate import upgrade
@@ -208,3 +208,69 @@ def test_scheduler_releases_due_link_expiries_once(database_url: str) -> None:
     with env.engine.connect() as conn:
         row = conn.execute(select(t.orders).where(t.orders.c.order_id == cmd.order_id)).one()
     assert (row.link_status, row.link_due_at) == ("EXPIRED", None)
+
+
+def test_scheduler_applies_due_link_expiries_like_the_aggregate(database_url: str) -> None:
+    """25 due links (the PostgreSQL bulk path), one completed in time, one whose row says
+    due while its link is not (refused, left alone): the rows and events are what
+    ``Order.expire_link`` makes, and a second tick does nothing."""
+    env = Env(database_url)
+    completed_id = env.ready_order()  # CheckoutCompleted: no deadline any more
+    created = [create_order() for _ in range(25)]
+    for cmd in created:
+        assert env.run(cmd).status == "accepted"
+    with env.engine.begin() as conn:
+        due = conn.execute(
+            select(func.max(t.orders.c.link_due_at)).where(t.orders.c.link_due_at.is_not(None))
+        ).scalar_one()
+        stale = created[-1].order_id  # deadline in the row, link valid for an hour more
+        conn.execute(
+            t.orders.update()
+            .where(t.orders.c.order_id == stale)
+            .values(link_expires_at=due + timedelta(hours=1))
+        )
+    before = env.outbox("event")
+
+    assert release_due(env.sessions, due, 100, apply_links=True) == (25, 0)
+    assert release_due(env.sessions, due, 100, apply_links=True) == (0, 0)
+
+    events = env.outbox("event")[len(before) :]
+    assert events == ["link.expired"] * 24
+    with env.engine.connect() as conn:
+        payloads = [
+            json.loads(p)
+            for p in conn.execute(
+                select(t.outbox.c.payload).where(t.outbox.c.destination == "link.expired")
+            ).scalars()
+        ]
+    with env.uow() as uow:
+        for cmd in created[:-1]:
+            order = uow.orders.get(cmd.order_id)
+            assert order is not None and order.current_link is not None
+            assert (order.link_status.value, order.status, order.link_due_at) == (
+                "EXPIRED",
+                "EXPIRED",
+                None,
+            )
+            order.check_invariants()
+            event = next(p for p in payloads if p["order_id"] == str(cmd.order_id))
+            assert event["link_id"] == str(order.current_link.link_id)
+            assert event["store_id"] == cmd.store_id
+            assert event["command_id"] == str(link_expiry_id(order.current_link.link_id, due))
+        refused = uow.orders.get(stale)
+        done = uow.orders.get(completed_id)
+        assert refused is not None and refused.link_status.value == "CREATED"
+        assert done is not None and done.link_status.value == "COMPLETED"
+    with env.engine.connect() as conn:
+        versions = dict(
+            conn.execute(
+                select(t.orders.c.order_id, t.orders.c.version).where(
+                    t.orders.c.order_id.in_([cmd.order_id for cmd in created])
+                )
+            ).all()
+        )
+        released = conn.execute(
+            select(t.orders.c.link_expiry_released_at).where(t.orders.c.order_id == stale)
+        ).scalar_one()
+    assert {versions[cmd.order_id] for cmd in created[:-1]} == {versions[stale] + 1}
+    assert released is not None  # tried again after REPUBLISH_AFTER, not every tick

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -13,6 +13,7 @@ from uuid import UUID
 from sqlalchemy import bindparam, delete, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 
+from domain.expiry import LinkExpiry
 from domain.ledger import EntryKind, LedgerEntry, ReleaseReason
 from domain.lines import OrderLine
 from domain.links import Delivery, Link
@@ -171,12 +172,6 @@ class SqlOrderRepository:
             return self.loaded[order_id][0]
         found = self._fetch([order_id], lock=lock)
         return found[0] if found else None
-
-    def load_many(self, order_ids: Iterable[UUID]) -> list[Order]:
-        """Load and lock several orders at once (two round trips on PostgreSQL)."""
-        wanted = [o for o in order_ids if o not in self.loaded]
-        fetched = self._fetch(wanted, lock=True) if wanted else []
-        return fetched
 
     def _fetch(self, order_ids: list[UUID], *, lock: bool) -> list[Order]:
         pg = self.session.get_bind().dialect.name == "postgresql"
@@ -420,6 +415,32 @@ class SqlOrderRepository:
                     }
                 )
         w.link_inserts.extend(fresh)
+
+
+def write_link_expiries(session: Session, expiries: Sequence[LinkExpiry], now: datetime) -> None:
+    """The scheduler's expired links (``domain.expiry``): one statement for them all.
+
+    Only the order row changes (link status, status, deadline); links, lines and ledger
+    do not. ``link_expiry_released_at`` is stamped as for any released expiry.
+    """
+    if not expiries:
+        return
+    columns = ("link_status", "status", "link_due_at", "link_expiry_released_at", "updated_at")
+    rows = [
+        {
+            "b_order_id": e.order_id,
+            "b_link_status": e.link_status.value,
+            "b_status": e.status,
+            "b_link_due_at": e.link_due_at,
+            "b_link_expiry_released_at": now,
+            "b_updated_at": now,
+        }
+        for e in expiries
+    ]
+    if is_postgresql(session) and len(rows) >= BULK_MIN_ROWS:
+        bulk_update(session, t.orders, "order_id", columns, rows, prefix="b_", bump="version")
+    else:
+        session.execute(_order_update(columns), rows)
 
 
 @dataclass(slots=True)

@@ -20,7 +20,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.errors import TransientError
-from domain.order import Order
 from domain.ports import NotificationRecord, NotificationState, ProcessedCommand
 from domain.store import Store
 from messages.common import CommandBase, EventBase
@@ -133,9 +132,11 @@ class SqlOutbox:
         )
 
     def flush(self) -> None:
-        if self.rows:
+        if len(self.rows) >= BULK_MIN_ROWS and is_postgresql(self.session):
+            bulk_insert(self.session, t.outbox, self.rows)
+        elif self.rows:
             self.session.execute(insert(t.outbox), self.rows)
-            self.rows = []
+        self.rows = []
 
 
 _UPSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
@@ -227,128 +228,3 @@ class SqlUnitOfWork:
 
     def rollback(self) -> None:
         self.session.rollback()
-
-
-# ---- many commands in one transaction (the scheduler's link expiries) -------------------
-
-
-class SqlBatch:
-    """Several commands applied in one transaction, each through its own unit of work.
-
-    ``unit`` is a ``UowFactory``: ``domain.dispatch`` runs unchanged (idempotency,
-    rejections, events) against units that share one session. A unit's ``commit``
-    stages its writes; a unit left without commit (a ``DomainError``) discards what it
-    staged and the aggregates it touched. ``flush`` writes everything staged, one
-    executemany per table; the caller commits the transaction. Orders are expected
-    to be locked by the caller (``preload``); processed-command records are read in
-    one query.
-    """
-
-    def __init__(self, session: Session, now: Now) -> None:
-        self.session, self.now = session, now
-        self.orders = SqlOrderRepository(session)
-        self.known: dict[UUID, ProcessedCommand | None] = {}
-        self.processed_rows: list[dict[str, object]] = []
-        self.outbox_rows: list[dict[str, object]] = []
-
-    def preload(self, order_ids: list[UUID], command_ids: list[UUID]) -> None:
-        self.orders.load_many(order_ids)
-        reader = SqlProcessedCommands(self.session, self.now)
-        self.known = dict.fromkeys(command_ids)
-        for row in self.session.execute(
-            select(t.processed_commands).where(t.processed_commands.c.command_id.in_(command_ids))
-        ):
-            self.known[row.command_id] = reader.get_row(row)
-
-    def unit(self) -> _BatchUnit:
-        return _BatchUnit(self)
-
-    def flush(self) -> None:
-        self.orders.flush(self.now())
-        bulk = is_postgresql(self.session)
-        for table, rows in (
-            (t.processed_commands, self.processed_rows),
-            (t.outbox, self.outbox_rows),
-        ):
-            if bulk and len(rows) >= BULK_MIN_ROWS:
-                bulk_insert(self.session, table, rows)
-            elif rows:
-                self.session.execute(insert(table), rows)
-        self.processed_rows, self.outbox_rows = [], []
-
-
-class _BatchOrders:
-    """The batch's repository, remembering which orders this unit touched."""
-
-    def __init__(self, repo: SqlOrderRepository) -> None:
-        self.repo = repo
-        self.touched: set[UUID] = set()
-
-    def add(self, order: Order) -> None:
-        self.touched.add(order.order_id)
-        self.repo.add(order)
-
-    def get(self, order_id: UUID) -> Order | None:
-        return self.repo.get(order_id)
-
-    def get_for_update(self, order_id: UUID) -> Order | None:
-        self.touched.add(order_id)
-        return self.repo.get_for_update(order_id)
-
-    def get_by_token_for_update(self, token_hash: str) -> Order | None:
-        order = self.repo.get_by_token_for_update(token_hash)
-        if order is not None:
-            self.touched.add(order.order_id)
-        return order
-
-
-class _StagedProcessed(SqlProcessedCommands):
-    def __init__(self, batch: SqlBatch) -> None:
-        super().__init__(batch.session, batch.now)
-        self.batch = batch
-        self.staged: list[tuple[ProcessedCommand, dict[str, object]]] = []
-
-    def get(self, command_id: UUID) -> ProcessedCommand | None:
-        if command_id in self.batch.known:
-            return self.batch.known[command_id]
-        return super().get(command_id)
-
-    def add(self, record: ProcessedCommand) -> None:
-        self.staged.append((record, self.row(record)))
-
-
-class _BatchUnit:
-    def __init__(self, batch: SqlBatch) -> None:
-        self.batch = batch
-        self.committed = False
-
-    def __enter__(self) -> Self:
-        b = self.batch
-        self.orders = _BatchOrders(b.orders)
-        self.stores = SqlStoreRepository(b.session, b.now)
-        self.processed = _StagedProcessed(b)
-        self.outbox = SqlOutbox(b.session, b.now)
-        self.notifications = SqlNotifications(b.session, b.now)
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if not self.committed:
-            # Discard: the rows stay as they are (still locked by the batch's transaction).
-            for order_id in self.orders.touched:
-                self.batch.orders.loaded.pop(order_id, None)
-        if isinstance(exc, DBAPIError):
-            raise TransientError(f"database error: {type(exc.orig).__name__}") from exc
-
-    def commit(self) -> None:
-        b = self.batch
-        for record, row in self.processed.staged:
-            b.known[record.command_id] = record
-            b.processed_rows.append(row)
-        b.outbox_rows.extend(self.outbox.rows)
-        self.outbox.rows = []
-        self.processed.staged = []
-        self.committed = True
-
-    def rollback(self) -> None:
-        self.processed.staged = []
-        self.outbox.rows = []
