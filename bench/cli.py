@@ -65,7 +65,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def config(args: argparse.Namespace) -> Config:
+    from workers.settings import Settings
+
     quick = args.quick
+    env = dict(item.split("=", 1) for item in args.env)
     return Config(
         processes=args.processes,
         threads=args.threads,
@@ -83,7 +86,8 @@ def config(args: argparse.Namespace) -> Config:
         keep=args.keep,
         profile=args.profile,
         spy_args=("--gil",) if os.environ.get("BENCH_SPY_GIL") else (),
-        env=dict(item.split("=", 1) for item in args.env),
+        env=env,
+        relays=Settings(**env).relay_partitions,  # type: ignore[arg-type]
     )
 
 
@@ -167,7 +171,8 @@ def machine_facts(cfg: Config) -> list[tuple[str, str]]:
         ),
         (
             "relay",
-            f"batch {s.relay_batch_size}, poll {s.relay_poll_seconds} s; "
+            f"{cfg.relays} process(es), one per partition; batch {s.relay_batch_size}, "
+            f"poll {s.relay_poll_seconds} s; "
             f"scheduler batch {s.scheduler_batch_size}, poll {s.scheduler_poll_seconds} s",
         ),
         ("engine", "make_engine defaults (pool_size 10, max_overflow 10, pre-ping)"),

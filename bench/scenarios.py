@@ -59,6 +59,8 @@ class Config:
     profile: Path | None = None
     spy_args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    #: Relay processes (one per partition), as ``paylink run`` starts them.
+    relays: int = 1
 
 
 @dataclass
@@ -104,7 +106,8 @@ class Run:
 
     def start_paylink(self, stack: BenchStack) -> None:
         stack.start_worker(processes=self.cfg.processes, threads=self.cfg.threads)
-        stack.start_relay()
+        for partition in range(self.cfg.relays):
+            stack.start_relay(partition if self.cfg.relays > 1 else None)
         stack.start_scheduler()
         for queue in (Queue.STORE_CONFIG, Queue.CREATE_ORDER, Queue.SEND_LINK):
             stack.wait_consumers(queue, self.cfg.processes)
@@ -207,8 +210,8 @@ class Run:
         self.cfg.profile.mkdir(parents=True, exist_ok=True)
         spy = Path(sys.executable).with_name("py-spy")
         started = []
-        for proc in stack.procs[:3]:
-            out = self.cfg.profile / f"{section}-{proc.name}.txt"
+        for i, proc in enumerate(stack.procs):
+            out = self.cfg.profile / f"{section}-{proc.name}-{i}.txt"
             argv = [
                 str(spy),
                 "record",
@@ -245,7 +248,9 @@ class Run:
             self._stop_profilers(profilers)
 
     def _cpu(self, stack: BenchStack) -> dict[str, float]:
-        out = {p.name: cpu_seconds(tree(p.popen.pid)) for p in stack.procs[:3]}
+        out: dict[str, float] = {}
+        for p in stack.procs:
+            out[p.name] = out.get(p.name, 0.0) + cpu_seconds(tree(p.popen.pid))
         out["machine"] = system_cpu_seconds()[0]
         return out
 
@@ -453,7 +458,9 @@ class Run:
         live = stack.scalar("SELECT count(*) FROM orders WHERE link_due_at IS NOT NULL")
         engine = make_engine(stack.database_url, pool_size=1)
         sessions = make_session_factory(engine)
-        worker, relay, scheduler = stack.procs[0], stack.procs[1], stack.procs[2]
+        worker = stack.procs[0]
+        scheduler = next(p for p in stack.procs if p.name == "scheduler")
+        relays = [p for p in stack.procs if p.name == "relay"]
         from workers.settings import Settings
 
         batch = Settings().scheduler_batch_size
@@ -472,7 +479,7 @@ class Run:
             return {
                 "worker": memory_of(worker, workers_only=True).total / 1024,
                 "scheduler": memory_of(scheduler).total / 1024,
-                "relay": memory_of(relay).total / 1024,
+                "relay": sum(memory_of(r).total for r in relays) / 1024,
             }
 
         zero_ticks = tick_ms()

@@ -152,10 +152,11 @@ class Harness:
             argv += ["-Q", *queues]
         return self.start("worker", argv)
 
-    def start_relay(self) -> Proc:
+    def start_relay(self, partition: int | None = None) -> Proc:
         code = (
             "import asyncio; from workers.relay import Relay; "
-            "from workers.settings import get_settings; asyncio.run(Relay(get_settings()).run())"
+            "from workers.settings import get_settings; "
+            f"asyncio.run(Relay(get_settings(), partition={partition!r}).run())"
         )
         return self.start("relay", [sys.executable, "-c", code])
 

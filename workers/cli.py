@@ -118,10 +118,24 @@ def worker(
 @app.command()
 def relay(
     health_port: Annotated[int, typer.Option(help="/metrics, /healthz, /readyz.")] = RELAY_PORT,
+    partition: Annotated[
+        int | None,
+        typer.Option(
+            help="Publish only this partition's orders (0 .. PAYLINK_RELAY_PARTITIONS-1); "
+            "default: all of the outbox.",
+            min=0,
+        ),
+    ] = None,
 ) -> None:
     """Run the outbox relay: publish committed events and commands."""
+    settings = load_settings()
+    if partition is not None and partition >= settings.relay_partitions:
+        raise typer.BadParameter(
+            f"{partition} is not below PAYLINK_RELAY_PARTITIONS={settings.relay_partitions}",
+            param_hint="--partition",
+        )
     run_relay = _lazy("workers.relay", "run_relay", "outbox relay")
-    run_relay(load_settings(), health_port=health_port)
+    run_relay(settings, health_port=health_port, partition=partition)
 
 
 @app.command()

@@ -6,6 +6,13 @@ all with publisher confirms (pipelined, one round of confirms per batch), mark t
 sent, commit. A crash before the commit leaves them unsent, and they are published
 again: delivery is at-least-once and every consumer de-duplicates by id.
 
+Partitions: one relay publishes at most one core's worth (about 5 000 messages a
+second here), so several may run, each with ``partition=i`` of ``n``: it takes only the
+rows whose order hashes to ``i`` (rows without an order go to partition 0). All of an
+order's messages go through one relay, in commit order, so consumers see an order's
+events in the order they happened. A relay without a partition takes every row; run
+either that one or one per partition, not both.
+
 Link tokens travel inside send-link commands; once such a command is confirmed its
 payload is blanked, so the database keeps only the token hash.
 """
@@ -23,7 +30,7 @@ import aio_pika
 import aiormq
 import structlog
 from pamqp.commands import Basic
-from sqlalchemy import Engine, case, select, update
+from sqlalchemy import ColumnElement, Engine, Text, case, cast, func, select, update
 
 from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE
 from workers.broker import XQ_ARGUMENTS, queue_arguments
@@ -50,10 +57,27 @@ async def declare_topology(
     )
 
 
+def partition_clause(partition: int, partitions: int) -> ColumnElement[bool]:
+    """Outbox rows of partition ``partition`` of ``partitions`` (PostgreSQL)."""
+    hashed = func.hashtext(func.coalesce(cast(t.outbox.c.order_id, Text), ""))
+    return hashed.op("&")(0x7FFFFFFF) % partitions == partition
+
+
 class Relay:
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine | None = None, partition: int | None = None
+    ) -> None:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
+        self.where = [t.outbox.c.sent_at.is_(None)]
+        if partition is not None and settings.relay_partitions > 1:
+            if not 0 <= partition < settings.relay_partitions:
+                raise ValueError(
+                    f"partition {partition} is not one of 0..{settings.relay_partitions - 1}"
+                )
+            if self.engine.dialect.name != "postgresql":
+                raise ValueError("relay partitions need PostgreSQL; run one relay on SQLite")
+            self.where.append(partition_clause(partition, settings.relay_partitions))
         self.published = 0
         self.connected = False
         self._stop = asyncio.Event()
@@ -80,7 +104,7 @@ class Relay:
                     t.outbox.c.message_id,
                     t.outbox.c.payload,
                 )
-                .where(t.outbox.c.sent_at.is_(None))
+                .where(*self.where)
                 .order_by(t.outbox.c.id)
                 .limit(self.settings.relay_batch_size)
                 .with_for_update(skip_locked=True)
@@ -146,11 +170,15 @@ class Relay:
         self.connected = False
 
 
-def run_relay(settings: Settings, *, health_port: int | None = 9300) -> None:
+def run_relay(
+    settings: Settings, *, health_port: int | None = 9300, partition: int | None = None
+) -> None:
     from workers.observability import configure_logging, start_health_server
 
     configure_logging(settings)
-    relay = Relay(settings)
+    relay = Relay(settings, partition=partition)
+    if partition is not None:
+        structlog.contextvars.bind_contextvars(partition=partition)
     if health_port:
         start_health_server(health_port, lambda: relay.connected)
 

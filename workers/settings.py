@@ -64,6 +64,9 @@ class Settings(BaseSettings):
 
     relay_batch_size: int = Field(default=500, ge=1, le=10_000, alias="PAYLINK_RELAY_BATCH_SIZE")
     relay_poll_seconds: float = Field(default=0.2, gt=0, alias="PAYLINK_RELAY_POLL_SECONDS")
+    #: Relays ``paylink run`` starts on PostgreSQL, each publishing the outbox rows of
+    #: its share of the orders (``workers.relay``); one on SQLite.
+    relay_partitions: int = Field(default=2, ge=1, le=64, alias="PAYLINK_RELAY_PARTITIONS")
     scheduler_batch_size: int = Field(
         default=2000, ge=1, le=50_000, alias="PAYLINK_SCHEDULER_BATCH_SIZE"
     )

@@ -53,6 +53,25 @@ class Child:
         log.info("started", process=self.name, pid=self.process.pid)
 
 
+#: Health ports of relays after the first (which keeps the relay's 9300).
+EXTRA_RELAY_PORTS = 9310
+
+
+def relays(settings: Settings) -> list[Child]:
+    """One relay per partition on PostgreSQL (``workers.relay``); one on SQLite."""
+    py = sys.executable
+    if settings.relay_partitions == 1 or not settings.database_url.startswith("postgresql"):
+        return [Child("relay", [py, "-m", "workers.cli", "relay"])]
+    return [
+        Child(
+            f"relay-{i}",
+            [py, "-m", "workers.cli", "relay", "--partition", str(i)]
+            + ([] if i == 0 else ["--health-port", str(EXTRA_RELAY_PORTS + i)]),
+        )
+        for i in range(settings.relay_partitions)
+    ]
+
+
 def children(settings: Settings, *, exporter: bool = True) -> list[Child]:
     py = sys.executable
     worker_argv = [
@@ -68,15 +87,7 @@ def children(settings: Settings, *, exporter: bool = True) -> list[Child]:
     ]
     procs = [
         Child("worker", worker_argv, {"PAYLINK_WORKER_METRICS": "1"}),
-        Child(
-            "relay",
-            [
-                py,
-                "-m",
-                "workers.cli",
-                "relay",
-            ],
-        ),
+        *relays(settings),
         Child(
             "scheduler",
             [
@@ -131,7 +142,8 @@ def run(
         child.start()
     print(
         f"paylink is running: {settings.worker_processes} worker processes x "
-        f"{settings.worker_threads} threads on every queue, relay, scheduler"
+        f"{settings.worker_threads} threads on every queue, "
+        f"{sum(c.name.startswith('relay') for c in procs)} relay(s), scheduler"
         + (", exporter on :9302/metrics" if exporter else "")
         + f". Database {settings.database_url.split('@')[-1]}. Ctrl-C stops.",
         flush=True,

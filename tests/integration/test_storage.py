@@ -246,7 +246,8 @@ def test_scheduler_applies_due_link_expiries_like_the_aggregate(database_url: st
     with env.uow() as uow:
         for cmd in created[:-1]:
             order = uow.orders.get(cmd.order_id)
-            assert order is not None and order.current_link is not None
+            assert order is not None
+            assert order.current_link is not None
             assert (order.link_status.value, order.status, order.link_due_at) == (
                 "EXPIRED",
                 "EXPIRED",
@@ -259,8 +260,10 @@ def test_scheduler_applies_due_link_expiries_like_the_aggregate(database_url: st
             assert event["command_id"] == str(link_expiry_id(order.current_link.link_id, due))
         refused = uow.orders.get(stale)
         done = uow.orders.get(completed_id)
-        assert refused is not None and refused.link_status.value == "CREATED"
-        assert done is not None and done.link_status.value == "COMPLETED"
+        assert refused is not None
+        assert refused.link_status.value == "CREATED"
+        assert done is not None
+        assert done.link_status.value == "COMPLETED"
     with env.engine.connect() as conn:
         versions = dict(
             conn.execute(

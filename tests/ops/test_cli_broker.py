@@ -315,3 +315,28 @@ def test_asyncapi_check_passes_on_the_committed_document(cli: Cli) -> None:
     root = Path(__file__).resolve().parents[2]
     result = cli("asyncapi", "--check", "--output", str(root / "docs/asyncapi.yaml"))
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("partition", ["2", "7"])
+def test_relay_partition_beyond_the_configured_count_is_one_line(
+    cli: Cli, partition: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAYLINK_RELAY_PARTITIONS", "2")
+    result = cli("relay", "--partition", partition)
+    assert_one_line_error(result, "PAYLINK_RELAY_PARTITIONS=2")
+    assert result.exit_code == 2
+
+
+def test_run_starts_one_relay_per_partition_on_postgresql_and_one_on_sqlite() -> None:
+    from workers.settings import Settings
+    from workers.supervisor import relays
+
+    pg = Settings(DATABASE_URL="postgresql+psycopg://db/paylink", PAYLINK_RELAY_PARTITIONS=3)
+    started = relays(pg)
+    assert [r.argv[r.argv.index("--partition") + 1] for r in started] == ["0", "1", "2"]
+    ports = [r.argv[r.argv.index("--health-port") + 1] for r in started[1:]]
+    assert len(set(ports)) == 2
+    assert "9300" not in ports  # the first relay keeps the relay's port
+    sqlite = Settings(DATABASE_URL="sqlite:///x.db", PAYLINK_RELAY_PARTITIONS=3)
+    [only] = relays(sqlite)
+    assert "--partition" not in only.argv  # SQLite: one relay for the whole outbox
