@@ -28,9 +28,11 @@ from datetime import UTC, datetime
 
 import aio_pika
 import aiormq
+import psycopg
 import structlog
 from pamqp.commands import Basic
 from sqlalchemy import ColumnElement, Engine, Text, case, cast, func, select, update
+from sqlalchemy.engine import make_url
 
 from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE
 from workers.broker import XQ_ARGUMENTS, queue_arguments
@@ -63,6 +65,57 @@ def partition_clause(partition: int, partitions: int) -> ColumnElement[bool]:
     return hashed.op("&")(0x7FFFFFFF) % partitions == partition
 
 
+#: PostgreSQL channel notified by every INSERT into the outbox (migration 0002).
+OUTBOX_CHANNEL = "paylink_outbox"
+
+
+class OutboxSignal:
+    """Wakes the relay as soon as a transaction commits outbox rows.
+
+    On PostgreSQL a trigger notifies ``OUTBOX_CHANNEL`` at each commit that wrote
+    the outbox; this listens on its own connection (psycopg, autocommit) and sets an
+    event. Polling every ``relay_poll_seconds`` stays as the fallback: on SQLite, while
+    the listening connection is down, and for anything a notification missed.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        url = make_url(database_url)
+        self.conninfo = (
+            url.set(drivername="postgresql").render_as_string(hide_password=False)
+            if url.get_backend_name() == "postgresql"
+            else None
+        )
+        self.event = asyncio.Event()
+        self.listening = False
+
+    def clear(self) -> None:
+        self.event.clear()
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.event.wait(), timeout)
+
+    async def listen(self, stop: asyncio.Event) -> None:
+        if self.conninfo is None:
+            return
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+                    self.listening, backoff = True, 0.5
+                    self.event.set()  # rows may have been committed while not listening
+                    async for _ in conn.notifies():
+                        self.event.set()
+            except Exception as exc:  # database down: poll meanwhile, listen again later
+                log.warning("outbox listener down, polling", error=type(exc).__name__)
+            self.listening = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, 10.0)
+
+
 class Relay:
     def __init__(
         self, settings: Settings, engine: Engine | None = None, partition: int | None = None
@@ -81,9 +134,11 @@ class Relay:
         self.published = 0
         self.connected = False
         self._stop = asyncio.Event()
+        self.signal = OutboxSignal(settings.database_url)
 
     def stop(self) -> None:
         self._stop.set()
+        self.signal.event.set()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -146,6 +201,15 @@ class Relay:
         return len(rows)
 
     async def run(self) -> None:
+        listener = asyncio.create_task(self.signal.listen(self._stop))
+        try:
+            await self._run()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _run(self) -> None:
         backoff = 0.5
         while not self._stop.is_set():
             try:
@@ -157,9 +221,10 @@ class Relay:
                     self.connected, backoff = True, 0.5
                     log.info("relay connected")
                     while not self._stop.is_set():
+                        self.signal.clear()  # a commit from now on wakes the wait below
                         n = await self._publish_batch(underlay)
                         if n < self.settings.relay_batch_size:
-                            await self._sleep(self.settings.relay_poll_seconds)
+                            await self.signal.wait(self.settings.relay_poll_seconds)
             except Exception as exc:  # broker or database down: back off and retry
                 self.connected = False
                 log.warning(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -68,3 +69,22 @@ def test_partitioned_relays_publish_everything_once_and_each_order_in_order(
     for cmd in orders:
         sequence = [e["type"] for e in events if e.get("order_id") == str(cmd.order_id)]
         assert sequence == ["order.created", "link.sent", "order.cancelled"]
+
+
+def test_a_commit_wakes_the_relay_without_waiting_for_its_poll(harness_factory) -> None:  # type: ignore[no-untyped-def]
+    """With a 60 s poll, only the outbox trigger's NOTIFY can publish within seconds."""
+    h = harness_factory(PAYLINK_RELAY_POLL_SECONDS="60")
+    h.start_worker(processes=1, threads=2)
+    h.start_relay()
+    h.wait_for(
+        lambda: "relay connected" in h.logs(), what="the relay connected (and past its first poll)"
+    )
+    time.sleep(1)  # the relay is now in its 60 s wait
+    store = configure_store()
+    started = time.monotonic()
+    h.publish(store)
+    h.wait_event("store.configured", command_id=store.command_id, timeout=15)
+    cmd = create_order()
+    h.publish(cmd)
+    h.wait_event("link.sent", order_id=cmd.order_id, timeout=15)  # two more wake-ups
+    assert time.monotonic() - started < 30
