@@ -225,6 +225,8 @@ class Relay:
                         n = await self._publish_batch(underlay)
                         if n < self.settings.relay_batch_size:
                             await self.signal.wait(self.settings.relay_poll_seconds)
+                            # Let a few more commits land: one batch for them all.
+                            await self._sleep(self.settings.relay_linger_seconds)
             except Exception as exc:  # broker or database down: back off and retry
                 self.connected = False
                 log.warning(

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
 
     relay_batch_size: int = Field(default=500, ge=1, le=10_000, alias="PAYLINK_RELAY_BATCH_SIZE")
     relay_poll_seconds: float = Field(default=0.2, gt=0, alias="PAYLINK_RELAY_POLL_SECONDS")
+    #: After a wake-up (a commit's NOTIFY), wait this long for more rows before the
+    #: batch: fewer, fuller batches for a little latency.
+    relay_linger_seconds: float = Field(
+        default=0.03, ge=0, le=1, alias="PAYLINK_RELAY_LINGER_SECONDS"
+    )
     #: Relays ``paylink run`` starts on PostgreSQL, each publishing the outbox rows of
     #: its share of the orders (``workers.relay``); one on SQLite.
     relay_partitions: int = Field(default=2, ge=1, le=64, alias="PAYLINK_RELAY_PARTITIONS")
