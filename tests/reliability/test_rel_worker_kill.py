@@ -5,10 +5,10 @@ from upstream plus paylink's own send-link each), while the worker pool (2 proce
 8 threads) is SIGKILLed every 3 seconds, four times, and started afresh by the
 supervisor.
 
-Size: the brief asks for 2 000 lifecycles if they fit in about 90 s. Measured on this
-2-core machine while other test runs shared it (load average 13-22): 2 000 took 247 s
-of load, 500 took 100 s, about 8 lifecycles a second at best. 700 is the largest count
-that fits in ~90 s there; ``PAYLINK_REL_ORDERS`` sets another (never below 500).
+Size: the brief's 2 000 lifecycles. Measured on this 2-core machine: 63 s in all when
+it was otherwise idle (after the relay got partitions and NOTIFY wake-ups), 247 s
+before them with other test runs sharing it; the run's timeout allows for the latter.
+``PAYLINK_REL_ORDERS`` sets another count (never below 500).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.reliability.lifecycle import Lifecycle, verify_lifecycle_run
 
 pytestmark = pytest.mark.reliability
 
-ORDERS = max(500, int(os.environ.get("PAYLINK_REL_ORDERS", "700")))
+ORDERS = max(500, int(os.environ.get("PAYLINK_REL_ORDERS", "2000")))
 KILL_EVERY, KILLS = 3.0, 4
 
 
@@ -44,7 +44,7 @@ def test_worker_sigkill_during_lifecycle_load(rig: Rig, record_property) -> None
             kills += 1
 
     life.create(ORDERS, tick=maybe_kill)
-    life.run(timeout=240, tick=maybe_kill)
+    life.run(timeout=420, tick=maybe_kill)
     report["load_s"] = round(time.monotonic() - started, 1)
     assert kills >= 3, f"the load ended before the third kill ({kills} kills)"
     assert [k for k, _ in rig.sup.restarts] == ["worker-0"] * kills, rig.sup.restarts
