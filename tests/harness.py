@@ -152,11 +152,11 @@ class Harness:
             argv += ["-Q", *queues]
         return self.start("worker", argv)
 
-    def start_relay(self, partition: int | None = None) -> Proc:
+    def start_relay(self, partition: int | None = None, *, claim: bool = False) -> Proc:
         code = (
             "import asyncio; from workers.relay import Relay; "
             "from workers.settings import get_settings; "
-            f"asyncio.run(Relay(get_settings(), partition={partition!r}).run())"
+            f"asyncio.run(Relay(get_settings(), partition={partition!r}, claim={claim!r}).run())"
         )
         return self.start("relay", [sys.executable, "-c", code])
 

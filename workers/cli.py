@@ -126,16 +126,26 @@ def relay(
             min=0,
         ),
     ] = None,
+    claim_partition: Annotated[
+        bool,
+        typer.Option(
+            "--claim-partition",
+            help="Take whichever partition is free (PostgreSQL advisory lock) and stand by "
+            "while all are taken: run PAYLINK_RELAY_PARTITIONS of these, plus spares.",
+        ),
+    ] = False,
 ) -> None:
     """Run the outbox relay: publish committed events and commands."""
     settings = load_settings()
+    if claim_partition and partition is not None:
+        raise typer.BadParameter("give --partition or --claim-partition, not both")
     if partition is not None and partition >= settings.relay_partitions:
         raise typer.BadParameter(
             f"{partition} is not below PAYLINK_RELAY_PARTITIONS={settings.relay_partitions}",
             param_hint="--partition",
         )
     run_relay = _lazy("workers.relay", "run_relay", "outbox relay")
-    run_relay(settings, health_port=health_port, partition=partition)
+    run_relay(settings, health_port=health_port, partition=partition, claim=claim_partition)
 
 
 @app.command()

@@ -25,6 +25,7 @@ import logging
 import signal
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 import aiormq
@@ -66,7 +67,7 @@ def partition_clause(partition: int, partitions: int) -> ColumnElement[bool]:
 
 
 #: PostgreSQL channel notified by every INSERT into the outbox (migration 0002).
-OUTBOX_CHANNEL = "paylink_outbox"
+OUTBOX_CHANNEL = "outbox_committed"
 
 
 class OutboxSignal:
@@ -79,12 +80,7 @@ class OutboxSignal:
     """
 
     def __init__(self, database_url: str) -> None:
-        url = make_url(database_url)
-        self.conninfo = (
-            url.set(drivername="postgresql").render_as_string(hide_password=False)
-            if url.get_backend_name() == "postgresql"
-            else None
-        )
+        self.conninfo = _conninfo(database_url)
         self.event = asyncio.Event()
         self.listening = False
 
@@ -116,14 +112,121 @@ class OutboxSignal:
             backoff = min(backoff * 2, 10.0)
 
 
+def _conninfo(database_url: str) -> str | None:
+    """The libpq form of a PostgreSQL SQLAlchemy URL (None for other databases)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+#: First key of the relays' advisory locks (the second is the partition).
+LOCK_NAMESPACE = 0x706C6B31  # "plk1"
+#: How often a relay holding a partition checks that its lock's connection is alive.
+CLAIM_CHECK_SECONDS = 5.0
+#: How often a standby relay tries to take a partition.
+STANDBY_RETRY_SECONDS = 2.0
+
+
+class PartitionClaim:
+    """A relay that takes whichever partition is free, for as long as it lives.
+
+    Each partition is a PostgreSQL session advisory lock held on a connection of its
+    own: the database releases it when that connection ends (the relay died or lost the
+    database), and a standby relay then takes it. A relay that finds every partition
+    taken waits as a standby. A relay that can no longer confirm its lock stops
+    publishing before anyone else could take the partition over, so no two relays
+    ever publish one partition, and each order's events stay in order. Run as many
+    relays as partitions, plus standbys for failover (Kubernetes, compose).
+    """
+
+    def __init__(self, conninfo: str, partitions: int) -> None:
+        # Keepalives: a connection that silently died frees its lock within seconds.
+        self.conninfo = (
+            conninfo
+            + ("&" if "?" in conninfo else "?")
+            + "keepalives=1&keepalives_idle=5&keepalives_interval=2&keepalives_count=3"
+        )
+        self.partitions = partitions
+        self.partition: int | None = None
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._checked = 0.0
+
+    async def acquire(self, stop: asyncio.Event) -> int | None:
+        """Wait until a partition is free and take it; None once ``stop`` is set."""
+        waiting_logged = False
+        while not stop.is_set():
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = await psycopg.AsyncConnection.connect(
+                        self.conninfo, autocommit=True
+                    )
+                for slot in range(self.partitions):
+                    cur = await self._conn.execute(
+                        "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, slot)
+                    )
+                    row = await cur.fetchone()
+                    if row is not None and row[0]:
+                        self.partition, self._checked = slot, time.monotonic()
+                        log.info("relay partition claimed", partition=slot)
+                        return slot
+                if not waiting_logged:
+                    log.info("every relay partition is taken: standing by")
+                    waiting_logged = True
+            except psycopg.Error as exc:
+                log.warning("partition claim failed", error=type(exc).__name__)
+                await self.release()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STANDBY_RETRY_SECONDS)
+        return None
+
+    async def still_held(self) -> bool:
+        """Whether the lock's connection still answers (checked every few seconds)."""
+        if self._conn is None or self.partition is None:
+            return False
+        if time.monotonic() - self._checked < CLAIM_CHECK_SECONDS:
+            return True
+        try:
+            await asyncio.wait_for(self._conn.execute("SELECT 1"), CLAIM_CHECK_SECONDS)
+        except (psycopg.Error, TimeoutError):
+            log.warning("relay partition lost", partition=self.partition)
+            await self.release()
+            return False
+        self._checked = time.monotonic()
+        return True
+
+    async def release(self) -> None:
+        self.partition = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+        self._conn = None
+
+
+class PartitionLost(Exception):
+    """This relay can no longer show that it holds its partition."""
+
+
 class Relay:
     def __init__(
-        self, settings: Settings, engine: Engine | None = None, partition: int | None = None
+        self,
+        settings: Settings,
+        engine: Engine | None = None,
+        partition: int | None = None,
+        *,
+        claim: bool = False,
     ) -> None:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
-        self.where = [t.outbox.c.sent_at.is_(None)]
-        if partition is not None and settings.relay_partitions > 1:
+        self.unsent = t.outbox.c.sent_at.is_(None)
+        self.where: list[ColumnElement[bool]] = [self.unsent]
+        self.claim: PartitionClaim | None = None
+        if claim and settings.relay_partitions > 1:
+            conninfo = _conninfo(settings.database_url)
+            if conninfo is None:
+                raise ValueError("relay partitions need PostgreSQL; run one relay on SQLite")
+            self.claim = PartitionClaim(conninfo, settings.relay_partitions)
+        elif partition is not None and settings.relay_partitions > 1:
             if not 0 <= partition < settings.relay_partitions:
                 raise ValueError(
                     f"partition {partition} is not one of 0..{settings.relay_partitions - 1}"
@@ -208,10 +311,25 @@ class Relay:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+            if self.claim is not None:
+                await self.claim.release()
+
+    async def _claim_partition(self) -> bool:
+        """In claim mode, hold a partition before publishing; False once stopping."""
+        if self.claim is None:
+            return True
+        if self.claim.partition is None:
+            slot = await self.claim.acquire(self._stop)
+            if slot is None:
+                return False
+            self.where = [self.unsent, partition_clause(slot, self.settings.relay_partitions)]
+        return True
 
     async def _run(self) -> None:
         backoff = 0.5
         while not self._stop.is_set():
+            if not await self._claim_partition():
+                break
             try:
                 connection = await aio_pika.connect(self.settings.broker_url.split(";")[0])
                 async with connection:
@@ -221,6 +339,8 @@ class Relay:
                     self.connected, backoff = True, 0.5
                     log.info("relay connected")
                     while not self._stop.is_set():
+                        if self.claim is not None and not await self.claim.still_held():
+                            raise PartitionLost("the partition's lock connection is gone")
                         self.signal.clear()  # a commit from now on wakes the wait below
                         n = await self._publish_batch(underlay)
                         if n < self.settings.relay_batch_size:
@@ -238,12 +358,16 @@ class Relay:
 
 
 def run_relay(
-    settings: Settings, *, health_port: int | None = 9300, partition: int | None = None
+    settings: Settings,
+    *,
+    health_port: int | None = 9300,
+    partition: int | None = None,
+    claim: bool = False,
 ) -> None:
     from workers.observability import configure_logging, start_health_server
 
     configure_logging(settings)
-    relay = Relay(settings, partition=partition)
+    relay = Relay(settings, partition=partition, claim=claim)
     if partition is not None:
         structlog.contextvars.bind_contextvars(partition=partition)
     if health_port:

@@ -160,7 +160,7 @@ def test_worker_probes_use_the_dramatiq_metrics_port(name: str) -> None:
 def test_process_probes_ask_healthz_and_readyz_on_its_port(name: str, process: str) -> None:
     main = container(name)
 
-    assert main["args"] == [process]
+    assert main["args"][0] == process
     assert main["ports"] == [{"name": "metrics", "containerPort": PORTS[process]}]
     assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}

@@ -340,3 +340,9 @@ def test_run_starts_one_relay_per_partition_on_postgresql_and_one_on_sqlite() ->
     sqlite = Settings(DATABASE_URL="sqlite:///x.db", PAYLINK_RELAY_PARTITIONS=3)
     [only] = relays(sqlite)
     assert "--partition" not in only.argv  # SQLite: one relay for the whole outbox
+
+
+def test_relay_takes_a_partition_or_claims_one_not_both(cli: Cli) -> None:
+    result = cli("relay", "--partition", "0", "--claim-partition")
+    assert_one_line_error(result, "not both")
+    assert result.exit_code == 2

@@ -15,7 +15,7 @@ branch_labels = None
 depends_on = None
 
 #: The channel the relay listens on (``workers.relay.OUTBOX_CHANNEL``).
-CHANNEL = "paylink_outbox"
+CHANNEL = "outbox_committed"
 
 
 def upgrade() -> None:
@@ -25,7 +25,7 @@ def upgrade() -> None:
     # transaction into one and delivers it at commit (never for a rollback).
     op.execute(
         f"""
-        CREATE FUNCTION paylink_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION outbox_notify_relay() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             PERFORM pg_notify('{CHANNEL}', '');
             RETURN NULL;
@@ -34,7 +34,7 @@ def upgrade() -> None:
     )
     op.execute(
         "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox "
-        "FOR EACH STATEMENT EXECUTE FUNCTION paylink_outbox_notify()"
+        "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify_relay()"
     )
 
 
@@ -42,4 +42,4 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("DROP TRIGGER IF EXISTS outbox_notify ON outbox")
-    op.execute("DROP FUNCTION IF EXISTS paylink_outbox_notify()")
+    op.execute("DROP FUNCTION IF EXISTS outbox_notify_relay()")
