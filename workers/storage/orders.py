@@ -85,6 +85,21 @@ _COMPARED = tuple(
 )
 
 
+_ORDER_BY_TOKEN = select(t.links.c.order_id).where(t.links.c.token_hash == bindparam("token_hash"))
+
+
+@lru_cache(maxsize=4)
+def _order_query(pg: bool, lock: bool) -> Any:
+    """Orders by id (a list parameter), with their children on PostgreSQL; built once."""
+    extra = (*_PG_CHILDREN, _PG_SNAPSHOT_VERSION) if pg else ()
+    query = select(t.orders, *extra).where(
+        t.orders.c.order_id.in_(bindparam("ids", expanding=True))
+    )
+    if lock:
+        query = query.with_for_update(of=t.orders) if pg else query.with_for_update()
+    return query
+
+
 def _json(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -163,7 +178,7 @@ class SqlOrderRepository:
 
     def get_by_token_for_update(self, token_hash: str) -> Order | None:
         order_id = self.session.execute(
-            select(t.links.c.order_id).where(t.links.c.token_hash == token_hash)
+            _ORDER_BY_TOKEN, {"token_hash": token_hash}
         ).scalar_one_or_none()
         return None if order_id is None else self._load(order_id, lock=True)
 
@@ -175,17 +190,9 @@ class SqlOrderRepository:
 
     def _fetch(self, order_ids: list[UUID], *, lock: bool) -> list[Order]:
         pg = self.session.get_bind().dialect.name == "postgresql"
-        where = (
-            t.orders.c.order_id == order_ids[0]
-            if len(order_ids) == 1
-            else t.orders.c.order_id.in_(order_ids)
-        )
-        extra = (*_PG_CHILDREN, _PG_SNAPSHOT_VERSION) if pg else ()
-        query = select(t.orders, *extra).where(where)
-        if lock:
-            query = query.with_for_update(of=t.orders) if pg else query.with_for_update()
         orders = []
-        for row in self.session.execute(query).mappings():
+        rows = self.session.execute(_order_query(pg, lock), {"ids": order_ids})
+        for row in rows.mappings():
             if pg and row["snapshot_version"] == row["version"]:
                 lines = [_line(r) for r in _json(row["lines_json"])]
                 ledger = [_entry(r) for r in _json(row["ledger_json"])]
