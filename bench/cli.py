@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -306,10 +307,15 @@ def show(results: Results) -> None:
         console.print(gt)
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.getLogger("pika").setLevel(logging.CRITICAL)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops workers and relays too
     args = parse(argv)
     cfg = config(args)
     chosen = sections(args.only)
@@ -335,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         if "expiry" in chosen or "pending" in chosen:
             console.rule("expiry")
             run.expiry(due="expiry" in chosen, pending="pending" in chosen)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop every process, write nothing
+        console.print("[red]interrupted: stopping the bench's processes[/red]")
+        run.close()
+        return 130
     except BaseException:
         console.print_exception()
         results.notes.append("the run did not finish (see the console)")
