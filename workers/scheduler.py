@@ -141,12 +141,12 @@ def release_due(
             now,
             limit,
         )
-        for order_id in (r.order_id for r in reservations):
+        for row in reservations:
             outbox.add_command(
                 c.ExpireAuthorization(
-                    command_id=uuid.uuid5(order_id, f"expire-authorization:{now.isoformat()}"),
+                    command_id=uuid.uuid5(row.order_id, f"expire-authorization:{now.isoformat()}"),
                     issued_at=now,
-                    order_id=order_id,
+                    order_id=row.order_id,
                 )
             )
         outbox.flush()

@@ -73,10 +73,6 @@ class SqlProcessedCommands:
         row = self.session.execute(_PROCESSED_BY_ID, {"command_id": command_id}).one_or_none()
         if row is None:
             return None
-        return self.get_row(row)
-
-    @staticmethod
-    def get_row(row: Any) -> ProcessedCommand:
         return ProcessedCommand(
             row.command_id,
             row.command_type,
@@ -86,10 +82,7 @@ class SqlProcessedCommands:
         )
 
     def add(self, record: ProcessedCommand) -> None:
-        self.session.execute(_INSERT_PROCESSED, self.row(record))
-
-    def row(self, record: ProcessedCommand) -> dict[str, object]:
-        return {
+        row = {
             "command_id": record.command_id,
             "command_type": record.command_type,
             "payload_hash": record.payload_hash,
@@ -97,6 +90,7 @@ class SqlProcessedCommands:
             "events": [e.model_dump(mode="json") for e in record.events],
             "processed_at": self.now(),
         }
+        self.session.execute(_INSERT_PROCESSED, row)
 
 
 class SqlOutbox:
