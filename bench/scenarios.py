@@ -28,6 +28,7 @@ from bench.stack import (
     cpu_seconds,
     delete_queues,
     memory_of,
+    service_cpu_seconds,
     system_cpu_seconds,
     tree,
 )
@@ -222,6 +223,7 @@ class Run:
                 "--rate",
                 "50",
                 "--nonblocking",
+                *self.cfg.spy_args,
                 "-o",
                 str(out),
             ]
@@ -251,6 +253,8 @@ class Run:
         out: dict[str, float] = {}
         for p in stack.procs:
             out[p.name] = out.get(p.name, 0.0) + cpu_seconds(tree(p.popen.pid))
+        out["postgresql"] = service_cpu_seconds("postgres")
+        out["rabbitmq"] = service_cpu_seconds("beam.smp")
         out["machine"] = system_cpu_seconds()[0]
         return out
 
@@ -268,8 +272,12 @@ class Run:
                 "ms",
                 [spent["machine"]],
                 note="whole machine; of which worker {:.1f}, relay {:.1f}, scheduler {:.1f}, "
-                "other (PostgreSQL, RabbitMQ, bench, other users) {:.1f}".format(
-                    spent.get("worker", 0), spent.get("relay", 0), spent.get("scheduler", 0), others
+                "PostgreSQL {:.1f}, RabbitMQ {:.1f}, other (bench, kernel, other users) "
+                "{:.1f}".format(
+                    *(spent.get(k, 0) for k in ("worker", "relay", "scheduler")),
+                    spent["postgresql"],
+                    spent["rabbitmq"],
+                    others,
                 ),
                 digits=1,
             )

@@ -66,6 +66,26 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def _comm(pid: int) -> str:
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    return ""
+
+
+def service_cpu_seconds(comm: str) -> float:
+    """CPU seconds of every process named ``comm`` (e.g. ``postgres``, ``beam.smp``),
+    with what their exited children used (PostgreSQL backends that have ended)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or _comm(int(entry.name)) != comm:
+            continue
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15]) / tick
+    return total
+
+
 def system_cpu_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot."""
     tick = os.sysconf("SC_CLK_TCK")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from domain.errors import (
@@ -28,7 +29,7 @@ from domain.errors import (
     TransientError,
 )
 from domain.links import Link, hash_token
-from domain.notifications import PaymentLinkNotification
+from domain.notifications import DeliveryReceipt, PaymentLinkNotification
 from domain.order import Order
 from domain.outcomes import Cause, Outcome, UowFactory, record_rejection, replay
 from domain.ports import NotificationRecord, NotificationState, ProcessedCommand, UnitOfWork
@@ -70,6 +71,33 @@ def _notification(
     )
 
 
+@dataclass(slots=True)
+class Attempt:
+    """A recorded attempt (``ATTEMPTING``, committed) and what to send."""
+
+    cmd: c.SendPaymentLink
+    digest: str
+    record: NotificationRecord
+    notification: PaymentLinkNotification
+
+
+def begin_attempt(cmd: c.SendPaymentLink, digest: str, uow: UnitOfWork, ctx: Context) -> Attempt:
+    """Step 1 in an open unit of work (the caller commits). A ``DomainError`` (unknown
+    order, a superseded link) is raised before anything is staged."""
+    order, link = _load(cmd, uow, ctx)
+    record = uow.notifications.get(link.link_id) or NotificationRecord(
+        link.link_id, order.order_id, order.channel, NotificationState.ATTEMPTING
+    )
+    if record.state is NotificationState.ATTEMPTING and record.attempts > 0:
+        record.uncertain_attempts += 1
+    record.state = NotificationState.ATTEMPTING
+    record.attempts += 1
+    uow.notifications.save(record)
+    store = uow.stores.get(order.store_id)
+    store_name = store.name if store is not None else order.store_id
+    return Attempt(cmd, digest, record, _notification(order, store_name, link, cmd.token, ctx))
+
+
 def send_payment_link(
     cmd: c.SendPaymentLink, digest: str, uow_factory: UowFactory, ctx: Context
 ) -> Outcome:
@@ -80,55 +108,76 @@ def send_payment_link(
             prior = uow.processed.get(cmd.command_id)
             if prior is not None:
                 return replay(prior, Cause.of(cmd), digest, uow, ctx)
-            order, link = _load(cmd, uow, ctx)
-            record = uow.notifications.get(link.link_id) or NotificationRecord(
-                link.link_id, order.order_id, order.channel, NotificationState.ATTEMPTING
-            )
-            if record.state is NotificationState.ATTEMPTING and record.attempts > 0:
-                record.uncertain_attempts += 1
-            record.state = NotificationState.ATTEMPTING
-            record.attempts += 1
-            uow.notifications.save(record)
-            store = uow.stores.get(order.store_id)
-            store_name = store.name if store is not None else order.store_id
-            notification = _notification(order, store_name, link, cmd.token, ctx)
+            attempt = begin_attempt(cmd, digest, uow, ctx)
             uow.commit()
     except DomainError as error:
         return record_rejection(Cause.of(cmd), error, uow_factory, ctx, digest)
-
-    # 2. call the provider, holding no lock
+    # 2. call the provider, holding no lock; 3. record what it said
     try:
-        receipt = ctx.notifier.send(notification)
-    except DeliveryDeferred as deferred:
+        receipt = deliver(attempt, ctx)
+    except Exception as exc:  # noqa: BLE001 - each kind is handled or re-raised below
+        return after_failure(attempt, exc, uow_factory, ctx)
+    return record_sent(attempt, receipt, uow_factory, ctx)
+
+
+def deliver(attempt: Attempt, ctx: Context) -> DeliveryReceipt:
+    """Step 2: the provider call, outside any transaction."""
+    assert ctx.notifier is not None, "send-link needs a notifier"
+    return ctx.notifier.send(attempt.notification)
+
+
+def after_failure(
+    attempt: Attempt, exc: BaseException, uow_factory: UowFactory, ctx: Context
+) -> Outcome:
+    """Step 3 when the provider refused: deferred (record it, retry later) or rejected
+    (the link is undeliverable); anything else is re-raised for the runtime."""
+    record = attempt.record
+    if isinstance(exc, DeliveryDeferred):
         with uow_factory() as uow:
-            record.state, record.error = NotificationState.DEFERRED, str(deferred)[:500]
+            record.state, record.error = NotificationState.DEFERRED, str(exc)[:500]
             uow.notifications.save(record)
             uow.commit()
-        raise
-    except DeliveryRejected as rejected:
-        reason, provider = rejected.reason, rejected.provider or "unknown"
+        raise exc
+    if not isinstance(exc, DeliveryRejected):
+        raise exc
+    reason, provider = exc.reason, exc.provider or "unknown"
 
-        def undeliverable(order: Order, link: Link) -> None:
-            order.mark_link_undeliverable(link, provider=provider, reason=reason)
-            record.state, record.error = NotificationState.FAILED, reason[:500]
+    def undeliverable(order: Order, link: Link) -> None:
+        order.mark_link_undeliverable(link, provider=provider, reason=reason)
+        record.state, record.error = NotificationState.FAILED, reason[:500]
 
-        return _record_outcome(cmd, digest, uow_factory, ctx, record, undeliverable)
+    return _record_outcome(attempt, uow_factory, ctx, undeliverable)
 
-    # 3. record the outcome with its event
+
+def _sent(attempt: Attempt, receipt: DeliveryReceipt) -> Callable[[Order, Link], None]:
+    record = attempt.record
+
     def sent(order: Order, link: Link) -> None:
         order.mark_link_sent(link, receipt.provider, receipt.provider_message_id)
         record.state = NotificationState.SENT
         record.provider, record.provider_message_id = receipt.provider, receipt.provider_message_id
 
-    return _record_outcome(cmd, digest, uow_factory, ctx, record, sent)
+    return sent
+
+
+def record_sent(
+    attempt: Attempt, receipt: DeliveryReceipt, uow_factory: UowFactory, ctx: Context
+) -> Outcome:
+    """Step 3 after the provider accepted: ``SENT`` and ``link.sent``."""
+    return _record_outcome(attempt, uow_factory, ctx, _sent(attempt, receipt))
+
+
+def stage_sent(
+    attempt: Attempt, receipt: DeliveryReceipt, uow: UnitOfWork, ctx: Context
+) -> Outcome:
+    """``record_sent`` in an open unit of work (the caller commits)."""
+    return _outcome_in(attempt, uow, ctx, _sent(attempt, receipt))
 
 
 def _record_outcome(
-    cmd: c.SendPaymentLink,
-    digest: str,
+    attempt: Attempt,
     uow_factory: UowFactory,
     ctx: Context,
-    record: NotificationRecord,
     apply: Callable[[Order, Link], None],
 ) -> Outcome:
     """Record what the provider said, retrying the database here rather than redelivering.
@@ -137,19 +186,17 @@ def _record_outcome(
     would send the link again on redelivery. So a database hiccup is waited out in
     process, up to ``RECORD_PATIENCE_SECONDS`` (below the actor time limit).
     """
+    cmd = attempt.cmd
     delay = 0.2
     deadline = time.monotonic() + RECORD_PATIENCE_SECONDS
     while True:
         try:
             with uow_factory() as uow:
-                prior = uow.processed.get(cmd.command_id)
-                if prior is not None:  # an earlier try committed after all
-                    return Outcome(cmd.command_id, "accepted", list(prior.events))
-                order, link = _load(cmd, uow, ctx)
-                apply(order, link)
-                return _finish(cmd, digest, order, record, uow)
+                outcome = _outcome_in(attempt, uow, ctx, apply)
+                uow.commit()
+                return outcome
         except DomainError as error:  # e.g. a resend replaced the link meanwhile
-            return record_rejection(Cause.of(cmd), error, uow_factory, ctx, digest)
+            return record_rejection(Cause.of(cmd), error, uow_factory, ctx, attempt.digest)
         except TransientError:
             if time.monotonic() + delay > deadline:
                 raise
@@ -157,15 +204,22 @@ def _record_outcome(
             delay = min(delay * 2, 5.0)
 
 
-def _finish(
-    cmd: c.SendPaymentLink, digest: str, order: Order, record: NotificationRecord, uow: UnitOfWork
+def _outcome_in(
+    attempt: Attempt, uow: UnitOfWork, ctx: Context, apply: Callable[[Order, Link], None]
 ) -> Outcome:
-    uow.notifications.save(record)
+    cmd = attempt.cmd
+    prior = uow.processed.get(cmd.command_id)
+    if prior is not None:  # an earlier try committed after all
+        return Outcome(cmd.command_id, "accepted", list(prior.events))
+    order, link = _load(cmd, uow, ctx)
+    apply(order, link)
+    uow.notifications.save(attempt.record)
     events = list(order.events)  # commit drains the aggregate's list
     for event in events:
         uow.outbox.add_event(event)
     uow.processed.add(
-        ProcessedCommand(cmd.command_id, "SendPaymentLink", digest, "accepted", tuple(events))
+        ProcessedCommand(
+            cmd.command_id, "SendPaymentLink", attempt.digest, "accepted", tuple(events)
+        )
     )
-    uow.commit()
     return Outcome(cmd.command_id, "accepted", events)

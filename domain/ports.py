@@ -100,4 +100,16 @@ class UnitOfWork(Protocol):
         ...
 
     def rollback(self) -> None: ...
-    def seen(self) -> Sequence[Order]: ...
+    def prefetch(
+        self,
+        *,
+        command_ids: Sequence[UUID] = (),
+        order_ids: Sequence[UUID] = (),
+        lock: bool = False,
+        store_ids: Sequence[str] = (),
+        link_ids: Sequence[UUID] = (),
+    ) -> None:
+        """Read in bulk what several commands will ask for (processed records, orders,
+        locked when ``lock``, stores, notification records): the repositories then
+        answer from it. Only fewer round trips; an adapter may do nothing."""
+        ...

@@ -174,6 +174,9 @@ class FakeUnitOfWork:
     def rollback(self) -> None:
         self.__enter__()
 
+    def prefetch(self, **_ids: object) -> None:
+        """Everything is in memory already."""
+
 
 def make_context(
     clock: FakeClock | None = None, notifier: RecordingNotifier | None = None

@@ -10,8 +10,10 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from domain.batch import dispatch_batch
 from domain.handlers import Context
 from domain.notifications import Notifier
+from workers.batching import Batcher
 from workers.settings import Settings, get_settings
 from workers.storage.engine import make_engine, make_session_factory
 from workers.storage.uow import SqlUnitOfWork
@@ -43,6 +45,15 @@ class App:
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.session_factory)
+
+    @cached_property
+    def batcher(self) -> Batcher:
+        return Batcher(
+            lambda commands: dispatch_batch(commands, self.uow, self.context),
+            self.uow,
+            self.context,
+            max_size=self.settings.batch_size,
+        )
 
     @cached_property
     def notifier(self) -> Notifier:

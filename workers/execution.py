@@ -23,7 +23,6 @@ import dramatiq
 import structlog
 from dramatiq.middleware import CurrentMessage
 
-from domain.dispatch import dispatch
 from domain.errors import DomainError, TransientError
 from domain.outcomes import Cause, record_rejection
 from messages.routing import BY_ACTOR, ParseError, parse_command
@@ -114,7 +113,7 @@ def execute(actor_name: str, payload: Any) -> None:
     )
     app = get_app()
     try:
-        outcome = dispatch(parsed, app.uow, app.context)
+        outcome = app.batcher.dispatch(parsed)
     except TransientError as exc:
         log.warning("transient failure, will retry", error=str(exc), retry_after=exc.retry_after)
         if exc.retry_after is not None:

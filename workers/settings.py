@@ -33,6 +33,9 @@ class Settings(BaseSettings):
 
     worker_processes: int = Field(default=2, ge=1, le=64, alias="PAYLINK_WORKER_PROCESSES")
     worker_threads: int = Field(default=4, ge=1, le=256, alias="PAYLINK_WORKER_THREADS")
+    #: Up to this many CreateOrder (or SendPaymentLink) commands that one worker process
+    #: holds at once are applied in one transaction (``workers.batching``); 1 turns it off.
+    batch_size: int = Field(default=16, ge=1, le=256, alias="PAYLINK_BATCH_SIZE")
 
     #: Links stay valid for 48 hours (seed: "only active in 48 hours").
     link_ttl_seconds: int = Field(default=48 * 3600, ge=1, alias="PAYLINK_LINK_TTL_SECONDS")

@@ -96,6 +96,8 @@ def _order_query(pg: bool, lock: bool) -> Any:
         t.orders.c.order_id.in_(bindparam("ids", expanding=True))
     )
     if lock:
+        # In key order, so two transactions locking overlapping sets cannot deadlock.
+        query = query.order_by(t.orders.c.order_id)
         query = query.with_for_update(of=t.orders) if pg else query.with_for_update()
     return query
 
@@ -164,6 +166,19 @@ class SqlOrderRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.loaded: dict[UUID, tuple[Order, _Snapshot]] = {}
+        #: Prefetched without a lock (read only) and ids known not to exist.
+        self.peeked: dict[UUID, Order] = {}
+        self.absent: set[UUID] = set()
+
+    def prefetch(self, order_ids: Sequence[UUID], *, lock: bool) -> None:
+        """Load (and lock) several orders in one statement; ``get`` then finds them."""
+        wanted = [i for i in dict.fromkeys(order_ids) if i not in self.loaded]
+        if not wanted:
+            return
+        found = {o.order_id: o for o in self._fetch(wanted, lock=lock)}
+        if not lock:
+            self.peeked.update(found)
+        self.absent.update(i for i in wanted if i not in found)
 
     # ---- reads -------------------------------------------------------------------
 
@@ -185,6 +200,10 @@ class SqlOrderRepository:
     def _load(self, order_id: UUID, *, lock: bool) -> Order | None:
         if order_id in self.loaded:
             return self.loaded[order_id][0]
+        if order_id in self.absent:
+            return None
+        if not lock and order_id in self.peeked:
+            return self.peeked[order_id]
         found = self._fetch([order_id], lock=lock)
         return found[0] if found else None
 
@@ -300,6 +319,8 @@ class SqlOrderRepository:
             self._write(order, snap, now, writes)
             order.events.clear()
         self.loaded.clear()
+        self.peeked.clear()
+        self.absent.clear()
         writes.execute(self.session)
 
     def _write(self, order: Order, snap: _Snapshot, now: datetime, w: _Writes) -> None:

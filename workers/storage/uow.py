@@ -9,7 +9,7 @@ is one of them: the retry then sees the winner's result.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Self
@@ -37,15 +37,26 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _store(row: Any) -> Store:
+    return Store(row.store_id, row.name, row.terms_url, tuple(row.agreement_currencies))
+
+
 class SqlStoreRepository:
     def __init__(self, session: Session, now: Now) -> None:
         self.session, self.now = session, now
+        self.known: dict[str, Store | None] = {}
+
+    def prefetch(self, store_ids: Sequence[str]) -> None:
+        wanted = [i for i in dict.fromkeys(store_ids) if i not in self.known]
+        if wanted:
+            found = {r.store_id: _store(r) for r in self.session.execute(_STORES_BY_IDS, {"ids": wanted})}
+            self.known.update({i: found.get(i) for i in wanted})
 
     def get(self, store_id: str) -> Store | None:
+        if store_id in self.known:
+            return self.known[store_id]
         row = self.session.execute(_STORE_BY_ID, {"store_id": store_id}).one_or_none()
-        if row is None:
-            return None
-        return Store(row.store_id, row.name, row.terms_url, tuple(row.agreement_currencies))
+        return None if row is None else _store(row)
 
     def save(self, store: Store) -> None:
         values = {
@@ -59,27 +70,46 @@ class SqlStoreRepository:
         )
         if updated.rowcount == 0:  # type: ignore[attr-defined]
             self.session.execute(insert(t.stores).values(store_id=store.store_id, **values))
+        self.known[store.store_id] = store
 
 
 def event_from_json(data: dict[str, object]) -> EventBase:
     return EVENT_TYPES[str(data["type"])].model_validate(data)
 
 
+def _processed(row: Any) -> ProcessedCommand:
+    return ProcessedCommand(
+        row.command_id,
+        row.command_type,
+        row.payload_hash,
+        row.outcome,
+        tuple(event_from_json(e) for e in row.events),
+    )
+
+
 class SqlProcessedCommands:
+    """Reads go to the database (or what ``prefetch`` found); records are written at
+    commit, all in one executemany."""
+
     def __init__(self, session: Session, now: Now) -> None:
         self.session, self.now = session, now
+        self.known: dict[UUID, ProcessedCommand | None] = {}
+        self.rows: list[dict[str, object]] = []
+
+    def prefetch(self, command_ids: Sequence[UUID]) -> None:
+        wanted = [i for i in dict.fromkeys(command_ids) if i not in self.known]
+        if wanted:
+            found = {
+                r.command_id: _processed(r)
+                for r in self.session.execute(_PROCESSED_BY_IDS, {"ids": wanted})
+            }
+            self.known.update({i: found.get(i) for i in wanted})
 
     def get(self, command_id: UUID) -> ProcessedCommand | None:
+        if command_id in self.known:
+            return self.known[command_id]
         row = self.session.execute(_PROCESSED_BY_ID, {"command_id": command_id}).one_or_none()
-        if row is None:
-            return None
-        return ProcessedCommand(
-            row.command_id,
-            row.command_type,
-            row.payload_hash,
-            row.outcome,
-            tuple(event_from_json(e) for e in row.events),
-        )
+        return None if row is None else _processed(row)
 
     def add(self, record: ProcessedCommand) -> None:
         row = {
@@ -90,7 +120,13 @@ class SqlProcessedCommands:
             "events": [e.model_dump(mode="json") for e in record.events],
             "processed_at": self.now(),
         }
-        self.session.execute(_INSERT_PROCESSED, row)
+        self.rows.append(row)
+        self.known[record.command_id] = record
+
+    def flush(self) -> None:
+        if self.rows:
+            self.session.execute(_INSERT_PROCESSED, self.rows)
+        self.rows = []
 
 
 class SqlOutbox:
@@ -139,9 +175,16 @@ _STORE_BY_ID = select(t.stores).where(t.stores.c.store_id == bindparam("store_id
 _PROCESSED_BY_ID = select(t.processed_commands).where(
     t.processed_commands.c.command_id == bindparam("command_id")
 )
+_PROCESSED_BY_IDS = select(t.processed_commands).where(
+    t.processed_commands.c.command_id.in_(bindparam("ids", expanding=True))
+)
+_STORES_BY_IDS = select(t.stores).where(t.stores.c.store_id.in_(bindparam("ids", expanding=True)))
 _INSERT_PROCESSED = insert(t.processed_commands)
 _NOTIFICATION_BY_ID = select(t.notifications).where(
     t.notifications.c.link_id == bindparam("link_id")
+)
+_NOTIFICATIONS_BY_IDS = select(t.notifications).where(
+    t.notifications.c.link_id.in_(bindparam("ids", expanding=True))
 )
 
 
@@ -157,28 +200,47 @@ def _notification_upsert(dialect: str) -> Any:
     return stmt.on_conflict_do_update(index_elements=["link_id"], set_=updated)
 
 
+def _notification(row: Any) -> NotificationRecord:
+    return NotificationRecord(
+        link_id=row.link_id,
+        order_id=row.order_id,
+        channel=row.channel,
+        state=NotificationState(row.state),
+        attempts=row.attempts,
+        uncertain_attempts=row.uncertain_attempts,
+        provider=row.provider,
+        provider_message_id=row.provider_message_id,
+        error=row.error,
+    )
+
+
 class SqlNotifications:
+    """Records are written at commit: one upsert (executemany) for all of them."""
+
     def __init__(self, session: Session, now: Now) -> None:
         self.session, self.now = session, now
+        self.known: dict[UUID, NotificationRecord | None] = {}
+        self.pending: dict[UUID, dict[str, object]] = {}
+
+    def prefetch(self, link_ids: Sequence[UUID]) -> None:
+        wanted = [i for i in dict.fromkeys(link_ids) if i not in self.known]
+        if wanted:
+            found = {
+                r.link_id: _notification(r)
+                for r in self.session.execute(_NOTIFICATIONS_BY_IDS, {"ids": wanted})
+            }
+            self.known.update({i: found.get(i) for i in wanted})
 
     def get(self, link_id: UUID) -> NotificationRecord | None:
+        if link_id in self.known:
+            return self.known[link_id]
         row = self.session.execute(_NOTIFICATION_BY_ID, {"link_id": link_id}).one_or_none()
-        if row is None:
-            return None
-        return NotificationRecord(
-            link_id=row.link_id,
-            order_id=row.order_id,
-            channel=row.channel,
-            state=NotificationState(row.state),
-            attempts=row.attempts,
-            uncertain_attempts=row.uncertain_attempts,
-            provider=row.provider,
-            provider_message_id=row.provider_message_id,
-            error=row.error,
-        )
+        return None if row is None else _notification(row)
 
     def save(self, record: NotificationRecord) -> None:
-        values = {
+        self.known[record.link_id] = record
+        self.pending[record.link_id] = {
+            "link_id": record.link_id,
             "order_id": record.order_id,
             "channel": record.channel,
             "state": record.state.value,
@@ -189,18 +251,25 @@ class SqlNotifications:
             "error": record.error,
             "updated_at": self.now(),
         }
+
+    def flush(self) -> None:
+        rows, self.pending = list(self.pending.values()), {}
+        if not rows:
+            return
         # One round trip: insert, or update the row a previous attempt left.
         upsert = _notification_upsert(self.session.get_bind().dialect.name)
         if upsert is not None:
-            self.session.execute(upsert, {"link_id": record.link_id, **values})
+            self.session.execute(upsert, rows)
             return
-        updated = self.session.execute(
-            t.notifications.update()
-            .where(t.notifications.c.link_id == record.link_id)
-            .values(**values)
-        )
-        if updated.rowcount == 0:  # type: ignore[attr-defined]
-            self.session.execute(insert(t.notifications).values(link_id=record.link_id, **values))
+        for row in rows:  # pragma: no cover - only dialects without an upsert
+            values = {k: v for k, v in row.items() if k != "link_id"}
+            updated = self.session.execute(
+                t.notifications.update()
+                .where(t.notifications.c.link_id == row["link_id"])
+                .values(**values)
+            )
+            if updated.rowcount == 0:  # type: ignore[attr-defined]
+                self.session.execute(insert(t.notifications).values(**row))
 
 
 class SqlUnitOfWork:
@@ -210,12 +279,15 @@ class SqlUnitOfWork:
 
     def __enter__(self) -> Self:
         self.session = self.session_factory()
+        self._repositories()
+        return self
+
+    def _repositories(self) -> None:
         self.orders = SqlOrderRepository(self.session)
         self.stores = SqlStoreRepository(self.session, self.now)
         self.processed = SqlProcessedCommands(self.session, self.now)
         self.outbox = SqlOutbox(self.session, self.now)
         self.notifications = SqlNotifications(self.session, self.now)
-        return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
@@ -225,9 +297,31 @@ class SqlUnitOfWork:
         if isinstance(exc, DBAPIError):
             raise TransientError(f"database error: {type(exc.orig).__name__}") from exc
 
+    def prefetch(
+        self,
+        *,
+        command_ids: Sequence[UUID] = (),
+        order_ids: Sequence[UUID] = (),
+        lock: bool = False,
+        store_ids: Sequence[str] = (),
+        link_ids: Sequence[UUID] = (),
+    ) -> None:
+        """Read in one statement per table what several commands will ask for."""
+        if command_ids:
+            self.processed.prefetch(command_ids)
+        if order_ids:
+            self.orders.prefetch(order_ids, lock=lock)
+        if store_ids:
+            self.stores.prefetch(store_ids)
+        if link_ids:
+            self.notifications.prefetch(link_ids)
+
     def commit(self) -> None:
         try:
+            # Parents first: orders, then the rows that name them.
             self.orders.flush(self.now())
+            self.notifications.flush()
+            self.processed.flush()
             self.outbox.flush()
             self.session.commit()
         except (IntegrityError, OperationalError) as exc:
@@ -238,3 +332,5 @@ class SqlUnitOfWork:
 
     def rollback(self) -> None:
         self.session.rollback()
+        self._repositories()  # nothing buffered or cached survives a rollback
+
