@@ -51,7 +51,8 @@ Continuation = Callable[[], Outcome]
 BATCHED: frozenset[type[CommandBase]] = frozenset({c.CreateOrder, c.SendPaymentLink})
 
 
-def _settled(outcome: Outcome) -> Outcome:
+def settled(outcome: Outcome) -> Outcome:
+    """The continuation of a command whose outcome is already committed."""
     return outcome
 
 
@@ -108,7 +109,7 @@ def _create_orders(
                 continue  # rejected: alone records the rejection
         if done:
             uow.commit()
-    return [partial(_settled, done[i]) if i in done else k for i, k in enumerate(conts)]
+    return [partial(settled, done[i]) if i in done else k for i, k in enumerate(conts)]
 
 
 def _send_links(
@@ -168,5 +169,5 @@ def _send_links(
     except (DomainError, TransientError):
         return out
     for i, outcome in outcomes.items():
-        out[i] = partial(_settled, outcome)
+        out[i] = partial(settled, outcome)
     return out

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from domain.batch import BATCHED, Continuation
+from domain.batch import BATCHED, Continuation, settled
 from domain.dispatch import dispatch
 from domain.outcomes import Outcome, UowFactory
 from messages.common import CommandBase
@@ -105,7 +105,10 @@ class Batcher:
 
     def _run(self, commands: list[CommandBase]) -> list[Continuation]:
         if len(commands) == 1:
-            return self._alone(commands)
+            # Run it here, inside the running batch: what arrives meanwhile waits and
+            # forms the next batch. Its exception is the leader's own to raise.
+            outcome = dispatch(commands[0], self._uow_factory, self._context)  # type: ignore[arg-type]
+            return [partial(settled, outcome)]
         try:
             continuations = self._run_batch(commands)
         except Exception:  # a bug: each command then runs alone, in its own thread
@@ -113,6 +116,7 @@ class Batcher:
             return self._alone(commands)
         self.batches += 1
         self.batched_commands += len(commands)
+        log.debug("batch applied", command_type=type(commands[0]).__name__, size=len(commands))
         return continuations
 
     def _alone(self, commands: Sequence[CommandBase]) -> list[Continuation]:
