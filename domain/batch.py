@@ -70,104 +70,118 @@ def _distinct(commands: Sequence[Any]) -> list[int]:
     return chosen
 
 
-def dispatch_batch(
-    commands: Sequence[CommandBase], uow_factory: UowFactory, ctx: Context
-) -> list[Continuation]:
-    """One continuation per command (same order). All commands must be of one type."""
-    alone: list[Continuation] = [partial(dispatch, cmd, uow_factory, ctx) for cmd in commands]
-    kinds = {type(cmd) for cmd in commands}
-    if len(commands) < 2 or len(kinds) != 1 or not kinds <= BATCHED:
-        return alone
-    try:
-        if kinds == {c.CreateOrder}:
-            return _create_orders(list(commands), alone, uow_factory, ctx)  # type: ignore[arg-type]
-        return _send_links(list(commands), alone, uow_factory, ctx)  # type: ignore[arg-type]
-    except (DomainError, TransientError):
-        return alone
+def alone(command: CommandBase, uow_factory: UowFactory, ctx: Context) -> Continuation:
+    """The continuation that runs a command by itself (``dispatch``)."""
+    return partial(dispatch, command, uow_factory, ctx)
 
 
-def _create_orders(
-    cmds: list[c.CreateOrder], conts: list[Continuation], uow_factory: UowFactory, ctx: Context
+def create_orders(
+    cmds: Sequence[c.CreateOrder], uow_factory: UowFactory, ctx: Context
 ) -> list[Continuation]:
+    """Several CreateOrders in one transaction."""
+    conts = [alone(cmd, uow_factory, ctx) for cmd in cmds]
     chosen = _distinct(cmds)
     done: dict[int, Outcome] = {}
-    with uow_factory() as uow:
-        uow.prefetch(
-            command_ids=[cmds[i].command_id for i in chosen],
-            order_ids=[cmds[i].order_id for i in chosen],
-            store_ids=[cmds[i].store_id for i in chosen],
-        )
-        for i in chosen:
-            cmd = cmds[i]
-            if uow.processed.get(cmd.command_id) is not None:
-                continue  # a replay: alone
-            try:
-                # create_order checks everything before it stages anything, so a
-                # rejected command leaves the unit of work as it was.
-                done[i] = apply_command(cmd, payload_hash(cmd), uow, ctx)
-            except DomainError:
-                continue  # rejected: alone records the rejection
-        if done:
-            uow.commit()
+    try:
+        with uow_factory() as uow:
+            uow.prefetch(
+                command_ids=[cmds[i].command_id for i in chosen],
+                order_ids=[cmds[i].order_id for i in chosen],
+                store_ids=[cmds[i].store_id for i in chosen],
+            )
+            for i in chosen:
+                cmd = cmds[i]
+                if uow.processed.get(cmd.command_id) is not None:
+                    continue  # a replay: alone
+                try:
+                    # create_order checks everything before it stages anything, so a
+                    # rejected command leaves the unit of work as it was.
+                    done[i] = apply_command(cmd, payload_hash(cmd), uow, ctx)
+                except DomainError:
+                    continue  # rejected: alone records the rejection
+            if done:
+                uow.commit()
+    except TransientError:
+        return conts
     return [partial(settled, done[i]) if i in done else k for i, k in enumerate(conts)]
 
 
-def _send_links(
-    cmds: list[c.SendPaymentLink],
-    conts: list[Continuation],
-    uow_factory: UowFactory,
-    ctx: Context,
-) -> list[Continuation]:
+def record_attempts(
+    cmds: Sequence[c.SendPaymentLink], uow_factory: UowFactory, ctx: Context
+) -> list[Attempt | Continuation]:
+    """Send-link step 1 for several links in one transaction: the committed ``Attempt``
+    of each command that goes on to the provider, else its continuation (alone)."""
+    out: list[Attempt | Continuation] = [alone(cmd, uow_factory, ctx) for cmd in cmds]
     chosen = _distinct(cmds)
-    out = list(conts)
-    # 1. record every attempt, in one transaction
     attempts: dict[int, Attempt] = {}
-    with uow_factory() as uow:
-        uow.prefetch(
-            command_ids=[cmds[i].command_id for i in chosen],
-            order_ids=[cmds[i].order_id for i in chosen],
-            lock=True,
-            link_ids=[cmds[i].link_id for i in chosen],
-        )
-        orders = [uow.orders.get_for_update(cmds[i].order_id) for i in chosen]
-        uow.prefetch(store_ids=[o.store_id for o in orders if o is not None])
-        for i in chosen:
-            cmd = cmds[i]
-            if uow.processed.get(cmd.command_id) is not None:
-                continue
-            try:
-                attempts[i] = begin_attempt(cmd, payload_hash(cmd), uow, ctx)
-            except DomainError:
-                continue
-        if not attempts:
-            return out
-        uow.commit()
-    # From here on an attempt is on record: a command never goes back to ``dispatch``.
-    # 2. one provider call per link, outside any transaction
-    sent: dict[int, tuple[Attempt, DeliveryReceipt]] = {}
-    for i, attempt in attempts.items():
-        try:
-            sent[i] = (attempt, deliver(attempt, ctx))
-        except Exception as exc:  # noqa: BLE001 - continued alone, as send_payment_link does
-            out[i] = partial(after_failure, attempt, exc, uow_factory, ctx)
-    # 3. record every answer, in one transaction; if that fails, each alone (patiently)
-    for i, (attempt, receipt) in sent.items():
-        out[i] = partial(record_sent, attempt, receipt, uow_factory, ctx)
-    if not sent:
-        return out
     try:
-        outcomes: dict[int, Outcome] = {}
         with uow_factory() as uow:
             uow.prefetch(
-                command_ids=[a.cmd.command_id for a, _ in sent.values()],
-                order_ids=[a.cmd.order_id for a, _ in sent.values()],
+                command_ids=[cmds[i].command_id for i in chosen],
+                order_ids=[cmds[i].order_id for i in chosen],
+                lock=True,
+                link_ids=[cmds[i].link_id for i in chosen],
+            )
+            orders = [uow.orders.get_for_update(cmds[i].order_id) for i in chosen]
+            uow.prefetch(store_ids=[o.store_id for o in orders if o is not None])
+            for i in chosen:
+                cmd = cmds[i]
+                if uow.processed.get(cmd.command_id) is not None:
+                    continue
+                try:
+                    attempts[i] = begin_attempt(cmd, payload_hash(cmd), uow, ctx)
+                except DomainError:
+                    continue
+            if attempts:
+                uow.commit()
+    except TransientError:
+        return out
+    for i, attempt in attempts.items():
+        out[i] = attempt
+    return out
+
+
+def record_answers(
+    answers: Sequence[tuple[Attempt, DeliveryReceipt]], uow_factory: UowFactory, ctx: Context
+) -> list[Continuation]:
+    """Send-link step 3 for several accepted links in one transaction. If it fails,
+    each is recorded alone, patiently (``record_sent``); none is ever sent again."""
+    conts: list[Continuation] = [
+        partial(record_sent, attempt, receipt, uow_factory, ctx) for attempt, receipt in answers
+    ]
+    try:
+        with uow_factory() as uow:
+            uow.prefetch(
+                command_ids=[a.cmd.command_id for a, _ in answers],
+                order_ids=[a.cmd.order_id for a, _ in answers],
                 lock=True,
             )
-            for i, (attempt, receipt) in sent.items():
-                outcomes[i] = stage_sent(attempt, receipt, uow, ctx)
+            outcomes = [stage_sent(a, receipt, uow, ctx) for a, receipt in answers]
             uow.commit()
     except (DomainError, TransientError):
-        return out
-    for i, outcome in outcomes.items():
-        out[i] = partial(settled, outcome)
-    return out
+        return conts
+    return [partial(settled, outcome) for outcome in outcomes]
+
+
+def dispatch_batch(
+    commands: Sequence[CommandBase], uow_factory: UowFactory, ctx: Context
+) -> list[Continuation]:
+    """All the steps in the calling thread, one continuation per command (same order).
+    The worker runs the same steps, but each thread calls its own provider."""
+    kinds = {type(cmd) for cmd in commands}
+    if len(kinds) != 1 or not kinds <= BATCHED:
+        return [alone(cmd, uow_factory, ctx) for cmd in commands]
+    if kinds == {c.CreateOrder}:
+        return create_orders(commands, uow_factory, ctx)  # type: ignore[arg-type]
+    out = record_attempts(commands, uow_factory, ctx)  # type: ignore[arg-type]
+    answers: dict[int, tuple[Attempt, DeliveryReceipt]] = {}
+    for i, step in enumerate(out):
+        if isinstance(step, Attempt):
+            try:
+                answers[i] = (step, deliver(step, ctx))
+            except Exception as exc:  # noqa: BLE001 - continued alone, as send_payment_link does
+                out[i] = partial(after_failure, step, exc, uow_factory, ctx)
+    recorded = record_answers(list(answers.values()), uow_factory, ctx) if answers else []
+    for i, cont in zip(answers, recorded, strict=True):
+        out[i] = cont
+    return out  # type: ignore[return-value]

@@ -1,126 +1,163 @@
 """Group commit for the busiest commands: the worker threads of one process that hold
 a CreateOrder (or a SendPaymentLink) at the same moment apply them in one transaction.
 
-Each Dramatiq worker thread still handles its own message: it joins the batch that is
-forming for its command type and waits. The first thread to join leads: as soon as
-fewer than ``concurrency`` batches of that type are running in the process, it closes
-the batch, runs ``domain.batch.dispatch_batch`` and wakes the others. Each thread then
-runs its continuation (the committed outcome, or the single-command path) and only
+Each Dramatiq worker thread still handles its own message: it joins the group that is
+forming for its step and waits. The first thread to join leads: as soon as fewer than
+``concurrency`` groups of that step are running in the process, it closes the group,
+runs the step for all of it (``domain.batch``) and wakes the others. Each thread then
+runs its own continuation (the committed outcome, or the single-command path) and only
 then returns, so Dramatiq acknowledges a message after its change has committed,
 exactly as without batching.
 
-Nothing waits for a batch to fill: a command arriving at an idle process runs at once,
-alone. Batches only grow while an earlier batch of the same type is still running,
-that is, under load, where they save the most.
+Send-link has two grouped steps around the provider call: the attempts commit
+together, then each thread calls the provider for its own link (concurrently, as
+without batching), then the answers commit together.
+
+Nothing waits for a group to fill: a command arriving at an idle process runs at
+once, alone. Groups only grow while an earlier group of the same step is still
+running, that is, under load, where they save the most.
 """
 
 from __future__ import annotations
 
 import threading
-from functools import partial
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import structlog
 
-from domain.batch import BATCHED, Continuation, settled
+from domain.batch import (
+    BATCHED,
+    Continuation,
+    alone,
+    create_orders,
+    record_answers,
+    record_attempts,
+)
+from domain.delivery import Attempt, after_failure, deliver, record_sent
 from domain.dispatch import dispatch
+from domain.handlers import Context
+from domain.notifications import DeliveryReceipt
 from domain.outcomes import Outcome, UowFactory
+from messages import commands as c
 from messages.common import CommandBase
 
 log = structlog.get_logger("paylink.batching")
 
-RunBatch = Callable[[Sequence[CommandBase]], list[Continuation]]
-
 
 @dataclass(eq=False)
-class _Batch:
-    commands: list[CommandBase] = field(default_factory=list)
+class _Group:
+    items: list[Any] = field(default_factory=list)
     closed: bool = False
     done: threading.Event = field(default_factory=threading.Event)
-    continuations: list[Continuation] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
 
 
 class Batcher:
     def __init__(
-        self,
-        run_batch: RunBatch,
-        uow_factory: UowFactory,
-        context: object,
-        *,
-        max_size: int,
-        concurrency: int = 1,
+        self, uow_factory: UowFactory, context: Context, *, max_size: int, concurrency: int = 1
     ) -> None:
-        self._run_batch = run_batch
-        self._uow_factory = uow_factory
-        self._context = context
+        self.uow_factory = uow_factory
+        self.context = context
         self.max_size = max_size
         self.concurrency = concurrency
         self._lock = threading.Condition()
-        self._forming: dict[type[CommandBase], _Batch] = {}
-        self._running: dict[type[CommandBase], int] = {}
-        #: Batches run and commands in them, for the log and the tests.
-        self.batches = 0
-        self.batched_commands = 0
+        self._forming: dict[str, _Group] = {}
+        self._running: dict[str, int] = {}
+        #: Groups of two or more run, and the items in them (for the log and the tests).
+        self.groups = 0
+        self.grouped_items = 0
 
     def dispatch(self, command: CommandBase) -> Outcome:
-        kind = type(command)
-        if self.max_size < 2 or kind not in BATCHED:
-            return dispatch(command, self._uow_factory, self._context)  # type: ignore[arg-type]
-        batch, index, leader = self._join(kind, command)
+        if self.max_size < 2 or type(command) not in BATCHED:
+            return dispatch(command, self.uow_factory, self.context)
+        if isinstance(command, c.CreateOrder):
+            return self._gather("create-order", command, self._create, self._alone)()
+        assert isinstance(command, c.SendPaymentLink)
+        step = self._gather("send-link:attempt", command, self._attempt, self._alone)
+        if not isinstance(step, Attempt):
+            return step()
+        try:
+            receipt = deliver(step, self.context)
+        except Exception as exc:  # noqa: BLE001 - handled or re-raised as send_payment_link does
+            return after_failure(step, exc, self.uow_factory, self.context)
+        return self._gather("send-link:answer", (step, receipt), self._answer, self._answer_alone)()
+
+    # ---- the steps ---------------------------------------------------------------
+
+    def _create(self, cmds: list[c.CreateOrder]) -> list[Continuation]:
+        return create_orders(cmds, self.uow_factory, self.context)
+
+    def _attempt(self, cmds: list[c.SendPaymentLink]) -> list[Attempt | Continuation]:
+        return record_attempts(cmds, self.uow_factory, self.context)
+
+    def _answer(self, answers: list[tuple[Attempt, DeliveryReceipt]]) -> list[Continuation]:
+        return record_answers(answers, self.uow_factory, self.context)
+
+    def _alone(self, command: CommandBase) -> Continuation:
+        return alone(command, self.uow_factory, self.context)
+
+    def _answer_alone(self, answer: tuple[Attempt, DeliveryReceipt]) -> Continuation:
+        return partial(record_sent, *answer, self.uow_factory, self.context)
+
+    # ---- grouping ----------------------------------------------------------------
+
+    def _gather(
+        self,
+        step: str,
+        item: Any,
+        run: Callable[[list[Any]], Sequence[Any]],
+        fallback: Callable[[Any], Continuation],
+    ) -> Any:
+        """This item's result from ``run`` over the group it joined."""
+        group, index, leader = self._join(step, item)
         if leader:
-            self._lead(kind, batch)
+            self._lead(step, group, run, fallback)
         else:
-            batch.done.wait()
-        return batch.continuations[index]()
+            group.done.wait()
+        return group.results[index]
 
-    def _join(self, kind: type[CommandBase], command: CommandBase) -> tuple[_Batch, int, bool]:
+    def _join(self, step: str, item: Any) -> tuple[_Group, int, bool]:
         with self._lock:
-            batch = self._forming.get(kind)
-            leader = batch is None or batch.closed or len(batch.commands) >= self.max_size
+            group = self._forming.get(step)
+            leader = group is None or group.closed or len(group.items) >= self.max_size
             if leader:
-                batch = self._forming[kind] = _Batch()
-            assert batch is not None
-            batch.commands.append(command)
-            return batch, len(batch.commands) - 1, leader
+                group = self._forming[step] = _Group()
+            assert group is not None
+            group.items.append(item)
+            return group, len(group.items) - 1, leader
 
-    def _lead(self, kind: type[CommandBase], batch: _Batch) -> None:
+    def _lead(
+        self,
+        step: str,
+        group: _Group,
+        run: Callable[[list[Any]], Sequence[Any]],
+        fallback: Callable[[Any], Continuation],
+    ) -> None:
         with self._lock:
-            while self._running.get(kind, 0) >= self.concurrency:
+            while self._running.get(step, 0) >= self.concurrency:
                 self._lock.wait()
-            batch.closed = True
-            if self._forming.get(kind) is batch:
-                del self._forming[kind]
-            self._running[kind] = self._running.get(kind, 0) + 1
-        continuations: list[Continuation] | None = None
+            group.closed = True
+            if self._forming.get(step) is group:
+                del self._forming[step]
+            self._running[step] = self._running.get(step, 0) + 1
+        results: Sequence[Any] | None = None
         try:
-            continuations = self._run(batch.commands)
+            results = run(group.items)
+        except Exception:  # a bug: each item then goes on alone, in its own thread
+            log.exception("batched step failed; its commands go on one by one", step=step)
         finally:
-            # Interrupted (a time limit, a shutdown): the others run alone.
-            batch.continuations = continuations or self._alone(batch.commands)
+            # Also when interrupted (a time limit, a shutdown): the others go on alone.
+            group.results = list(results) if results is not None else []
+            if len(group.results) != len(group.items):
+                group.results = [fallback(item) for item in group.items]
             with self._lock:
-                self._running[kind] -= 1
+                self._running[step] -= 1
                 self._lock.notify_all()
-            batch.done.set()
-
-    def _run(self, commands: list[CommandBase]) -> list[Continuation]:
-        if len(commands) == 1:
-            # Run it here, inside the running batch: what arrives meanwhile waits and
-            # forms the next batch. Its exception is the leader's own to raise.
-            outcome = dispatch(commands[0], self._uow_factory, self._context)  # type: ignore[arg-type]
-            return [partial(settled, outcome)]
-        try:
-            continuations = self._run_batch(commands)
-        except Exception:  # a bug: each command then runs alone, in its own thread
-            log.exception("batch failed; its commands run one by one", size=len(commands))
-            return self._alone(commands)
-        self.batches += 1
-        self.batched_commands += len(commands)
-        log.debug("batch applied", command_type=type(commands[0]).__name__, size=len(commands))
-        return continuations
-
-    def _alone(self, commands: Sequence[CommandBase]) -> list[Continuation]:
-        return [
-            partial(dispatch, cmd, self._uow_factory, self._context)  # type: ignore[arg-type]
-            for cmd in commands
-        ]
+            group.done.set()
+        if len(group.items) > 1:
+            self.groups += 1
+            self.grouped_items += len(group.items)
+            log.debug("batched step", step=step, size=len(group.items))

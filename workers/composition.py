@@ -10,7 +10,6 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from domain.batch import dispatch_batch
 from domain.handlers import Context
 from domain.notifications import Notifier
 from workers.batching import Batcher
@@ -48,12 +47,7 @@ class App:
 
     @cached_property
     def batcher(self) -> Batcher:
-        return Batcher(
-            lambda commands: dispatch_batch(commands, self.uow, self.context),
-            self.uow,
-            self.context,
-            max_size=self.settings.batch_size,
-        )
+        return Batcher(self.uow, self.context, max_size=self.settings.batch_size)
 
     @cached_property
     def notifier(self) -> Notifier:
