@@ -1,0 +1,214 @@
+"""Batched CreateOrder and SendPaymentLink on the SQL unit of work (SQLite, PostgreSQL):
+the same outcomes and rows as one command at a time, in fewer statements."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from domain.batch import dispatch_batch
+from domain.errors import DeliveryRejected, TransientError
+from messages import commands as c
+from tests.integration.commands import ADMIN, configure_store, create_order, merchant
+from tests.integration.test_storage import Env, database_url  # noqa: F401 - the fixture
+from workers.batching import Batcher
+from workers.storage import tables as t
+from workers.storage.uow import SqlUnitOfWork
+
+pytestmark = pytest.mark.integration
+
+
+class Counting(Env):
+    """An ``Env`` that counts the SQL statements it sends."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.statements = 0
+        event.listen(self.engine, "before_cursor_execute", self._count)
+
+    def _count(self, *_: Any) -> None:
+        self.statements += 1
+
+    def sends(self) -> list[c.SendPaymentLink]:
+        return [
+            c.SendPaymentLink.model_validate(cmd["args"][0])
+            for cmd in self._commands()
+            if cmd["actor_name"] == "send_payment_link"
+        ]
+
+    def count(self, table: Any, *where: Any) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar())
+
+
+def _outcomes(conts: list[Any]) -> list[tuple[str, str | None]]:
+    return [(o.status, o.code) for o in (k() for k in conts)]
+
+
+def test_a_batch_of_creates_matches_one_at_a_time(database_url: str) -> None:  # noqa: F811
+    env = Counting(database_url)
+    assert env.run(configure_store()).status == "accepted"
+    valid = [create_order() for _ in range(5)]
+    replayed = valid[0]
+    assert env.run(replayed).status == "accepted"
+    stranger = create_order(actor={**ADMIN, "store_ids": ["another-store"]})
+    same_order = create_order(order_id=valid[1].order_id)
+    conflict = create_order(merchant_reference1="OTHER").model_copy(
+        update={"command_id": valid[2].command_id}
+    )
+    sends_before = len(env.sends())
+
+    batch = [*valid, stranger, same_order, conflict]
+    out = _outcomes(dispatch_batch(batch, env.uow, env.ctx))
+
+    assert out == [
+        ("duplicate", None),
+        ("accepted", None),
+        ("accepted", None),
+        ("accepted", None),
+        ("accepted", None),
+        ("rejected", "STORE_ACCESS_DENIED"),
+        ("rejected", "ORDER_ALREADY_EXISTS"),
+        ("rejected", "DUPLICATE_COMMAND_CONFLICT"),
+    ]
+    assert env.count(t.orders) == 5
+    assert env.count(t.processed_commands, t.processed_commands.c.outcome == "accepted") == 6
+    assert env.count(t.processed_commands, t.processed_commands.c.outcome == "rejected") == 2
+    assert len(env.sends()) == sends_before + 4
+    assert env.outbox("event").count("order.created") == 6  # 5 orders, 1 replayed
+
+
+def test_a_batch_of_creates_takes_far_fewer_statements(database_url: str) -> None:  # noqa: F811
+    env = Counting(database_url)
+    assert env.run(configure_store()).status == "accepted"
+    before = env.statements
+    for _ in range(8):
+        assert env.run(create_order()).status == "accepted"
+    alone = env.statements - before
+    before = env.statements
+    assert {o for o, _ in _outcomes(dispatch_batch([create_order() for _ in range(8)], env.uow, env.ctx))} == {"accepted"}
+    batched = env.statements - before
+    assert batched * 3 <= alone, (batched, alone)
+
+
+def test_a_batch_of_sends_sends_each_link_once(database_url: str) -> None:  # noqa: F811
+    env = Counting(database_url)
+    assert env.run(configure_store()).status == "accepted"
+    orders = [create_order() for _ in range(4)]
+    for cmd in orders:
+        assert env.run(cmd).status == "accepted"
+    first = env.sends()
+    assert env.run(first[0]).status == "accepted"  # already sent: a replay in the batch
+    resent = orders[3].order_id
+    assert env.run(merchant(c.ResendPaymentLink, resent)).status == "accepted"
+    superseded, fresh = first[3], env.sends()[-1]
+    sent_before = len(env.notifier.sent)
+
+    out = _outcomes(dispatch_batch([*first[:3], superseded, fresh], env.uow, env.ctx))
+
+    assert out == [
+        ("duplicate", None),
+        ("accepted", None),
+        ("accepted", None),
+        ("rejected", "LINK_SUPERSEDED"),
+        ("accepted", None),
+    ]
+    assert len(env.notifier.sent) - sent_before == 3
+    n = t.notifications.c
+    assert env.count(t.notifications, n.state == "sent", n.attempts == 1) == 4
+    assert env.count(t.notifications) == 4  # the superseded link was never attempted
+    assert env.count(t.notifications, n.uncertain_attempts > 0) == 0
+    assert env.outbox("event").count("link.sent") == 5  # 4 links, 1 replayed
+
+
+def test_a_refused_link_in_a_batch_is_recorded_like_alone(database_url: str) -> None:  # noqa: F811
+    env = Counting(database_url)
+    assert env.run(configure_store()).status == "accepted"
+    for _ in range(3):
+        assert env.run(create_order()).status == "accepted"
+    sends = env.sends()
+    refused = sends[1].link_id
+    real_send = env.notifier.send
+
+    def send(notification: Any) -> Any:
+        if notification.notification_id == refused:
+            raise DeliveryRejected("recipient blocked", provider="recording")
+        return real_send(notification)
+
+    env.notifier.send = send  # type: ignore[method-assign]
+    out = _outcomes(dispatch_batch(sends, env.uow, env.ctx))
+    assert out == [("accepted", None)] * 3
+    assert env.outbox("event").count("link.delivery_failed") == 1
+    assert env.outbox("event").count("link.sent") == 2
+
+
+class FailingCommit(SqlUnitOfWork):
+    """Fails every commit whose unit of work staged more than one processed record."""
+
+    def commit(self) -> None:
+        if len(self.processed.rows) > 1:
+            self.rollback()
+            raise TransientError("database restarting")
+        super().commit()
+
+
+@pytest.mark.parametrize("step", ["create", "answer"])
+def test_a_failed_batch_commit_goes_on_one_by_one_without_sending_twice(
+    database_url: str,  # noqa: F811
+    step: str,
+) -> None:
+    env = Counting(database_url)
+    assert env.run(configure_store()).status == "accepted"
+    failing = lambda: FailingCommit(env.sessions, now=env.clock.now)  # noqa: E731
+    creates = [create_order() for _ in range(4)]
+    if step == "create":
+        assert _outcomes(dispatch_batch(creates, failing, env.ctx)) == [("accepted", None)] * 4
+        assert env.count(t.orders) == 4
+        return
+    for cmd in creates:
+        assert env.run(cmd).status == "accepted"
+    # The attempts commit (no processed record); the answers' commit fails; each is
+    # then recorded alone, with no second provider call.
+    assert _outcomes(dispatch_batch(env.sends(), failing, env.ctx)) == [("accepted", None)] * 4
+    assert len(env.notifier.sent) == 4
+    n = t.notifications.c
+    assert env.count(t.notifications, n.state == "sent", n.attempts == 1) == 4
+
+
+def test_worker_threads_group_their_commands(database_url: str) -> None:  # noqa: F811
+    env = Counting(database_url)
+    assert env.run(configure_store()).status == "accepted"
+    batcher = Batcher(env.uow, env.ctx, max_size=8)
+    creates = [create_order() for _ in range(48)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def work(share: list[c.CommandBase]) -> None:
+        start.wait()
+        try:
+            for cmd in share:
+                assert batcher.dispatch(cmd).status == "accepted"
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def run_all(commands: list[c.CommandBase]) -> None:
+        threads = [threading.Thread(target=work, args=(commands[i::8],)) for i in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        assert not errors, errors
+
+    run_all(list(creates))
+    sends = env.sends()
+    assert len(sends) == 48
+    start = threading.Barrier(8)
+    run_all(list(sends))
+
+    assert batcher.groups > 0
+    assert len(env.notifier.sent) == 48
+    assert len({n.notification_id for n in env.notifier.sent}) == 48
+    assert env.outbox("event").count("link.sent") == 48
