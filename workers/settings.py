@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     worker_metrics: bool = Field(default=False, alias="PAYLINK_WORKER_METRICS")
 
     worker_processes: int = Field(default=2, ge=1, le=64, alias="PAYLINK_WORKER_PROCESSES")
-    worker_threads: int = Field(default=4, ge=1, le=256, alias="PAYLINK_WORKER_THREADS")
+    #: Threads mostly wait (database, broker, providers); 16 also lets a busy process
+    #: group up to 16 commands per transaction (``workers.batching``).
+    worker_threads: int = Field(default=16, ge=1, le=256, alias="PAYLINK_WORKER_THREADS")
     #: Up to this many CreateOrder (or SendPaymentLink) commands that one worker process
     #: holds at once are applied in one transaction (``workers.batching``); 1 turns it off.
     batch_size: int = Field(default=16, ge=1, le=256, alias="PAYLINK_BATCH_SIZE")
