@@ -179,7 +179,7 @@ def dispatch_batch(
         if isinstance(step, Attempt):
             try:
                 answers[i] = (step, deliver(step, ctx))
-            except Exception as exc:  # noqa: BLE001 - continued alone, as send_payment_link does
+            except Exception as exc:
                 out[i] = partial(after_failure, step, exc, uow_factory, ctx)
     recorded = record_answers(list(answers.values()), uow_factory, ctx) if answers else []
     for i, cont in zip(answers, recorded, strict=True):

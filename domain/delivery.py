@@ -115,7 +115,7 @@ def send_payment_link(
     # 2. call the provider, holding no lock; 3. record what it said
     try:
         receipt = deliver(attempt, ctx)
-    except Exception as exc:  # noqa: BLE001 - each kind is handled or re-raised below
+    except Exception as exc:
         return after_failure(attempt, exc, uow_factory, ctx)
     return record_sent(attempt, receipt, uow_factory, ctx)
 

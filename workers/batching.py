@@ -74,16 +74,22 @@ class Batcher:
         if self.max_size < 2 or type(command) not in BATCHED:
             return dispatch(command, self.uow_factory, self.context)
         if isinstance(command, c.CreateOrder):
-            return self._gather("create-order", command, self._create, self._alone)()
+            created: Continuation = self._gather("create-order", command, self._create, self._alone)
+            return created()
         assert isinstance(command, c.SendPaymentLink)
-        step = self._gather("send-link:attempt", command, self._attempt, self._alone)
+        step: Attempt | Continuation = self._gather(
+            "send-link:attempt", command, self._attempt, self._alone
+        )
         if not isinstance(step, Attempt):
             return step()
         try:
             receipt = deliver(step, self.context)
-        except Exception as exc:  # noqa: BLE001 - handled or re-raised as send_payment_link does
+        except Exception as exc:
             return after_failure(step, exc, self.uow_factory, self.context)
-        return self._gather("send-link:answer", (step, receipt), self._answer, self._answer_alone)()
+        recorded: Continuation = self._gather(
+            "send-link:answer", (step, receipt), self._answer, self._answer_alone
+        )
+        return recorded()
 
     # ---- the steps ---------------------------------------------------------------
 

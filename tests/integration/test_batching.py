@@ -89,7 +89,10 @@ def test_a_batch_of_creates_takes_far_fewer_statements(database_url: str) -> Non
         assert env.run(create_order()).status == "accepted"
     alone = env.statements - before
     before = env.statements
-    assert {o for o, _ in _outcomes(dispatch_batch([create_order() for _ in range(8)], env.uow, env.ctx))} == {"accepted"}
+    assert {
+        o
+        for o, _ in _outcomes(dispatch_batch([create_order() for _ in range(8)], env.uow, env.ctx))
+    } == {"accepted"}
     batched = env.statements - before
     assert batched * 3 <= alone, (batched, alone)
 
@@ -191,7 +194,7 @@ def test_worker_threads_group_their_commands(database_url: str) -> None:  # noqa
         try:
             for cmd in share:
                 assert batcher.dispatch(cmd).status == "accepted"
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     def run_all(commands: list[c.CommandBase]) -> None:

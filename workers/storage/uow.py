@@ -49,7 +49,9 @@ class SqlStoreRepository:
     def prefetch(self, store_ids: Sequence[str]) -> None:
         wanted = [i for i in dict.fromkeys(store_ids) if i not in self.known]
         if wanted:
-            found = {r.store_id: _store(r) for r in self.session.execute(_STORES_BY_IDS, {"ids": wanted})}
+            found = {
+                r.store_id: _store(r) for r in self.session.execute(_STORES_BY_IDS, {"ids": wanted})
+            }
             self.known.update({i: found.get(i) for i in wanted})
 
     def get(self, store_id: str) -> Store | None:
@@ -333,4 +335,3 @@ class SqlUnitOfWork:
     def rollback(self) -> None:
         self.session.rollback()
         self._repositories()  # nothing buffered or cached survives a rollback
-
