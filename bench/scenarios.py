@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import os
 import signal
 import subprocess
 import sys
@@ -221,7 +222,7 @@ class Run:
                 "--format",
                 "raw",
                 "--rate",
-                "50",
+                os.environ.get("BENCH_SPY_RATE", "50"),
                 "--nonblocking",
                 *self.cfg.spy_args,
                 "-o",

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, Table, insert
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 #: Below this many rows an executemany is as good.
-BULK_MIN_ROWS = 20
+BULK_MIN_ROWS = 2
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 
@@ -50,13 +50,33 @@ def _unnest(table: Table, columns: Sequence[str]) -> str:
     return f"unnest({args})"
 
 
-def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def bulk_insert(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    upsert_key: str | None = None,
+) -> None:
+    """One ``INSERT ... SELECT FROM unnest(...)`` for all ``rows``; with ``upsert_key``,
+    a row whose key exists updates every other column instead (``ON CONFLICT``)."""
     columns = list(rows[0])
     sql = (
         f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - schema names
         f"SELECT * FROM {_unnest(table, columns)}"
     )
+    if upsert_key is not None:
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != upsert_key)
+        sql += f" ON CONFLICT ({upsert_key}) DO UPDATE SET {updates}"
     session.connection().exec_driver_sql(sql, _arrays(table, columns, rows))
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """``rows`` into ``table`` in one statement: ``bulk_insert`` on PostgreSQL from
+    ``BULK_MIN_ROWS`` rows, else an executemany."""
+    if len(rows) >= BULK_MIN_ROWS and is_postgresql(session):
+        bulk_insert(session, table, rows)
+    elif rows:
+        session.execute(insert(table), list(rows))
 
 
 def bulk_update(

@@ -21,7 +21,7 @@ from domain.order import CustomerContact, Order
 from domain.status import LinkStatus
 from messages.common import LineType
 from workers.storage import tables as t
-from workers.storage.bulk import BULK_MIN_ROWS, bulk_update, is_postgresql
+from workers.storage.bulk import BULK_MIN_ROWS, bulk_update, insert_rows, is_postgresql
 
 
 @dataclass(slots=True)
@@ -486,8 +486,7 @@ class _Writes:
 
     def execute(self, s: Session) -> None:
         # Parents before children (foreign keys); deleted lines before their replacements.
-        if self.order_inserts:
-            s.execute(insert(t.orders), self.order_inserts)
+        insert_rows(s, t.orders, self.order_inserts)
         bulk = is_postgresql(s)
         for columns, rows in self.order_updates.items():
             if bulk and len(rows) >= BULK_MIN_ROWS:
@@ -496,12 +495,9 @@ class _Writes:
                 s.execute(_order_update(columns), rows)
         if self.line_deletes:
             s.execute(delete(t.order_lines).where(t.order_lines.c.order_id.in_(self.line_deletes)))
-        if self.line_inserts:
-            s.execute(insert(t.order_lines), self.line_inserts)
-        if self.ledger_inserts:
-            s.execute(insert(t.ledger_entries), self.ledger_inserts)
-        if self.link_inserts:
-            s.execute(insert(t.links), self.link_inserts)
+        insert_rows(s, t.order_lines, self.line_inserts)
+        insert_rows(s, t.ledger_entries, self.ledger_inserts)
+        insert_rows(s, t.links, self.link_inserts)
         if self.link_updates:
             s.execute(_LINK_UPDATE, self.link_updates)
 

@@ -27,7 +27,7 @@ from messages.common import CommandBase, EventBase
 from messages.events import EVENT_TYPES
 from messages.routing import command_bytes, route_for
 from workers.storage import tables as t
-from workers.storage.bulk import BULK_MIN_ROWS, bulk_insert, is_postgresql
+from workers.storage.bulk import BULK_MIN_ROWS, bulk_insert, insert_rows, is_postgresql
 from workers.storage.orders import SqlOrderRepository
 
 Now = Callable[[], datetime]
@@ -126,8 +126,7 @@ class SqlProcessedCommands:
         self.known[record.command_id] = record
 
     def flush(self) -> None:
-        if self.rows:
-            self.session.execute(_INSERT_PROCESSED, self.rows)
+        insert_rows(self.session, t.processed_commands, self.rows)
         self.rows = []
 
 
@@ -161,10 +160,7 @@ class SqlOutbox:
         )
 
     def flush(self) -> None:
-        if len(self.rows) >= BULK_MIN_ROWS and is_postgresql(self.session):
-            bulk_insert(self.session, t.outbox, self.rows)
-        elif self.rows:
-            self.session.execute(insert(t.outbox), self.rows)
+        insert_rows(self.session, t.outbox, self.rows)
         self.rows = []
 
 
@@ -258,7 +254,10 @@ class SqlNotifications:
         rows, self.pending = list(self.pending.values()), {}
         if not rows:
             return
-        # One round trip: insert, or update the row a previous attempt left.
+        # One statement: insert, or update the row a previous attempt left.
+        if len(rows) >= BULK_MIN_ROWS and is_postgresql(self.session):
+            bulk_insert(self.session, t.notifications, rows, upsert_key="link_id")
+            return
         upsert = _notification_upsert(self.session.get_bind().dialect.name)
         if upsert is not None:
             self.session.execute(upsert, rows)
