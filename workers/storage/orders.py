@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, delete, insert, literal_column, select, update
+from sqlalchemy import bindparam, delete, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from domain.expiry import LinkExpiry
