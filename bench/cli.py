@@ -61,6 +61,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="setting for every paylink and floor process (e.g. PAYLINK_RELAY_BATCH_SIZE=1000)",
     )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="offered orders/s for latency and soak (default: half the create maximum)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch databases")
     return p.parse_args(argv)
 
@@ -85,6 +91,7 @@ def config(args: argparse.Namespace) -> Config:
         else (0.5 if quick else 10.0),
         workdir=Path(tempfile.gettempdir()) / "paylink-bench",
         keep=args.keep,
+        rate=args.rate,
         profile=args.profile,
         spy_args=("--gil",) if os.environ.get("BENCH_SPY_GIL") else (),
         env=env,

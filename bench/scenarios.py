@@ -57,6 +57,8 @@ class Config:
     soak_minutes: float
     workdir: Path
     keep: bool = False
+    #: Offered orders/s for latency and soak; None: half the create-order maximum.
+    rate: float | None = None
     #: Profile worker, relay and scheduler with py-spy during the create-order reps.
     profile: Path | None = None
     spy_args: tuple[str, ...] = ()
@@ -319,10 +321,15 @@ class Run:
             self.log(f"  lifecycle: rep {rep + 1}: {fig.values[-1]:,.1f} orders/s")
 
     def _offered_rate(self) -> float:
+        if self.cfg.rate is not None:
+            return self.cfg.rate
         fig = self.results.get("create")
         assert fig is not None, "latency and soak need the create-order maximum"
         assert fig.values
         return fig.median / 2
+
+    def _rate_basis(self) -> str:
+        return "--rate" if self.cfg.rate is not None else "half the max"
 
     def latency(self, stack: BenchStack) -> None:
         rate = self._offered_rate()
@@ -332,7 +339,7 @@ class Run:
                     f"latency_p{p}",
                     f"latency publish to link.sent, p{p}",
                     "ms",
-                    note=f"offered {rate:,.0f} orders/s (half the max) for "
+                    note=f"offered {rate:,.0f} orders/s ({self._rate_basis()}) for "
                     f"{self.cfg.latency_seconds:.0f} s per rep",
                 )
             )
