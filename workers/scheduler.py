@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import Column, Row, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.expiry import DueLink, expire_due_links
@@ -50,7 +50,7 @@ REPUBLISH_AFTER = timedelta(minutes=5)
 
 
 def _due(
-    session: Session, due_col: object, released_col: object, now: datetime, limit: int
+    session: Session, due_col: Column[Any], released_col: Column[Any], now: datetime, limit: int
 ) -> list[Row[Any]]:
     """Due rows, locked: the columns link expiry needs (reservations need the id only)."""
     query = (
@@ -61,9 +61,9 @@ def _due(
             t.orders.c.link_status,
             t.orders.c.link_expires_at,
         )
-        .where(due_col <= now)  # type: ignore[operator]
-        .where(or_(released_col.is_(None), released_col < now - REPUBLISH_AFTER))  # type: ignore[attr-defined]
-        .order_by(due_col)  # type: ignore[arg-type]
+        .where(due_col <= now)
+        .where(or_(released_col.is_(None), released_col < now - REPUBLISH_AFTER))
+        .order_by(due_col)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

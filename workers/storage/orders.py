@@ -71,7 +71,7 @@ _PG_CHILDREN = (
 #: but the child subqueries above still read the statement's (older) snapshot: a
 #: version differing from the locked row's says so, and the children are read again.
 #: Every change to an order or its children bumps ``version``.
-_PG_SNAPSHOT_VERSION = literal_column(
+_PG_SNAPSHOT_VERSION: Any = literal_column(
     "(SELECT s.version FROM orders AS s WHERE s.order_id = orders.order_id)"
 ).label("snapshot_version")
 
