@@ -14,6 +14,7 @@ from domain.errors import DeliveryRejected, TransientError
 from messages import commands as c
 from tests.integration.commands import ADMIN, configure_store, create_order, merchant
 from tests.integration.test_storage import Env, database_url  # noqa: F401 - the fixture
+from workers import batching
 from workers.batching import Batcher
 from workers.storage import tables as t
 from workers.storage.uow import SqlUnitOfWork
@@ -215,3 +216,97 @@ def test_worker_threads_group_their_commands(database_url: str) -> None:  # noqa
     assert len(env.notifier.sent) == 48
     assert len({n.notification_id for n in env.notifier.sent}) == 48
     assert env.outbox("event").count("link.sent") == 48
+
+
+def _in_threads(batcher: Batcher, commands: list[c.CommandBase], n: int = 8) -> list[Any]:
+    """Dispatch ``commands`` from ``n`` threads at once; each result or exception."""
+    results: list[Any] = [None] * len(commands)
+    start = threading.Barrier(n)
+
+    def work(k: int) -> None:
+        start.wait()
+        for i in range(k, len(commands), n):
+            try:
+                results[i] = batcher.dispatch(commands[i])
+            except BaseException as exc:  # noqa: BLE001 - returned to the test
+                results[i] = exc
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    return results
+
+
+def test_a_group_whose_step_fails_goes_on_one_by_one(
+    database_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = Counting(database_url)
+    assert env.run(configure_store()).status == "accepted"
+    calls: list[int] = []
+
+    def broken(cmds: Any, *_: Any) -> Any:
+        calls.append(len(cmds))
+        raise RuntimeError("a bug in the batched step")
+
+    monkeypatch.setattr("workers.batching.create_orders", broken)
+    batcher = Batcher(env.uow, env.ctx, max_size=8)
+    results = _in_threads(batcher, [create_order() for _ in range(32)])
+
+    assert calls  # the step ran (and failed) ...
+    assert [r.status for r in results] == ["accepted"] * 32  # ... yet every command landed
+    assert env.count(t.orders) == 32
+
+
+class Interrupted(BaseException):
+    """Like Dramatiq's time limit: raised in the leader's thread, not an Exception."""
+
+
+def test_an_interrupted_leader_raises_and_its_group_goes_on_alone(
+    database_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = Counting(database_url)
+    assert env.run(configure_store()).status == "accepted"
+    gate = threading.Event()
+    real = batching.create_orders
+
+    def slow_then_interrupted(cmds: Any, *args: Any) -> Any:
+        if len(cmds) > 1:
+            raise Interrupted
+        gate.wait(5)  # hold the first (single) group so that the others form one group
+        return real(cmds, *args)
+
+    monkeypatch.setattr("workers.batching.create_orders", slow_then_interrupted)
+    batcher = Batcher(env.uow, env.ctx, max_size=8)
+    first = threading.Thread(target=batcher.dispatch, args=(create_order(),))
+    first.start()
+    while not batcher._running.get("create-order"):  # noqa: SLF001 - wait for it to lead
+        threading.Event().wait(0.01)
+    others = [create_order() for _ in range(4)]
+    out: list[Any] = []
+    waiters = [
+        threading.Thread(target=lambda cmd=cmd: out.append(_catch(batcher.dispatch, cmd)))
+        for cmd in others
+    ]
+    for th in waiters:
+        th.start()
+    threading.Event().wait(0.3)  # they join one group behind the running one
+    gate.set()
+    first.join(10)
+    for th in waiters:
+        th.join(10)
+
+    interrupted = [r for r in out if isinstance(r, Interrupted)]
+    assert len(interrupted) == 1  # the leader of the group
+    assert sorted(r.status for r in out if not isinstance(r, Interrupted)) == ["accepted"] * 3
+    assert env.count(t.orders) == 1 + 3
+
+
+def _catch(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except BaseException as exc:  # noqa: BLE001 - returned to the test
+        return exc
