@@ -228,7 +228,7 @@ def _in_threads(batcher: Batcher, commands: list[c.CommandBase], n: int = 8) -> 
         for i in range(k, len(commands), n):
             try:
                 results[i] = batcher.dispatch(commands[i])
-            except BaseException as exc:  # noqa: BLE001 - returned to the test
+            except BaseException as exc:
                 results[i] = exc
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(n)]
@@ -283,7 +283,7 @@ def test_an_interrupted_leader_raises_and_its_group_goes_on_alone(
     batcher = Batcher(env.uow, env.ctx, max_size=8)
     first = threading.Thread(target=batcher.dispatch, args=(create_order(),))
     first.start()
-    while not batcher._running.get("create-order"):  # noqa: SLF001 - wait for it to lead
+    while not batcher._running.get("create-order"):
         threading.Event().wait(0.01)
     others = [create_order() for _ in range(4)]
     out: list[Any] = []
@@ -308,5 +308,5 @@ def test_an_interrupted_leader_raises_and_its_group_goes_on_alone(
 def _catch(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
-    except BaseException as exc:  # noqa: BLE001 - returned to the test
+    except BaseException as exc:
         return exc
