@@ -33,7 +33,8 @@ PROVIDER = "local"
 _UTF8_8BIT = Charset("utf-8")
 _UTF8_8BIT.body_encoding = None  # type: ignore[assignment]  # None: 8bit (typeshed: int)
 #: RFC 5322 line endings. The ``email.mime`` classes with this policy write the same
-#: message as ``EmailMessage`` does, about four times faster (0.26 against 0.95 ms).
+#: message as ``EmailMessage`` does, about four times faster (0.25 against 0.95 ms
+#: per email, with the boundary below).
 _SMTP_COMPAT = compat32.clone(linesep="\r\n")
 
 log = structlog.get_logger()

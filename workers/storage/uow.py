@@ -37,6 +37,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _prefetch(
+    session: Session,
+    query: Any,
+    ids: Sequence[Any],
+    known: dict[Any, Any],
+    key: str,
+    convert: Callable[[Any], Any],
+) -> None:
+    """Read the rows of ``ids`` not yet in ``known`` with one ``query`` (an expanding
+    ``ids`` parameter); ``known`` then maps every id to its record, or None."""
+    wanted = [i for i in dict.fromkeys(ids) if i not in known]
+    if wanted:
+        found = {getattr(r, key): convert(r) for r in session.execute(query, {"ids": wanted})}
+        known.update({i: found.get(i) for i in wanted})
+
+
 def _store(row: Any) -> Store:
     return Store(row.store_id, row.name, row.terms_url, tuple(row.agreement_currencies))
 
@@ -47,12 +63,7 @@ class SqlStoreRepository:
         self.known: dict[str, Store | None] = {}
 
     def prefetch(self, store_ids: Sequence[str]) -> None:
-        wanted = [i for i in dict.fromkeys(store_ids) if i not in self.known]
-        if wanted:
-            found = {
-                r.store_id: _store(r) for r in self.session.execute(_STORES_BY_IDS, {"ids": wanted})
-            }
-            self.known.update({i: found.get(i) for i in wanted})
+        _prefetch(self.session, _STORES_BY_IDS, store_ids, self.known, "store_id", _store)
 
     def get(self, store_id: str) -> Store | None:
         if store_id in self.known:
@@ -99,13 +110,9 @@ class SqlProcessedCommands:
         self.rows: list[dict[str, object]] = []
 
     def prefetch(self, command_ids: Sequence[UUID]) -> None:
-        wanted = [i for i in dict.fromkeys(command_ids) if i not in self.known]
-        if wanted:
-            found = {
-                r.command_id: _processed(r)
-                for r in self.session.execute(_PROCESSED_BY_IDS, {"ids": wanted})
-            }
-            self.known.update({i: found.get(i) for i in wanted})
+        _prefetch(
+            self.session, _PROCESSED_BY_IDS, command_ids, self.known, "command_id", _processed
+        )
 
     def get(self, command_id: UUID) -> ProcessedCommand | None:
         if command_id in self.known:
@@ -221,13 +228,9 @@ class SqlNotifications:
         self.pending: dict[UUID, dict[str, object]] = {}
 
     def prefetch(self, link_ids: Sequence[UUID]) -> None:
-        wanted = [i for i in dict.fromkeys(link_ids) if i not in self.known]
-        if wanted:
-            found = {
-                r.link_id: _notification(r)
-                for r in self.session.execute(_NOTIFICATIONS_BY_IDS, {"ids": wanted})
-            }
-            self.known.update({i: found.get(i) for i in wanted})
+        _prefetch(
+            self.session, _NOTIFICATIONS_BY_IDS, link_ids, self.known, "link_id", _notification
+        )
 
     def get(self, link_id: UUID) -> NotificationRecord | None:
         if link_id in self.known:
