@@ -310,3 +310,25 @@ def _catch(fn: Any, *args: Any) -> Any:
         return fn(*args)
     except BaseException as exc:
         return exc
+
+
+def test_batch_size_one_turns_grouping_off(
+    database_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = Counting(database_url)
+    assert env.run(configure_store()).status == "accepted"
+
+    grouped: list[int] = []
+    real = batching.create_orders
+
+    def counted(cmds: Any, *args: Any) -> Any:
+        grouped.append(len(cmds))
+        return real(cmds, *args)
+
+    monkeypatch.setattr("workers.batching.create_orders", counted)
+    batcher = Batcher(env.uow, env.ctx, max_size=1)
+    results = _in_threads(batcher, [create_order() for _ in range(16)])
+    assert [r.status for r in results] == ["accepted"] * 16
+    assert env.count(t.orders) == 16
+    assert grouped == []  # every command went through dispatch, none through a group
