@@ -93,7 +93,13 @@ def config(args: argparse.Namespace) -> Config:
         keep=args.keep,
         rate=args.rate,
         profile=args.profile,
-        spy_args=("--gil",) if os.environ.get("BENCH_SPY_GIL") else (),
+        # BENCH_SPY_RATE: samples per second (50); BENCH_SPY_GIL=1: only the thread
+        # holding the GIL (where the CPU goes, not the waits).
+        spy_args=(
+            "--rate",
+            os.environ.get("BENCH_SPY_RATE", "50"),
+            *(("--gil",) if os.environ.get("BENCH_SPY_GIL") else ()),
+        ),
         env=env,
         relays=Settings(**env).relay_partitions,  # type: ignore[arg-type]
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -223,8 +222,6 @@ class Run:
                 str(proc.popen.pid),
                 "--format",
                 "raw",
-                "--rate",
-                os.environ.get("BENCH_SPY_RATE", "50"),
                 "--nonblocking",
                 *self.cfg.spy_args,
                 "-o",

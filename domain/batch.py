@@ -25,11 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from domain.delivery import (
     Attempt,
-    after_failure,
     begin_attempt,
     deliver,
     record_sent,
@@ -39,6 +38,7 @@ from domain.dispatch import apply_command, dispatch
 from domain.errors import DomainError, TransientError
 from domain.notifications import DeliveryReceipt
 from domain.outcomes import Outcome, UowFactory, payload_hash
+from domain.ports import UnitOfWork
 from messages import commands as c
 from messages.common import CommandBase
 
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from domain.handlers import Context
 
 Continuation = Callable[[], Outcome]
+C = TypeVar("C", c.CreateOrder, c.SendPaymentLink)
+T = TypeVar("T")
 
 #: The command types that run in batches; any other type goes through ``dispatch``.
 BATCHED: frozenset[type[CommandBase]] = frozenset({c.CreateOrder, c.SendPaymentLink})
@@ -70,6 +72,30 @@ def _distinct(commands: Sequence[Any]) -> list[int]:
     return chosen
 
 
+def _apply_fresh(
+    cmds: Sequence[C],
+    chosen: list[int],
+    step: Callable[[C, str, UnitOfWork, Context], T],
+    uow: UnitOfWork,
+    ctx: Context,
+) -> dict[int, T]:
+    """``step`` for each chosen command not seen before, then one commit. A replay or a
+    rejected command is left out: it goes alone, which replays it or records the
+    rejection (``step`` must raise before it stages anything)."""
+    done: dict[int, T] = {}
+    for i in chosen:
+        cmd = cmds[i]
+        if uow.processed.get(cmd.command_id) is not None:
+            continue
+        try:
+            done[i] = step(cmd, payload_hash(cmd), uow, ctx)
+        except DomainError:
+            continue
+    if done:
+        uow.commit()
+    return done
+
+
 def alone(command: CommandBase, uow_factory: UowFactory, ctx: Context) -> Continuation:
     """The continuation that runs a command by itself (``dispatch``)."""
     return partial(dispatch, command, uow_factory, ctx)
@@ -81,7 +107,6 @@ def create_orders(
     """Several CreateOrders in one transaction."""
     conts = [alone(cmd, uow_factory, ctx) for cmd in cmds]
     chosen = _distinct(cmds)
-    done: dict[int, Outcome] = {}
     try:
         with uow_factory() as uow:
             uow.prefetch(
@@ -89,18 +114,9 @@ def create_orders(
                 order_ids=[cmds[i].order_id for i in chosen],
                 store_ids=[cmds[i].store_id for i in chosen],
             )
-            for i in chosen:
-                cmd = cmds[i]
-                if uow.processed.get(cmd.command_id) is not None:
-                    continue  # a replay: alone
-                try:
-                    # create_order checks everything before it stages anything, so a
-                    # rejected command leaves the unit of work as it was.
-                    done[i] = apply_command(cmd, payload_hash(cmd), uow, ctx)
-                except DomainError:
-                    continue  # rejected: alone records the rejection
-            if done:
-                uow.commit()
+            # create_order checks everything before it stages anything, so a rejected
+            # command leaves the unit of work as it was.
+            done = _apply_fresh(cmds, chosen, apply_command, uow, ctx)
     except TransientError:
         return conts
     return [partial(settled, done[i]) if i in done else k for i, k in enumerate(conts)]
@@ -113,7 +129,6 @@ def record_attempts(
     of each command that goes on to the provider, else its continuation (alone)."""
     out: list[Attempt | Continuation] = [alone(cmd, uow_factory, ctx) for cmd in cmds]
     chosen = _distinct(cmds)
-    attempts: dict[int, Attempt] = {}
     try:
         with uow_factory() as uow:
             uow.prefetch(
@@ -124,16 +139,7 @@ def record_attempts(
             )
             orders = [uow.orders.get_for_update(cmds[i].order_id) for i in chosen]
             uow.prefetch(store_ids=[o.store_id for o in orders if o is not None])
-            for i in chosen:
-                cmd = cmds[i]
-                if uow.processed.get(cmd.command_id) is not None:
-                    continue
-                try:
-                    attempts[i] = begin_attempt(cmd, payload_hash(cmd), uow, ctx)
-                except DomainError:
-                    continue
-            if attempts:
-                uow.commit()
+            attempts = _apply_fresh(cmds, chosen, begin_attempt, uow, ctx)
     except TransientError:
         return out
     for i, attempt in attempts.items():
@@ -177,10 +183,11 @@ def dispatch_batch(
     answers: dict[int, tuple[Attempt, DeliveryReceipt]] = {}
     for i, step in enumerate(out):
         if isinstance(step, Attempt):
-            try:
-                answers[i] = (step, deliver(step, ctx))
-            except Exception as exc:
-                out[i] = partial(after_failure, step, exc, uow_factory, ctx)
+            receipt = deliver(step, uow_factory, ctx)
+            if isinstance(receipt, DeliveryReceipt):
+                answers[i] = (step, receipt)
+            else:
+                out[i] = receipt
     recorded = record_answers(list(answers.values()), uow_factory, ctx) if answers else []
     for i, cont in zip(answers, recorded, strict=True):
         out[i] = cont

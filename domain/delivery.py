@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from domain.errors import (
@@ -113,17 +114,23 @@ def send_payment_link(
     except DomainError as error:
         return record_rejection(Cause.of(cmd), error, uow_factory, ctx, digest)
     # 2. call the provider, holding no lock; 3. record what it said
-    try:
-        receipt = deliver(attempt, ctx)
-    except Exception as exc:
-        return after_failure(attempt, exc, uow_factory, ctx)
+    receipt = deliver(attempt, uow_factory, ctx)
+    if not isinstance(receipt, DeliveryReceipt):
+        return receipt()
     return record_sent(attempt, receipt, uow_factory, ctx)
 
 
-def deliver(attempt: Attempt, ctx: Context) -> DeliveryReceipt:
-    """Step 2: the provider call, outside any transaction."""
+def deliver(
+    attempt: Attempt, uow_factory: UowFactory, ctx: Context
+) -> DeliveryReceipt | Callable[[], Outcome]:
+    """Step 2: the provider call, outside any transaction. A refusal or failure comes
+    back as the continuation that handles it (``after_failure``), to be run by the
+    caller whose message it is."""
     assert ctx.notifier is not None, "send-link needs a notifier"
-    return ctx.notifier.send(attempt.notification)
+    try:
+        return ctx.notifier.send(attempt.notification)
+    except Exception as exc:
+        return partial(after_failure, attempt, exc, uow_factory, ctx)
 
 
 def after_failure(

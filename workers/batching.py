@@ -2,9 +2,9 @@
 a CreateOrder (or a SendPaymentLink) at the same moment apply them in one transaction.
 
 Each Dramatiq worker thread still handles its own message: it joins the group that is
-forming for its step and waits. The first thread to join leads: as soon as fewer than
-``concurrency`` groups of that step are running in the process, it closes the group,
-runs the step for all of it (``domain.batch``) and wakes the others. Each thread then
+forming for its step and waits. The first thread to join leads: as soon as no other
+group of that step is running in the process, it closes the group, runs the step for
+all of it (``domain.batch``) and wakes the others. Each thread then
 runs its own continuation (the committed outcome, or the single-command path) and only
 then returns, so Dramatiq acknowledges a message after its change has committed,
 exactly as without batching.
@@ -36,7 +36,7 @@ from domain.batch import (
     record_answers,
     record_attempts,
 )
-from domain.delivery import Attempt, after_failure, deliver, record_sent
+from domain.delivery import Attempt, deliver, record_sent
 from domain.dispatch import dispatch
 from domain.handlers import Context
 from domain.notifications import DeliveryReceipt
@@ -50,25 +50,22 @@ log = structlog.get_logger("paylink.batching")
 @dataclass(eq=False)
 class _Group:
     items: list[Any] = field(default_factory=list)
-    closed: bool = False
     done: threading.Event = field(default_factory=threading.Event)
     results: list[Any] = field(default_factory=list)
 
 
 class Batcher:
-    def __init__(
-        self, uow_factory: UowFactory, context: Context, *, max_size: int, concurrency: int = 1
-    ) -> None:
+    def __init__(self, uow_factory: UowFactory, context: Context, *, max_size: int) -> None:
         self.uow_factory = uow_factory
         self.context = context
         self.max_size = max_size
-        self.concurrency = concurrency
         self._lock = threading.Condition()
+        #: The open group of each step: the next command of that step joins it.
         self._forming: dict[str, _Group] = {}
-        self._running: dict[str, int] = {}
-        #: Groups of two or more run, and the items in them (for the log and the tests).
+        #: Steps with a group running (one at a time per step and process).
+        self._running: set[str] = set()
+        #: Groups of two or more run (for the tests).
         self.groups = 0
-        self.grouped_items = 0
 
     def dispatch(self, command: CommandBase) -> Outcome:
         if self.max_size < 2 or type(command) not in BATCHED:
@@ -82,10 +79,9 @@ class Batcher:
         )
         if not isinstance(step, Attempt):
             return step()
-        try:
-            receipt = deliver(step, self.context)
-        except Exception as exc:
-            return after_failure(step, exc, self.uow_factory, self.context)
+        receipt = deliver(step, self.uow_factory, self.context)
+        if not isinstance(receipt, DeliveryReceipt):
+            return receipt()
         recorded: Continuation = self._gather(
             "send-link:answer", (step, receipt), self._answer, self._answer_alone
         )
@@ -128,7 +124,7 @@ class Batcher:
     def _join(self, step: str, item: Any) -> tuple[_Group, int, bool]:
         with self._lock:
             group = self._forming.get(step)
-            leader = group is None or group.closed or len(group.items) >= self.max_size
+            leader = group is None or len(group.items) >= self.max_size
             if leader:
                 group = self._forming[step] = _Group()
             assert group is not None
@@ -143,12 +139,11 @@ class Batcher:
         fallback: Callable[[Any], Continuation],
     ) -> None:
         with self._lock:
-            while self._running.get(step, 0) >= self.concurrency:
+            while step in self._running:
                 self._lock.wait()
-            group.closed = True
-            if self._forming.get(step) is group:
+            if self._forming.get(step) is group:  # closed: later commands form the next
                 del self._forming[step]
-            self._running[step] = self._running.get(step, 0) + 1
+            self._running.add(step)
         results: Sequence[Any] | None = None
         try:
             results = run(group.items)
@@ -160,10 +155,9 @@ class Batcher:
             if len(group.results) != len(group.items):
                 group.results = [fallback(item) for item in group.items]
             with self._lock:
-                self._running[step] -= 1
+                self._running.discard(step)
                 self._lock.notify_all()
             group.done.set()
         if len(group.items) > 1:
             self.groups += 1
-            self.grouped_items += len(group.items)
             log.debug("batched step", step=step, size=len(group.items))

@@ -9,6 +9,20 @@ import pytest
 from tests.harness import Harness, create_database, create_vhost, delete_vhost, drop_database
 from tests.services import require_postgres, require_rabbitmq
 from workers.broker import declare_command_queues
+from workers.storage.migrate import upgrade
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/paylink.db"
+        upgrade(url)
+        yield url
+    else:
+        require_postgres()
+        url = create_database("paylink_storage")
+        yield url
+        drop_database(url)
 
 
 @pytest.fixture(scope="session")

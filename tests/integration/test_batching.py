@@ -13,7 +13,7 @@ from domain.batch import dispatch_batch
 from domain.errors import DeliveryRejected, TransientError
 from messages import commands as c
 from tests.integration.commands import ADMIN, configure_store, create_order, merchant
-from tests.integration.test_storage import Env, database_url  # noqa: F401 - the fixture
+from tests.integration.test_storage import Env
 from workers import batching
 from workers.batching import Batcher
 from workers.storage import tables as t
@@ -49,7 +49,7 @@ def _outcomes(conts: list[Any]) -> list[tuple[str, str | None]]:
     return [(o.status, o.code) for o in (k() for k in conts)]
 
 
-def test_a_batch_of_creates_matches_one_at_a_time(database_url: str) -> None:  # noqa: F811
+def test_a_batch_of_creates_matches_one_at_a_time(database_url: str) -> None:
     env = Counting(database_url)
     assert env.run(configure_store()).status == "accepted"
     valid = [create_order() for _ in range(5)]
@@ -82,7 +82,7 @@ def test_a_batch_of_creates_matches_one_at_a_time(database_url: str) -> None:  #
     assert env.outbox("event").count("order.created") == 6  # 5 orders, 1 replayed
 
 
-def test_a_batch_of_creates_takes_far_fewer_statements(database_url: str) -> None:  # noqa: F811
+def test_a_batch_of_creates_takes_far_fewer_statements(database_url: str) -> None:
     env = Counting(database_url)
     assert env.run(configure_store()).status == "accepted"
     before = env.statements
@@ -98,7 +98,7 @@ def test_a_batch_of_creates_takes_far_fewer_statements(database_url: str) -> Non
     assert batched * 3 <= alone, (batched, alone)
 
 
-def test_a_batch_of_sends_sends_each_link_once(database_url: str) -> None:  # noqa: F811
+def test_a_batch_of_sends_sends_each_link_once(database_url: str) -> None:
     env = Counting(database_url)
     assert env.run(configure_store()).status == "accepted"
     orders = [create_order() for _ in range(4)]
@@ -128,7 +128,7 @@ def test_a_batch_of_sends_sends_each_link_once(database_url: str) -> None:  # no
     assert env.outbox("event").count("link.sent") == 5  # 4 links, 1 replayed
 
 
-def test_a_refused_link_in_a_batch_is_recorded_like_alone(database_url: str) -> None:  # noqa: F811
+def test_a_refused_link_in_a_batch_is_recorded_like_alone(database_url: str) -> None:
     env = Counting(database_url)
     assert env.run(configure_store()).status == "accepted"
     for _ in range(3):
@@ -161,7 +161,7 @@ class FailingCommit(SqlUnitOfWork):
 
 @pytest.mark.parametrize("step", ["create", "answer"])
 def test_a_failed_batch_commit_goes_on_one_by_one_without_sending_twice(
-    database_url: str,  # noqa: F811
+    database_url: str,
     step: str,
 ) -> None:
     env = Counting(database_url)
@@ -182,35 +182,16 @@ def test_a_failed_batch_commit_goes_on_one_by_one_without_sending_twice(
     assert env.count(t.notifications, n.state == "sent", n.attempts == 1) == 4
 
 
-def test_worker_threads_group_their_commands(database_url: str) -> None:  # noqa: F811
+def test_worker_threads_group_their_commands(database_url: str) -> None:
     env = Counting(database_url)
     assert env.run(configure_store()).status == "accepted"
     batcher = Batcher(env.uow, env.ctx, max_size=8)
-    creates = [create_order() for _ in range(48)]
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
-
-    def work(share: list[c.CommandBase]) -> None:
-        start.wait()
-        try:
-            for cmd in share:
-                assert batcher.dispatch(cmd).status == "accepted"
-        except BaseException as exc:
-            errors.append(exc)
-
-    def run_all(commands: list[c.CommandBase]) -> None:
-        threads = [threading.Thread(target=work, args=(commands[i::8],)) for i in range(8)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(60)
-        assert not errors, errors
-
-    run_all(list(creates))
+    created = _in_threads(batcher, [create_order() for _ in range(48)])
+    assert [getattr(r, "status", r) for r in created] == ["accepted"] * 48
     sends = env.sends()
     assert len(sends) == 48
-    start = threading.Barrier(8)
-    run_all(list(sends))
+    sent = _in_threads(batcher, list(sends))
+    assert [getattr(r, "status", r) for r in sent] == ["accepted"] * 48
 
     assert batcher.groups > 0
     assert len(env.notifier.sent) == 48
@@ -226,10 +207,7 @@ def _in_threads(batcher: Batcher, commands: list[c.CommandBase], n: int = 8) -> 
     def work(k: int) -> None:
         start.wait()
         for i in range(k, len(commands), n):
-            try:
-                results[i] = batcher.dispatch(commands[i])
-            except BaseException as exc:
-                results[i] = exc
+            results[i] = _catch(batcher.dispatch, commands[i])
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(n)]
     for th in threads:
@@ -240,7 +218,7 @@ def _in_threads(batcher: Batcher, commands: list[c.CommandBase], n: int = 8) -> 
 
 
 def test_a_group_whose_step_fails_goes_on_one_by_one(
-    database_url: str,  # noqa: F811
+    database_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env = Counting(database_url)
@@ -265,7 +243,7 @@ class Interrupted(BaseException):
 
 
 def test_an_interrupted_leader_raises_and_its_group_goes_on_alone(
-    database_url: str,  # noqa: F811
+    database_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env = Counting(database_url)
@@ -283,7 +261,7 @@ def test_an_interrupted_leader_raises_and_its_group_goes_on_alone(
     batcher = Batcher(env.uow, env.ctx, max_size=8)
     first = threading.Thread(target=batcher.dispatch, args=(create_order(),))
     first.start()
-    while not batcher._running.get("create-order"):
+    while "create-order" not in batcher._running:
         threading.Event().wait(0.01)
     others = [create_order() for _ in range(4)]
     out: list[Any] = []
@@ -313,7 +291,7 @@ def _catch(fn: Any, *args: Any) -> Any:
 
 
 def test_batch_size_one_turns_grouping_off(
-    database_url: str,  # noqa: F811
+    database_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env = Counting(database_url)

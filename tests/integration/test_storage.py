@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -16,7 +14,6 @@ from domain.dispatch import dispatch
 from domain.handlers import Context
 from messages import commands as c
 from tests.fakes import FakeClock, RecordingNotifier, SequentialTokens
-from tests.harness import create_database, drop_database
 from tests.integration.commands import (
     ORDER_AMOUNT,
     completed,
@@ -24,27 +21,12 @@ from tests.integration.commands import (
     create_order,
     merchant,
 )
-from tests.services import require_postgres
 from workers.scheduler import link_expiry_id, release_due
 from workers.storage import tables as t
 from workers.storage.engine import make_engine, make_session_factory
-from workers.storage.migrate import upgrade
 from workers.storage.uow import SqlUnitOfWork
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/paylink.db"
-        upgrade(url)
-        yield url
-    else:
-        require_postgres()
-        url = create_database("paylink_storage")
-        yield url
-        drop_database(url)
 
 
 class Env:

@@ -2,9 +2,9 @@
 
 ``INSERT ... SELECT FROM unnest(...)`` and ``UPDATE ... FROM unnest(...)`` send each
 column as one array parameter: one statement, one round trip and a single plan for
-thousands of rows, instead of an executemany of thousands of statements. Used where
-many rows are written at once (the scheduler's batches); values must already be what
-the driver takes (aware datetimes, UUIDs; JSON columns as ``json.dumps`` text).
+thousands of rows, instead of an executemany of thousands of statements. Used from
+two rows on (a worker's grouped commands, the scheduler's batches); values must already
+be what the driver takes (aware datetimes, UUIDs; JSON columns as ``json.dumps`` text).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from sqlalchemy import JSON, Table, insert
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-#: Below this many rows an executemany is as good.
+#: One row goes as a plain statement; from two, the arrays replace an executemany
+#: (pipelined executemany was 13 % of the worker's CPU in the grouped-commit profile).
 BULK_MIN_ROWS = 2
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]

@@ -184,7 +184,6 @@ _PROCESSED_BY_IDS = select(t.processed_commands).where(
     t.processed_commands.c.command_id.in_(bindparam("ids", expanding=True))
 )
 _STORES_BY_IDS = select(t.stores).where(t.stores.c.store_id.in_(bindparam("ids", expanding=True)))
-_INSERT_PROCESSED = insert(t.processed_commands)
 _NOTIFICATION_BY_ID = select(t.notifications).where(
     t.notifications.c.link_id == bindparam("link_id")
 )
