@@ -6,16 +6,25 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.charset import Charset
+from email.header import Header
 from email.message import EmailMessage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.notifications import PaymentLinkNotification
 from workers.notifications import render
-from workers.providers.local_outbox import LocalOutboxNotifier
+from workers.notifications.render import RenderedMessage
+from workers.providers.local_outbox import LocalOutboxNotifier, email_bytes
 
 EMAIL = PaymentLinkNotification(
     notification_id=UUID("3d0a7c52-41e4-4d8e-8f0e-6a1b2c3d4e5f"),
@@ -117,3 +126,56 @@ def test_logs_carry_only_the_masked_recipient(outbox: LocalOutboxNotifier) -> No
     assert "anna.svensson" not in flattened
     assert "+46701234567" not in flattened
     assert EMAIL.link_url not in flattened
+
+
+def _reference_eml(
+    notification: PaymentLinkNotification, message: RenderedMessage, from_email: str, date: datetime
+) -> bytes:
+    """The same message the generic way: ``email.mime`` and the ``compat32`` generator."""
+    utf8 = Charset("utf-8")
+    utf8.body_encoding = None  # type: ignore[assignment]  # None: 7bit or 8bit
+    email = MIMEMultipart("alternative", boundary=f"=_paylink_{notification.notification_id.hex}")
+    domain = from_email.rpartition("@")[2] or "paylink.local"
+    email["From"] = formataddr((message.sender_name, from_email), charset="utf-8")
+    email["To"] = notification.recipient
+    email["Subject"] = Header(message.subject, "utf-8")  # type: ignore[assignment]
+    email["Date"] = format_datetime(date)
+    email["Message-ID"] = f"<{notification.notification_id}@{domain}>"
+    email["X-Paylink-Notification-Id"] = str(notification.notification_id)
+    email["X-Paylink-Order-Id"] = str(notification.order_id)
+    email.attach(MIMEText(message.text, "plain", utf8))  # type: ignore[arg-type]
+    email.attach(MIMEText(message.html, "html", utf8))  # type: ignore[arg-type]
+    return email.as_bytes(policy=compat32.clone(linesep="\r\n"))
+
+
+_display = st.text(st.characters(blacklist_categories=("Cs",)), max_size=120)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sender=_display,
+    subject=_display,
+    text=_display,
+    html=_display,
+    recipient=st.one_of(st.emails(), _display.filter(bool)),
+    from_email=st.one_of(st.just("links@paylink.example"), st.emails()),
+    date=st.datetimes(timezones=st.just(UTC)),
+)
+def test_the_eml_is_byte_for_byte_what_email_mime_writes(
+    sender: str, subject: str, text: str, html: str, recipient: str, from_email: str, date: datetime
+) -> None:
+    notification = replace(EMAIL, recipient=recipient)
+    message = RenderedMessage(subject=subject, text=text, html=html, sms="", sender_name=sender)
+
+    ours = email_bytes(notification, message, from_email=from_email, date=date)
+
+    assert ours == _reference_eml(notification, message, from_email, date)
+
+
+def test_the_rendered_eml_matches_email_mime_for_every_template() -> None:
+    for country in ("SE", "DE", "GB", "US", "FI", "NO", "DK", "NL", "FR"):
+        notification = replace(EMAIL, purchase_country=country)
+        message = render(notification)
+        date = datetime(2025, 7, 15, 13, 5, tzinfo=UTC)
+        ours = email_bytes(notification, message, from_email="links@paylink.example", date=date)
+        assert ours == _reference_eml(notification, message, "links@paylink.example", date)

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from datetime import UTC, datetime
-from email.charset import Charset
 from email.header import Header
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from email.policy import compat32
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 
@@ -27,15 +24,6 @@ from workers.notifications.render import RenderedMessage, render
 from workers.notifications.sms import sms_encoding, sms_segments
 
 PROVIDER = "local"
-
-#: UTF-8 bodies as 8bit rather than quoted-printable, so the file reads as the customer
-#: sees it.
-_UTF8_8BIT = Charset("utf-8")
-_UTF8_8BIT.body_encoding = None  # type: ignore[assignment]  # None: 8bit (typeshed: int)
-#: RFC 5322 line endings. The ``email.mime`` classes with this policy write the same
-#: message as ``EmailMessage`` does, about four times faster (0.25 against 0.95 ms
-#: per email, with the boundary below).
-_SMTP_COMPAT = compat32.clone(linesep="\r\n")
 
 log = structlog.get_logger()
 
@@ -51,7 +39,7 @@ class LocalOutboxNotifier:
         message = render(notification)
         if notification.channel == "email":
             name = f"{notification.notification_id}.eml"
-            content = self._email(notification, message).as_bytes(policy=_SMTP_COMPAT)
+            content = self._email(notification, message)
         else:
             name = f"{notification.notification_id}.json"
             content = _sms_json(notification, message)
@@ -67,27 +55,79 @@ class LocalOutboxNotifier:
         )
         return DeliveryReceipt(provider=PROVIDER, provider_message_id=name)
 
-    def _email(
-        self, notification: PaymentLinkNotification, message: RenderedMessage
-    ) -> MIMEMultipart:
-        # A boundary of our own (the notification id cannot occur in the text) spares
-        # the generator from drawing one and searching the body for it.
-        email = MIMEMultipart(
-            "alternative", boundary=f"=_paylink_{notification.notification_id.hex}"
+    def _email(self, notification: PaymentLinkNotification, message: RenderedMessage) -> bytes:
+        return email_bytes(
+            notification, message, from_email=self._from_email, date=datetime.now(UTC)
         )
-        domain = self._from_email.rpartition("@")[2] or "paylink.local"
-        email["From"] = formataddr((message.sender_name, self._from_email), charset="utf-8")
-        email["To"] = notification.recipient
-        email["Subject"] = Header(message.subject, "utf-8")  # type: ignore[assignment]
-        email["Date"] = format_datetime(datetime.now(UTC))
+
+
+def email_bytes(
+    notification: PaymentLinkNotification,
+    message: RenderedMessage,
+    *,
+    from_email: str,
+    date: datetime,
+) -> bytes:
+    """The ``.eml`` of ``notification``: the bytes ``email.mime`` writes with the
+    ``compat32`` policy and CRLF line endings, without its generic generator.
+
+    The structure is fixed (multipart/alternative: a text and an HTML part in UTF-8),
+    so only what varies goes through ``email``: the sender name, the subject and any
+    header that is not short plain ASCII are encoded and folded by ``email.header``
+    exactly as the generator would do it. 0.18 against 0.8 to 0.95 ms of CPU per email
+    the generic way (1,000 calls each); a property test holds both byte for byte equal.
+    """
+    boundary = f"=_paylink_{notification.notification_id.hex}"
+    domain = from_email.rpartition("@")[2] or "paylink.local"
+    lines = [
+        f'Content-Type: multipart/alternative;{_CRLF} boundary="{boundary}"',
+        "MIME-Version: 1.0",
+        _folded("From", formataddr((message.sender_name, from_email), charset="utf-8")),
+        _folded("To", notification.recipient),
+        "Subject: " + Header(message.subject, "utf-8").encode(linesep=_CRLF, maxlinelen=78),
+        _folded("Date", format_datetime(date)),
         # Stable id: the rewritten file is the same message, not a new one.
-        email["Message-ID"] = f"<{notification.notification_id}@{domain}>"
-        email["X-Paylink-Notification-Id"] = str(notification.notification_id)
-        email["X-Paylink-Order-Id"] = str(notification.order_id)
-        # A Charset object is what MIMEText takes to choose 8bit (typeshed says str).
-        email.attach(MIMEText(message.text, "plain", _UTF8_8BIT))  # type: ignore[arg-type]
-        email.attach(MIMEText(message.html, "html", _UTF8_8BIT))  # type: ignore[arg-type]
-        return email
+        _folded("Message-ID", f"<{notification.notification_id}@{domain}>"),
+        f"X-Paylink-Notification-Id: {notification.notification_id}",
+        f"X-Paylink-Order-Id: {notification.order_id}",
+        "",
+        f"--{boundary}",
+        _part(message.text, "plain"),
+        f"--{boundary}",
+        _part(message.html, "html"),
+        f"--{boundary}--",
+        "",
+    ]
+    return _CRLF.join(lines).encode("utf-8")
+
+
+_CRLF = "\r\n"
+#: What ``compat32`` writes unchanged: printable ASCII, single spaces, within 78.
+_PLAIN_HEADER = re.compile(r"[!-~]+(?: [!-~]+)*")
+
+
+def _folded(name: str, value: str) -> str:
+    """``name: value`` as ``compat32`` writes it (folded and encoded only if needed)."""
+    line = f"{name}: {value}"
+    if len(line) <= 78 and _PLAIN_HEADER.fullmatch(value):
+        return line
+    return f"{name}: " + Header(value, header_name=name).encode(linesep=_CRLF, maxlinelen=78)
+
+
+def _part(body: str, subtype: str) -> str:
+    """A UTF-8 body part: 8bit, or 7bit when it is all ASCII (as ``email.encoders``
+    decides), with every line break written as CRLF."""
+    encoding = "7bit" if body.isascii() else "8bit"
+    lines = body.replace("\r\n", "\n").replace("\r", "\n").replace("\n", _CRLF)
+    return _CRLF.join(
+        [
+            f'Content-Type: text/{subtype}; charset="utf-8"',
+            "MIME-Version: 1.0",
+            f"Content-Transfer-Encoding: {encoding}",
+            "",
+            lines,
+        ]
+    )
 
 
 def _sms_json(notification: PaymentLinkNotification, message: RenderedMessage) -> bytes:
