@@ -58,10 +58,11 @@ def settled(outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _distinct(commands: Sequence[Any]) -> list[int]:
-    """Indexes of the commands to batch: the first per command id and per order id."""
+def _distinct(commands: Sequence[Any], taken: Sequence[Any] = ()) -> list[int]:
+    """Indexes of the commands to batch: the first per command id and per order id,
+    and none for an order in ``taken`` (already in the batch)."""
     seen_commands: set[Any] = set()
-    seen_orders: set[Any] = set()
+    seen_orders: set[Any] = set(taken)
     chosen = []
     for i, cmd in enumerate(commands):
         if cmd.command_id in seen_commands or cmd.order_id in seen_orders:
@@ -79,8 +80,8 @@ def _apply_fresh(
     uow: UnitOfWork,
     ctx: Context,
 ) -> dict[int, T]:
-    """``step`` for each chosen command not seen before, then one commit. A replay or a
-    rejected command is left out: it goes alone, which replays it or records the
+    """``step`` for each chosen command not seen before (the caller commits). A replay
+    or a rejected command is left out: it goes alone, which replays it or records the
     rejection (``step`` must raise before it stages anything)."""
     done: dict[int, T] = {}
     for i in chosen:
@@ -91,8 +92,6 @@ def _apply_fresh(
             done[i] = step(cmd, payload_hash(cmd), uow, ctx)
         except DomainError:
             continue
-    if done:
-        uow.commit()
     return done
 
 
@@ -117,56 +116,72 @@ def create_orders(
             # create_order checks everything before it stages anything, so a rejected
             # command leaves the unit of work as it was.
             done = _apply_fresh(cmds, chosen, apply_command, uow, ctx)
+            if done:
+                uow.commit()
     except TransientError:
         return conts
     return [partial(settled, done[i]) if i in done else k for i, k in enumerate(conts)]
 
 
-def record_attempts(
-    cmds: Sequence[c.SendPaymentLink], uow_factory: UowFactory, ctx: Context
-) -> list[Attempt | Continuation]:
-    """Send-link step 1 for several links in one transaction: the committed ``Attempt``
-    of each command that goes on to the provider, else its continuation (alone)."""
+Answer = tuple[Attempt, DeliveryReceipt]
+
+
+def record_send_steps(
+    cmds: Sequence[c.SendPaymentLink],
+    answers: Sequence[Answer],
+    uow_factory: UowFactory,
+    ctx: Context,
+) -> tuple[list[Attempt | Continuation], list[Continuation]]:
+    """Send-link's two recording steps for several links, in one transaction: step 3
+    (``SENT``) for the ``answers`` whose provider accepted, and step 1 (``ATTEMPTING``)
+    for ``cmds``, whose provider is called after the commit.
+
+    Returns, for each command, its committed ``Attempt`` (the caller calls the
+    provider) or its continuation alone; and for each answer, its continuation. If the
+    transaction fails, the commands go alone and each answer is recorded alone,
+    patiently (``record_sent``): no link is ever sent again for it. A command for an
+    order with an answer in the same transaction goes alone too.
+    """
     out: list[Attempt | Continuation] = [alone(cmd, uow_factory, ctx) for cmd in cmds]
-    chosen = _distinct(cmds)
+    recorded: list[Continuation] = [
+        partial(record_sent, attempt, receipt, uow_factory, ctx) for attempt, receipt in answers
+    ]
+    chosen = _distinct(cmds, taken=[a.cmd.order_id for a, _ in answers])
     try:
         with uow_factory() as uow:
             uow.prefetch(
-                command_ids=[cmds[i].command_id for i in chosen],
-                order_ids=[cmds[i].order_id for i in chosen],
+                command_ids=[a.cmd.command_id for a, _ in answers]
+                + [cmds[i].command_id for i in chosen],
+                order_ids=[a.cmd.order_id for a, _ in answers] + [cmds[i].order_id for i in chosen],
                 lock=True,
                 link_ids=[cmds[i].link_id for i in chosen],
             )
             orders = [uow.orders.get_for_update(cmds[i].order_id) for i in chosen]
             uow.prefetch(store_ids=[o.store_id for o in orders if o is not None])
+            outcomes = [stage_sent(a, receipt, uow, ctx) for a, receipt in answers]
             attempts = _apply_fresh(cmds, chosen, begin_attempt, uow, ctx)
-    except TransientError:
-        return out
+            if outcomes or attempts:
+                uow.commit()
+    except (DomainError, TransientError):
+        return out, recorded
     for i, attempt in attempts.items():
         out[i] = attempt
-    return out
+    return out, [partial(settled, outcome) for outcome in outcomes]
+
+
+def record_attempts(
+    cmds: Sequence[c.SendPaymentLink], uow_factory: UowFactory, ctx: Context
+) -> list[Attempt | Continuation]:
+    """Send-link step 1 for several links in one transaction (``record_send_steps``)."""
+    return record_send_steps(cmds, (), uow_factory, ctx)[0]
 
 
 def record_answers(
-    answers: Sequence[tuple[Attempt, DeliveryReceipt]], uow_factory: UowFactory, ctx: Context
+    answers: Sequence[Answer], uow_factory: UowFactory, ctx: Context
 ) -> list[Continuation]:
-    """Send-link step 3 for several accepted links in one transaction. If it fails,
-    each is recorded alone, patiently (``record_sent``); none is ever sent again."""
-    conts: list[Continuation] = [
-        partial(record_sent, attempt, receipt, uow_factory, ctx) for attempt, receipt in answers
-    ]
-    try:
-        with uow_factory() as uow:
-            uow.prefetch(
-                command_ids=[a.cmd.command_id for a, _ in answers],
-                order_ids=[a.cmd.order_id for a, _ in answers],
-                lock=True,
-            )
-            outcomes = [stage_sent(a, receipt, uow, ctx) for a, receipt in answers]
-            uow.commit()
-    except (DomainError, TransientError):
-        return conts
-    return [partial(settled, outcome) for outcome in outcomes]
+    """Send-link step 3 for several accepted links in one transaction
+    (``record_send_steps``)."""
+    return record_send_steps((), answers, uow_factory, ctx)[1]
 
 
 def dispatch_batch(
@@ -180,7 +195,7 @@ def dispatch_batch(
     if kinds == {c.CreateOrder}:
         return create_orders(commands, uow_factory, ctx)  # type: ignore[arg-type]
     out = record_attempts(commands, uow_factory, ctx)  # type: ignore[arg-type]
-    answers: dict[int, tuple[Attempt, DeliveryReceipt]] = {}
+    answers: dict[int, Answer] = {}
     for i, step in enumerate(out):
         if isinstance(step, Attempt):
             receipt = deliver(step, uow_factory, ctx)

@@ -9,9 +9,11 @@ runs its own continuation (the committed outcome, or the single-command path) an
 then returns, so Dramatiq acknowledges a message after its change has committed,
 exactly as without batching.
 
-Send-link has two grouped steps around the provider call: the attempts commit
-together, then each thread calls the provider for its own link (concurrently, as
-without batching), then the answers commit together.
+Send-link records twice around the provider call: its attempt, then each thread
+calls the provider for its own link (concurrently, as without batching), then its
+answer. Both recordings join one group step: a group commits the answers of the
+links whose provider has answered and the attempts of the next links together, in
+one transaction.
 
 Nothing waits for a group to fill: a command arriving at an idle process runs at
 once, alone. Groups only grow while an earlier group of the same step is still
@@ -30,11 +32,11 @@ import structlog
 
 from domain.batch import (
     BATCHED,
+    Answer,
     Continuation,
     alone,
     create_orders,
-    record_answers,
-    record_attempts,
+    record_send_steps,
 )
 from domain.delivery import Attempt, deliver, record_sent
 from domain.dispatch import dispatch
@@ -75,7 +77,7 @@ class Batcher:
             return created()
         assert isinstance(command, c.SendPaymentLink)
         step: Attempt | Continuation = self._gather(
-            "send-link:attempt", command, self._attempt, self._alone
+            "send-link", command, self._record, self._record_alone
         )
         if not isinstance(step, Attempt):
             return step()
@@ -83,7 +85,7 @@ class Batcher:
         if not isinstance(receipt, DeliveryReceipt):
             return receipt()
         recorded: Continuation = self._gather(
-            "send-link:answer", (step, receipt), self._answer, self._answer_alone
+            "send-link", (step, receipt), self._record, self._record_alone
         )
         return recorded()
 
@@ -92,17 +94,24 @@ class Batcher:
     def _create(self, cmds: list[c.CreateOrder]) -> list[Continuation]:
         return create_orders(cmds, self.uow_factory, self.context)
 
-    def _attempt(self, cmds: list[c.SendPaymentLink]) -> list[Attempt | Continuation]:
-        return record_attempts(cmds, self.uow_factory, self.context)
-
-    def _answer(self, answers: list[tuple[Attempt, DeliveryReceipt]]) -> list[Continuation]:
-        return record_answers(answers, self.uow_factory, self.context)
+    def _record(self, items: list[c.SendPaymentLink | Answer]) -> list[Attempt | Continuation]:
+        """Attempts (commands) and answers, in one transaction; results in item order."""
+        cmds = [item for item in items if isinstance(item, c.SendPaymentLink)]
+        answers = [item for item in items if not isinstance(item, c.SendPaymentLink)]
+        attempted, recorded = record_send_steps(cmds, answers, self.uow_factory, self.context)
+        results, answered = iter(attempted), iter(recorded)
+        return [
+            next(results) if isinstance(item, c.SendPaymentLink) else next(answered)
+            for item in items
+        ]
 
     def _alone(self, command: CommandBase) -> Continuation:
         return alone(command, self.uow_factory, self.context)
 
-    def _answer_alone(self, answer: tuple[Attempt, DeliveryReceipt]) -> Continuation:
-        return partial(record_sent, *answer, self.uow_factory, self.context)
+    def _record_alone(self, item: c.SendPaymentLink | Answer) -> Continuation:
+        if isinstance(item, c.SendPaymentLink):
+            return self._alone(item)
+        return partial(record_sent, *item, self.uow_factory, self.context)
 
     # ---- grouping ----------------------------------------------------------------
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from domain.batch import dispatch_batch
+from domain.batch import dispatch_batch, record_answers, record_attempts, record_send_steps
+from domain.delivery import Attempt, deliver
 from domain.errors import DeliveryRejected, TransientError
 from messages import commands as c
 from tests.integration.commands import ADMIN, configure_store, create_order, merchant
@@ -147,6 +148,66 @@ def test_a_refused_link_in_a_batch_is_recorded_like_alone(database_url: str) -> 
     assert out == [("accepted", None)] * 3
     assert env.outbox("event").count("link.delivery_failed") == 1
     assert env.outbox("event").count("link.sent") == 2
+
+
+def test_answers_and_the_next_attempts_commit_in_one_transaction(database_url: str) -> None:
+    env = Counting(database_url)
+    assert env.run(configure_store()).status == "accepted"
+    for _ in range(4):
+        assert env.run(create_order()).status == "accepted"
+    sends = env.sends()
+    first = record_attempts(sends[:2], env.uow, env.ctx)
+    assert all(isinstance(a, Attempt) for a in first)
+    answers = [(a, deliver(a, env.uow, env.ctx)) for a in first]
+    commits: list[int] = []
+
+    class Counted(SqlUnitOfWork):
+        def commit(self) -> None:
+            commits.append(1)
+            super().commit()
+
+    # A command for an order whose answer is in the group (here its own redelivery)
+    # goes alone.
+    redelivered = sends[0]
+
+    counted = lambda: Counted(env.sessions, now=env.clock.now)  # noqa: E731
+    attempts, recorded = record_send_steps([*sends[2:], redelivered], answers, counted, env.ctx)
+
+    assert len(commits) == 1  # two answers and two attempts, one transaction
+    assert [isinstance(a, Attempt) for a in attempts] == [True, True, False]
+    assert _outcomes(recorded) == [("accepted", None)] * 2
+    n = t.notifications.c
+    assert env.count(t.notifications, n.state == "sent") == 2
+    assert env.count(t.notifications, n.state == "attempting") == 2
+    assert _outcomes([attempts[2]]) == [("duplicate", None)]  # alone: a replay
+    rest = [(a, deliver(a, env.uow, env.ctx)) for a in attempts[:2]]  # type: ignore[arg-type]
+    assert _outcomes(record_answers(rest, env.uow, env.ctx)) == [("accepted", None)] * 2
+    assert len(env.notifier.sent) == 4
+    assert len({x.notification_id for x in env.notifier.sent}) == 4
+    assert env.count(t.notifications, n.state == "sent", n.attempts == 1) == 4
+    assert env.count(t.notifications, n.uncertain_attempts > 0) == 0
+
+
+def test_a_failed_combined_commit_sends_nothing_twice(database_url: str) -> None:
+    env = Counting(database_url)
+    assert env.run(configure_store()).status == "accepted"
+    for _ in range(4):
+        assert env.run(create_order()).status == "accepted"
+    sends = env.sends()
+    first = record_attempts(sends[:2], env.uow, env.ctx)
+    answers = [(a, deliver(a, env.uow, env.ctx)) for a in first]  # type: ignore[arg-type]
+    failing = lambda: FailingCommit(env.sessions, now=env.clock.now)  # noqa: E731
+
+    attempts, recorded = record_send_steps(sends[2:], answers, failing, env.ctx)
+
+    # Nothing committed: the commands go alone (attempt, send, answer), each answer is
+    # recorded alone; every link reaches the provider exactly once.
+    assert not any(isinstance(a, Attempt) for a in attempts)
+    assert _outcomes(recorded) == [("accepted", None)] * 2
+    assert _outcomes(attempts) == [("accepted", None)] * 2
+    assert len(env.notifier.sent) == 4
+    n = t.notifications.c
+    assert env.count(t.notifications, n.state == "sent", n.attempts == 1) == 4
 
 
 class FailingCommit(SqlUnitOfWork):
