@@ -33,7 +33,18 @@ import aiormq
 import psycopg
 import structlog
 from pamqp.commands import Basic
-from sqlalchemy import ColumnElement, Engine, Text, case, cast, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 
 from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE
@@ -64,6 +75,17 @@ def partition_clause(partition: int, partitions: int) -> ColumnElement[bool]:
     hashed = func.hashtext(func.coalesce(cast(t.outbox.c.order_id, Text), ""))
     return hashed.op("&")(0x7FFFFFFF) % partitions == partition
 
+
+#: Marks a published batch sent; a command's payload (it carries a link token) is
+#: blanked once the broker has it.
+_MARK_SENT = (
+    update(t.outbox)
+    .where(t.outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        sent_at=bindparam("sent_at"),
+        payload=case((t.outbox.c.kind == "command", "{}"), else_=t.outbox.c.payload),
+    )
+)
 
 #: PostgreSQL channel notified by every INSERT into the outbox (migration 0002).
 OUTBOX_CHANNEL = "outbox_committed"
@@ -216,7 +238,7 @@ class Relay:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
         self.unsent = t.outbox.c.sent_at.is_(None)
-        self.where: list[ColumnElement[bool]] = [self.unsent]
+        self._take([self.unsent])
         self.claim: PartitionClaim | None = None
         partitions = settings.relay_partitions
         if partitions > 1 and (claim or partition is not None):
@@ -228,7 +250,7 @@ class Relay:
             elif partition is not None:
                 if not 0 <= partition < partitions:
                     raise ValueError(f"partition {partition} is not one of 0..{partitions - 1}")
-                self.where.append(partition_clause(partition, partitions))
+                self._take([self.unsent, partition_clause(partition, partitions)])
         self.published = 0
         self.connected = False
         self._stop = asyncio.Event()
@@ -238,30 +260,36 @@ class Relay:
         self._stop.set()
         self.signal.event.set()
 
+    def _take(self, where: list[ColumnElement[bool]]) -> None:
+        """The rows this relay publishes; the batch query is built once for them (a
+        statement built per batch cost SQLAlchemy a new cache key every time)."""
+        self._batch_query = (
+            select(
+                t.outbox.c.id,
+                t.outbox.c.kind,
+                t.outbox.c.destination,
+                t.outbox.c.message_id,
+                t.outbox.c.payload,
+            )
+            .where(*where)
+            .order_by(t.outbox.c.id)
+            .limit(self.settings.relay_batch_size)
+            .with_for_update(skip_locked=True)
+        )
+
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
-    async def _publish_batch(self, channel: aiormq.abc.AbstractChannel) -> int:
+    async def _publish_batch(self, channel: aiormq.abc.AbstractChannel, db: Connection) -> int:
         """Publish one batch of unsent rows, wait for every confirm, mark them sent.
 
         Published straight on the underlying aiormq channel: the per-message work is
         building the properties and the frames, nothing else (no message objects).
+        ``db`` is the relay's own connection, held across batches.
         """
-        with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(
-                    t.outbox.c.id,
-                    t.outbox.c.kind,
-                    t.outbox.c.destination,
-                    t.outbox.c.message_id,
-                    t.outbox.c.payload,
-                )
-                .where(*self.where)
-                .order_by(t.outbox.c.id)
-                .limit(self.settings.relay_batch_size)
-                .with_for_update(skip_locked=True)
-            ).all()
+        with db.begin():
+            rows = db.execute(self._batch_query).all()
             if not rows:
                 return 0
             pending = []
@@ -287,14 +315,7 @@ class Relay:
             for row, confirmation in zip(rows, await asyncio.gather(*pending), strict=True):
                 if not isinstance(confirmation, Basic.Ack):
                     raise RuntimeError(f"{row.destination}: message {row.message_id} was returned")
-            conn.execute(
-                update(t.outbox)
-                .where(t.outbox.c.id.in_([r.id for r in rows]))
-                .values(
-                    sent_at=datetime.now(UTC),
-                    payload=case((t.outbox.c.kind == "command", "{}"), else_=t.outbox.c.payload),
-                )
-            )
+            db.execute(_MARK_SENT, {"ids": [r.id for r in rows], "sent_at": datetime.now(UTC)})
         self.published += len(rows)
         return len(rows)
 
@@ -317,7 +338,7 @@ class Relay:
             slot = await self.claim.acquire(self._stop)
             if slot is None:
                 return False
-            self.where = [self.unsent, partition_clause(slot, self.settings.relay_partitions)]
+            self._take([self.unsent, partition_clause(slot, self.settings.relay_partitions)])
         return True
 
     async def _run(self) -> None:
@@ -331,17 +352,20 @@ class Relay:
                     channel = await connection.channel(publisher_confirms=True)
                     await declare_topology(channel, self.settings)
                     underlay = await channel.get_underlay_channel()
-                    self.connected, backoff = True, 0.5
-                    log.info("relay connected")
-                    while not self._stop.is_set():
-                        if self.claim is not None and not await self.claim.still_held():
-                            raise PartitionLost("the partition's lock connection is gone")
-                        self.signal.clear()  # a commit from now on wakes the wait below
-                        n = await self._publish_batch(underlay)
-                        if n < self.settings.relay_batch_size:
-                            await self.signal.wait(self.settings.relay_poll_seconds)
-                            # Let a few more commits land: one batch for them all.
-                            await self._sleep(self.settings.relay_linger_seconds)
+                    # One database connection for every batch: no pool checkout and
+                    # no liveness ping per batch; an error drops it with the channel.
+                    with self.engine.connect() as db:
+                        self.connected, backoff = True, 0.5
+                        log.info("relay connected")
+                        while not self._stop.is_set():
+                            if self.claim is not None and not await self.claim.still_held():
+                                raise PartitionLost("the partition's lock connection is gone")
+                            self.signal.clear()  # a commit from now on wakes the wait below
+                            n = await self._publish_batch(underlay, db)
+                            if n < self.settings.relay_batch_size:
+                                await self.signal.wait(self.settings.relay_poll_seconds)
+                                # Let a few more commits land: one batch for them all.
+                                await self._sleep(self.settings.relay_linger_seconds)
             except Exception as exc:  # broker or database down: back off and retry
                 self.connected = False
                 log.warning(
