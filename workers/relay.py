@@ -308,6 +308,9 @@ class Relay:
                         routing_key=destination,
                         properties=properties,
                         mandatory=not event,
+                        # Not "wait until written": the confirm below proves more, and
+                        # waiting let only one frame at a time reach the writer.
+                        wait=False,
                     )
                 )
             # A nack raises; a returned command (its queue is gone) fails the batch too:
