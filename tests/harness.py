@@ -154,9 +154,9 @@ class Harness:
 
     def start_relay(self, partition: int | None = None, *, claim: bool = False) -> Proc:
         code = (
-            "import asyncio; from workers.relay import Relay; "
+            "from workers.relay import Relay, run_event_loop; "
             "from workers.settings import get_settings; "
-            f"asyncio.run(Relay(get_settings(), partition={partition!r}, claim={claim!r}).run())"
+            f"run_event_loop(Relay(get_settings(), partition={partition!r}, claim={claim!r}).run())"
         )
         return self.start("relay", [sys.executable, "-c", code])
 

@@ -25,6 +25,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ import aio_pika
 import aiormq
 import psycopg
 import structlog
+import uvloop
 from pamqp.commands import Basic
 from sqlalchemy import (
     ColumnElement,
@@ -302,7 +304,7 @@ class Relay:
                     message_type=destination if event else None,
                 )
                 pending.append(
-                    channel.basic_publish(
+                    channel.basic_publish(  # type: ignore[call-arg]  # aiormq's ABC lacks wait
                         payload.encode(),
                         exchange=EVENTS_EXCHANGE if event else "",
                         routing_key=destination,
@@ -379,6 +381,12 @@ class Relay:
         self.connected = False
 
 
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop: the relay is one event loop writing a frame per message,
+    and libuv's loop and transports cost less per message than asyncio's."""
+    uvloop.run(main)
+
+
 def run_relay(
     settings: Settings,
     *,
@@ -402,7 +410,7 @@ def run_relay(
         await relay.run()
 
     started = time.monotonic()
-    asyncio.run(main())
+    run_event_loop(main())
     logging.getLogger(__name__).info(
         "relay stopped after %.0fs, %d messages published",
         time.monotonic() - started,
