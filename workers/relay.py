@@ -36,10 +36,13 @@ import structlog
 import uvloop
 from pamqp.commands import Basic
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Engine,
     Text,
+    Update,
+    any_,
     bindparam,
     case,
     cast,
@@ -47,6 +50,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 
 from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE
@@ -78,16 +82,24 @@ def partition_clause(partition: int, partitions: int) -> ColumnElement[bool]:
     return hashed.op("&")(0x7FFFFFFF) % partitions == partition
 
 
-#: Marks a published batch sent; a command's payload (it carries a link token) is
-#: blanked once the broker has it.
-_MARK_SENT = (
-    update(t.outbox)
-    .where(t.outbox.c.id.in_(bindparam("ids", expanding=True)))
-    .values(
-        sent_at=bindparam("sent_at"),
-        payload=case((t.outbox.c.kind == "command", "{}"), else_=t.outbox.c.payload),
+def _mark_sent(postgresql: bool) -> Update:
+    """Marks a published batch sent; a command's payload (it carries a link token) is
+    blanked once the broker has it. On PostgreSQL the ids travel as one array
+    (``= ANY``), not as one bound parameter per row rendered into the statement."""
+    ids = (
+        t.outbox.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+        if postgresql
+        else t.outbox.c.id.in_(bindparam("ids", expanding=True))
     )
-)
+    return (
+        update(t.outbox)
+        .where(ids)
+        .values(
+            sent_at=bindparam("sent_at"),
+            payload=case((t.outbox.c.kind == "command", "{}"), else_=t.outbox.c.payload),
+        )
+    )
+
 
 #: PostgreSQL channel notified by every INSERT into the outbox (migration 0002).
 OUTBOX_CHANNEL = "outbox_committed"
@@ -240,6 +252,7 @@ class Relay:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
         self.unsent = t.outbox.c.sent_at.is_(None)
+        self._mark = _mark_sent(self.engine.dialect.name == "postgresql")
         self._take([self.unsent])
         self.claim: PartitionClaim | None = None
         partitions = settings.relay_partitions
@@ -320,7 +333,7 @@ class Relay:
             for row, confirmation in zip(rows, await asyncio.gather(*pending), strict=True):
                 if not isinstance(confirmation, Basic.Ack):
                     raise RuntimeError(f"{row.destination}: message {row.message_id} was returned")
-            db.execute(_MARK_SENT, {"ids": [r.id for r in rows], "sent_at": datetime.now(UTC)})
+            db.execute(self._mark, {"ids": [r.id for r in rows], "sent_at": datetime.now(UTC)})
         self.published += len(rows)
         return len(rows)
 
