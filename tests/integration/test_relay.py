@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aio_pika
 import pytest
@@ -18,20 +19,27 @@ from workers.relay import Relay
 from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine
+from workers.storage.migrate import upgrade
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def settings() -> Iterator[Settings]:
-    require_postgres()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     require_rabbitmq()
-    database, broker = create_database("paylink_relay"), create_vhost()
+    if request.param == "sqlite":
+        database = f"sqlite:///{tmp_path}/paylink.db"
+        upgrade(database)
+    else:
+        require_postgres()
+        database = create_database("paylink_relay")
+    broker = create_vhost()
     try:
         yield Settings(DATABASE_URL=database, BROKER_URL=broker)  # type: ignore[call-arg]
     finally:
         delete_vhost(broker)
-        drop_database(database)
+        if request.param == "postgresql":
+            drop_database(database)
 
 
 def _outbox_row(kind: str, destination: str) -> dict[str, object]:
