@@ -2,14 +2,19 @@
 
 Other engineers' tests use the same queue names on the same broker; a vhost of its
 own keeps the bench from consuming their commands (and theirs from counting ours).
-Created through the management API (the broker's default plugin set here) and
-announced to ``tests.services`` through ``TEST_BROKER_URL``.
+Created through the management API and announced to ``tests.services`` through
+``TEST_BROKER_URL``. A fresh machine's broker runs without the management plugin:
+the bench enables it (as ``.ci/run`` does) and waits for the API.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import shutil
+import subprocess
+import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -27,8 +32,40 @@ def _put(path: str, body: bytes) -> None:
         response.read()
 
 
+def _ensure_management(timeout: float = 60.0) -> None:
+    """Enable the management plugin if its API does not answer, then wait for it."""
+    try:
+        _put("/api/vhosts/%2F", b"{}")
+        return
+    except urllib.error.URLError as error:
+        if isinstance(error, urllib.error.HTTPError):
+            raise
+    plugins = shutil.which("rabbitmq-plugins")
+    if plugins is None:
+        raise SystemExit(
+            f"bench: the RabbitMQ management API ({MANAGEMENT}) does not answer and "
+            "rabbitmq-plugins is not on PATH; enable rabbitmq_management on the broker"
+        )
+    print("bench: enabling the RabbitMQ management plugin", flush=True)
+    subprocess.run([plugins, "enable", "--quiet", "rabbitmq_management"], check=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _put("/api/vhosts/%2F", b"{}")
+            return
+        except urllib.error.HTTPError:
+            raise
+        except urllib.error.URLError:
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"bench: the management API ({MANAGEMENT}) did not come up"
+                ) from None
+            time.sleep(0.5)
+
+
 def use_bench_vhost() -> str:
     """Create the vhost (idempotent), grant guest, point the harness at it; return the URL."""
+    _ensure_management()
     quoted = urllib.parse.quote(VHOST, safe="")
     _put(f"/api/vhosts/{quoted}", b"{}")
     _put(
