@@ -262,25 +262,37 @@ class Run:
         before = self._cpu(stack)
         self._create_reps(stack)
         after = self._cpu(stack)
-        orders = self.cfg.create_n * self.cfg.reps
-        spent = {k: (after[k] - before[k]) * 1000 / orders for k in after}
-        others = spent["machine"] - sum(v for k, v in spent.items() if k != "machine")
         self.results.add(
-            Figure(
+            self._cpu_figure(
                 "create_cpu",
                 "CPU per order (create + send)",
-                "ms",
-                [spent["machine"]],
-                note="whole machine; of which worker {:.1f}, relay {:.1f}, scheduler {:.1f}, "
-                "PostgreSQL {:.1f}, RabbitMQ {:.1f}, other (bench, kernel, other users) "
-                "{:.1f}".format(
-                    *(spent.get(k, 0) for k in ("worker", "relay", "scheduler")),
-                    spent["postgresql"],
-                    spent["rabbitmq"],
-                    others,
-                ),
-                digits=1,
+                {k: after[k] - before[k] for k in after},
+                self.cfg.create_n * self.cfg.reps,
             )
+        )
+
+    @staticmethod
+    def _cpu_figure(
+        key: str, label: str, spent_s: dict[str, float], count: int, *, digits: int = 1
+    ) -> Figure:
+        """Machine CPU in ms per one of ``count`` (orders, expiries), and its split."""
+        spent = {k: v * 1000 / count for k, v in spent_s.items()}
+        others = spent["machine"] - sum(v for k, v in spent.items() if k != "machine")
+        return Figure(
+            key,
+            label,
+            "ms",
+            [spent["machine"]],
+            note="whole machine; of which worker {0:.{d}f}, relay {1:.{d}f}, scheduler "
+            "{2:.{d}f}, PostgreSQL {3:.{d}f}, RabbitMQ {4:.{d}f}, other (bench, kernel, "
+            "other users) {5:.{d}f}".format(
+                *(spent.get(k, 0) for k in ("worker", "relay", "scheduler")),
+                spent["postgresql"],
+                spent["rabbitmq"],
+                others,
+                d=digits,
+            ),
+            digits=digits,
         )
 
     def _create_reps(self, stack: BenchStack) -> None:
@@ -429,19 +441,32 @@ class Run:
             )
         )
         profilers = self._profilers(stack, "expiry")
+        spent: dict[str, float] = {}
         try:
-            self._due(stack, n, fig)
+            self._due(stack, n, fig, spent)
         finally:
             self._stop_profilers(profilers)
         self.results.add(
             Figure("expiry_rate", "expiry throughput", "links/s", [n / v for v in fig.values])
         )
+        self.results.add(
+            self._cpu_figure(
+                "expiry_cpu",
+                "CPU per due expiry",
+                spent,
+                n * self.cfg.reps,
+                digits=3,
+            )
+        )
 
-    def _due(self, stack: BenchStack, n: int, fig: Figure) -> None:
+    def _due(self, stack: BenchStack, n: int, fig: Figure, spent: dict[str, float]) -> None:
+        """Each rep: bulk-insert ``n`` due links, time them to EXPIRED + link.expired;
+        ``spent`` adds up each process's CPU seconds over those timed spans."""
         for rep in range(self.cfg.reps):
             stack.reset_count("link.expired")
             t_insert = time.monotonic()
             tag = self._bulk_insert(stack, n, due=True, chunk=n)
+            before = self._cpu(stack)
             t0 = time.monotonic()
             self.log(f"  expiry: rep {rep + 1}: {n:,} due links inserted in {t0 - t_insert:.1f} s")
             stack.poll(
@@ -463,6 +488,9 @@ class Run:
                 what="EXPIRED rows",
                 every=0.1,
             )
+            after = self._cpu(stack)
+            for k in after:
+                spent[k] = spent.get(k, 0.0) + after[k] - before[k]
             fig.values.append(t1 - t0)
             self.log(f"  expiry: rep {rep + 1}: {n:,} expired in {t1 - t0:.1f} s")
 
