@@ -55,6 +55,7 @@ from sqlalchemy.engine import make_url
 
 from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE
 from workers.broker import XQ_ARGUMENTS, queue_arguments
+from workers.bulk_publish import Outgoing, publish_batch
 from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine
@@ -299,15 +300,15 @@ class Relay:
     async def _publish_batch(self, channel: aiormq.abc.AbstractChannel, db: Connection) -> int:
         """Publish one batch of unsent rows, wait for every confirm, mark them sent.
 
-        Published straight on the underlying aiormq channel: the per-message work is
-        building the properties and the frames, nothing else (no message objects).
+        The batch goes out in one socket write on the underlying aiormq channel
+        (``workers.bulk_publish``), with one confirmation per message.
         ``db`` is the relay's own connection, held across batches.
         """
         with db.begin():
             rows = db.execute(self._batch_query).all()
             if not rows:
                 return 0
-            pending = []
+            outgoing = []
             for _id, kind, destination, message_id, payload in rows:
                 event = kind == "event"
                 properties = Basic.Properties(
@@ -316,21 +317,19 @@ class Relay:
                     delivery_mode=2,  # persistent
                     message_type=destination if event else None,
                 )
-                pending.append(
-                    channel.basic_publish(  # type: ignore[call-arg]  # aiormq's ABC lacks wait
+                outgoing.append(
+                    Outgoing(
                         payload.encode(),
                         exchange=EVENTS_EXCHANGE if event else "",
                         routing_key=destination,
                         properties=properties,
                         mandatory=not event,
-                        # Not "wait until written": the confirm below proves more, and
-                        # waiting let only one frame at a time reach the writer.
-                        wait=False,
                     )
                 )
             # A nack raises; a returned command (its queue is gone) fails the batch too:
             # the relay reconnects, declares the queues again and publishes it then.
-            for row, confirmation in zip(rows, await asyncio.gather(*pending), strict=True):
+            confirmations = await publish_batch(channel, outgoing)  # type: ignore[arg-type]
+            for row, confirmation in zip(rows, confirmations, strict=True):
                 if not isinstance(confirmation, Basic.Ack):
                     raise RuntimeError(f"{row.destination}: message {row.message_id} was returned")
             db.execute(self._mark, {"ids": [r.id for r in rows], "sent_at": datetime.now(UTC)})
