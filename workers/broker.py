@@ -145,6 +145,22 @@ def envelope_problem(broker: Any, queue_name: str, data: dict[str, Any]) -> tupl
     return "", False
 
 
+def _decode_envelope(body: bytes) -> dict[str, Any]:
+    """The envelope as a JSON object (parsed once: the checks and the message share it)."""
+    data = json.loads(body.decode("utf-8"))  # as Dramatiq decodes it (no UTF-16 guess)
+    if not isinstance(data, dict):
+        raise DecodeError("not a JSON object", body, None)
+    return data
+
+
+def _message(data: dict[str, Any], body: bytes) -> Message:
+    """What ``Message.decode`` builds from ``body``, from its already parsed ``data``."""
+    try:
+        return Message(**{**data, "args": tuple(data["args"])})
+    except Exception as e:
+        raise DecodeError("Failed to decode message.", body, e) from e
+
+
 class _PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
     def __next__(self) -> Any:
         try:
@@ -160,10 +176,8 @@ class _PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
                 self.broker.queues_pending.add(q_name(self.queue_name))
             raise ConnectionClosed(e) from None
         try:
-            message = Message.decode(body)
-            data = json.loads(body)
-            if not isinstance(data, dict):
-                raise DecodeError("not a JSON object", body, None)
+            data = _decode_envelope(body)
+            message = _message(data, body)
         except (DecodeError, ValueError) as exc:
             reason = f"MALFORMED_MESSAGE: body is not a Dramatiq message ({exc})"
             log.warning("dead-lettering an undecodable message from %s", self.queue_name)

@@ -25,7 +25,7 @@ from workers.notifications.sms import sms_encoding, sms_segments
 
 PROVIDER = "local"
 
-log = structlog.get_logger()
+log = structlog.get_logger("paylink.providers")
 
 
 class LocalOutboxNotifier:

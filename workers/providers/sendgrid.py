@@ -34,7 +34,7 @@ from workers.providers.failures import classify, header, unreachable
 
 PROVIDER = "sendgrid"
 
-log = structlog.get_logger()
+log = structlog.get_logger("paylink.providers")
 
 
 class SendGridNotifier:

@@ -26,7 +26,7 @@ from workers.providers.failures import classify, unreachable
 
 PROVIDER = "twilio"
 
-log = structlog.get_logger()
+log = structlog.get_logger("paylink.providers")
 
 
 class _RecordingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # SDK is untyped
