@@ -149,16 +149,16 @@ def _decode_envelope(body: bytes) -> dict[str, Any]:
     """The envelope as a JSON object (parsed once: the checks and the message share it)."""
     data = json.loads(body.decode("utf-8"))  # as Dramatiq decodes it (no UTF-16 guess)
     if not isinstance(data, dict):
-        raise DecodeError("not a JSON object", body, None)
+        raise DecodeError("not a JSON object", body, None)  # type: ignore[no-untyped-call]
     return data
 
 
-def _message(data: dict[str, Any], body: bytes) -> Message:
+def _message(data: dict[str, Any], body: bytes) -> Message[Any]:
     """What ``Message.decode`` builds from ``body``, from its already parsed ``data``."""
     try:
         return Message(**{**data, "args": tuple(data["args"])})
     except Exception as e:
-        raise DecodeError("Failed to decode message.", body, e) from e
+        raise DecodeError("Failed to decode message.", body, e) from e  # type: ignore[no-untyped-call]
 
 
 class _PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]

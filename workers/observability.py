@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
@@ -65,13 +65,13 @@ class _NamedWriteLogger(structlog.WriteLogger):
     """structlog's line writer, with the name ``get_logger(name)`` gave it (for the
     ``logger`` key, as the standard library's records have)."""
 
-    def __init__(self, file: IO[str], name: str) -> None:
+    def __init__(self, file: TextIO, name: str) -> None:
         super().__init__(file)
         self.name = name
 
 
 def configure_logging(
-    settings: Settings, *, stream: IO[str] | None = None, cache_loggers: bool = True
+    settings: Settings, *, stream: TextIO | None = None, cache_loggers: bool = True
 ) -> None:
     """Route structlog and the standard library through one masking renderer.
 
