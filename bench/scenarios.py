@@ -83,6 +83,9 @@ class Run:
     def __init__(self, cfg: Config, results: Results, log: Log) -> None:
         self.cfg, self.results, self.log = cfg, results, log
         self.stacks: list[BenchStack] = []
+        #: One more floor-2 rep, while the floors' stack is kept for pairing.
+        self.floor_probe: Callable[[], float] | None = None
+        self._floor_stack: BenchStack | None = None
 
     # ---- stacks ------------------------------------------------------------------
 
@@ -104,6 +107,7 @@ class Run:
         self.stacks.remove(stack)
 
     def close(self) -> None:
+        self.close_floors()
         for stack in list(self.stacks):
             self.close_stack(stack)
 
@@ -135,12 +139,16 @@ class Run:
 
     # ---- a, b: floors ---------------------------------------------------------------
 
-    def floors(self) -> None:
+    def floors(self, *, keep_insert_floor: bool = False) -> None:
+        """Floors 1 and 2. With ``keep_insert_floor`` the floor-2 worker stays up after
+        its reps, and ``floor_probe`` measures one more floor-2 rep on demand: the
+        create-order reps are then each paired with a floor-2 rep just before them."""
         cfg = self.cfg
         stack = self.new_stack("floors")
         with stack.engine.begin() as conn:
             floor_metadata.create_all(conn)
         acks = stack.workdir / "acks"
+        kept = False
         try:
             for key, label, actor, queue in (
                 ("floor_noop", "floor 1: no-op actor", "bench_noop", NOOP_QUEUE),
@@ -162,7 +170,8 @@ class Run:
                 stack.poll(
                     lambda b=base, k=warm: total_acks(acks) - b >= k, timeout=120, what="warm-up"
                 )
-                for rep in range(cfg.reps):
+
+                def one_rep(actor: str = actor, queue: str = queue) -> float:
                     bodies = [w.floor_body(actor, queue, i) for i in range(cfg.floor_n)]
                     base = total_acks(acks)
                     t0 = time.monotonic()
@@ -174,14 +183,28 @@ class Run:
                         every=0.005,
                     )
                     assert stack.queue_depth(queue) == 0
-                    fig.values.append(cfg.floor_n / (t1 - t0))
+                    return cfg.floor_n / (t1 - t0)
+
+                for rep in range(cfg.reps):
+                    fig.values.append(one_rep())
                     self.log(f"  {label}: rep {rep + 1}: {fig.values[-1]:,.0f} msg/s")
                 if key == "floor_insert":
                     rows = stack.scalar("SELECT count(*) FROM bench_floor")
                     assert rows == warm + cfg.reps * cfg.floor_n, rows
+                    if keep_insert_floor:
+                        self.floor_probe, self._floor_stack, kept = one_rep, stack, True
+                        break
                 worker.stop(timeout=10)
                 stack.procs.remove(worker)
         finally:
+            if not kept:
+                self.close_floors(stack)
+
+    def close_floors(self, stack: BenchStack | None = None) -> None:
+        """Stop the floors' stack (the kept floor-2 worker too) and delete their queues."""
+        stack = stack or self._floor_stack
+        self.floor_probe, self._floor_stack = None, None
+        if stack is not None and stack in self.stacks:
             self.close_stack(stack)
             delete_queues([NOOP_QUEUE, INSERT_QUEUE])
 
@@ -195,6 +218,7 @@ class Run:
             self._create_batch(stack, warm)
             if create or latency or soak:
                 self.create(stack)
+            self.close_floors()  # no idle floor worker beside the other sections
             if lifecycle:
                 self.lifecycle(stack)
             if latency:
@@ -259,14 +283,13 @@ class Run:
         return out
 
     def _create(self, stack: BenchStack) -> None:
-        before = self._cpu(stack)
-        self._create_reps(stack)
-        after = self._cpu(stack)
+        spent: dict[str, float] = {}
+        self._create_reps(stack, spent)
         self.results.add(
             self._cpu_figure(
                 "create_cpu",
                 "CPU per order (create + send)",
-                {k: after[k] - before[k] for k in after},
+                spent,
                 self.cfg.create_n * self.cfg.reps,
             )
         )
@@ -295,7 +318,9 @@ class Run:
             digits=digits,
         )
 
-    def _create_reps(self, stack: BenchStack) -> None:
+    def _create_reps(self, stack: BenchStack, spent: dict[str, float]) -> None:
+        """The create+send reps (each after its paired floor-2 rep, if kept); ``spent``
+        adds up each process's CPU seconds over the create+send reps alone."""
         n = self.cfg.create_n
         fig = self.results.add(
             Figure(
@@ -305,10 +330,52 @@ class Run:
                 note=f"{n:,} orders per rep, publish CreateOrder to link.sent",
             )
         )
+        paired = ratios = None
+        idle_share: list[float] = []
+        if self.floor_probe is not None:
+            paired = self.results.add(
+                Figure(
+                    "floor_insert_paired",
+                    "floor 2, paired: one rep just before each create+send rep",
+                    "msg/s",
+                    note=f"{self.cfg.floor_n:,} messages per rep; the floor-2 worker kept "
+                    "up beside the idle paylink stack",
+                )
+            )
+            ratios = self.results.add(
+                Figure(
+                    "create_ratio_paired",
+                    "create+send / floor 2, per pair of adjacent reps",
+                    "%",
+                    note="median of the per-pair ratios: the machine's drift between the "
+                    "floors section and the create section cancels out",
+                    digits=1,
+                )
+            )
         for rep in range(self.cfg.reps):
+            if self.floor_probe is not None and paired is not None and ratios is not None:
+                idle0, t_idle = self._cpu(stack), time.monotonic()
+                paired.values.append(self.floor_probe())
+                idle1, t_idle = self._cpu(stack), time.monotonic() - t_idle
+                # What the idle paylink stack took from the floor: it should be ~nothing.
+                idle_share.append(
+                    sum(idle1[k] - idle0[k] for k in ("worker", "relay", "scheduler")) / t_idle
+                )
+                paired.note = (
+                    f"{self.cfg.floor_n:,} messages per rep; the idle paylink stack beside "
+                    f"it used {100 * max(idle_share):.1f} % of one core at most"
+                )
+                self.log(f"  floor 2 (paired): rep {rep + 1}: {paired.values[-1]:,.0f} msg/s")
+            before = self._cpu(stack)
             t0, t1 = self._create_batch(stack, n)
+            after = self._cpu(stack)
+            for k in after:
+                spent[k] = spent.get(k, 0.0) + after[k] - before[k]
             fig.values.append(n / (t1 - t0))
             self.log(f"  create+send: rep {rep + 1}: {fig.values[-1]:,.1f} orders/s")
+            if paired is not None and ratios is not None:
+                ratios.values.append(100 * fig.values[-1] / paired.values[-1])
+                self.log(f"  paired ratio: rep {rep + 1}: {ratios.values[-1]:.1f} %")
         sent = stack.scalar("SELECT count(*) FROM notifications WHERE state = 'sent'")
         links = stack.scalar("SELECT count(*) FROM links")
         assert sent == links, (sent, links)
