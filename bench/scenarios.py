@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pika
 from sqlalchemy import text
@@ -40,6 +40,7 @@ from workers.scheduler import release_due
 from workers.storage.engine import make_engine, make_session_factory
 
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -282,6 +283,15 @@ class Run:
         out["machine"] = system_cpu_seconds()[0]
         return out
 
+    def _measured(self, stack: BenchStack, spent: dict[str, float], run: Callable[[], T]) -> T:
+        """``run()``, adding each process's CPU seconds meanwhile to ``spent``."""
+        before = self._cpu(stack)
+        result = run()
+        after = self._cpu(stack)
+        for k in after:
+            spent[k] = spent.get(k, 0.0) + after[k] - before[k]
+        return result
+
     def _create(self, stack: BenchStack) -> None:
         spent: dict[str, float] = {}
         self._create_reps(stack, spent)
@@ -330,52 +340,53 @@ class Run:
                 note=f"{n:,} orders per rep, publish CreateOrder to link.sent",
             )
         )
-        paired = ratios = None
-        idle_share: list[float] = []
+        pairing: tuple[Callable[[], float], Figure, Figure] | None = None
         if self.floor_probe is not None:
-            paired = self.results.add(
-                Figure(
-                    "floor_insert_paired",
-                    "floor 2, paired: one rep just before each create+send rep",
-                    "msg/s",
-                    note=f"{self.cfg.floor_n:,} messages per rep; the floor-2 worker kept "
-                    "up beside the idle paylink stack",
-                )
+            pairing = (
+                self.floor_probe,
+                self.results.add(
+                    Figure(
+                        "floor_insert_paired",
+                        "floor 2, paired: one rep just before each create+send rep",
+                        "msg/s",
+                    )
+                ),
+                self.results.add(
+                    Figure(
+                        "create_ratio_paired",
+                        "create+send / floor 2, per pair of adjacent reps",
+                        "%",
+                        note="median of the per-pair ratios: the machine's drift between the "
+                        "floors section and the create section cancels out",
+                        digits=1,
+                    )
+                ),
             )
-            ratios = self.results.add(
-                Figure(
-                    "create_ratio_paired",
-                    "create+send / floor 2, per pair of adjacent reps",
-                    "%",
-                    note="median of the per-pair ratios: the machine's drift between the "
-                    "floors section and the create section cancels out",
-                    digits=1,
-                )
-            )
+        idle_share: list[float] = []
         for rep in range(self.cfg.reps):
-            if self.floor_probe is not None and paired is not None and ratios is not None:
-                idle0, t_idle = self._cpu(stack), time.monotonic()
-                paired.values.append(self.floor_probe())
-                idle1, t_idle = self._cpu(stack), time.monotonic() - t_idle
+            if pairing is not None:
+                probe, paired, _ = pairing
+                idle: dict[str, float] = {}
+                t_idle = time.monotonic()
+                paired.values.append(self._measured(stack, idle, probe))
                 # What the idle paylink stack took from the floor: it should be ~nothing.
                 idle_share.append(
-                    sum(idle1[k] - idle0[k] for k in ("worker", "relay", "scheduler")) / t_idle
-                )
-                paired.note = (
-                    f"{self.cfg.floor_n:,} messages per rep; the idle paylink stack beside "
-                    f"it used {100 * max(idle_share):.1f} % of one core at most"
+                    sum(idle[k] for k in ("worker", "relay", "scheduler"))
+                    / (time.monotonic() - t_idle)
                 )
                 self.log(f"  floor 2 (paired): rep {rep + 1}: {paired.values[-1]:,.0f} msg/s")
-            before = self._cpu(stack)
-            t0, t1 = self._create_batch(stack, n)
-            after = self._cpu(stack)
-            for k in after:
-                spent[k] = spent.get(k, 0.0) + after[k] - before[k]
+            t0, t1 = self._measured(stack, spent, lambda: self._create_batch(stack, n))
             fig.values.append(n / (t1 - t0))
             self.log(f"  create+send: rep {rep + 1}: {fig.values[-1]:,.1f} orders/s")
-            if paired is not None and ratios is not None:
+            if pairing is not None:
+                _, paired, ratios = pairing
                 ratios.values.append(100 * fig.values[-1] / paired.values[-1])
                 self.log(f"  paired ratio: rep {rep + 1}: {ratios.values[-1]:.1f} %")
+        if pairing is not None:
+            pairing[1].note = (
+                f"{self.cfg.floor_n:,} messages per rep; the idle paylink stack beside "
+                f"it used {100 * max(idle_share):.1f} % of one core at most"
+            )
         sent = stack.scalar("SELECT count(*) FROM notifications WHERE state = 'sent'")
         links = stack.scalar("SELECT count(*) FROM links")
         assert sent == links, (sent, links)
@@ -533,31 +544,31 @@ class Run:
             stack.reset_count("link.expired")
             t_insert = time.monotonic()
             tag = self._bulk_insert(stack, n, due=True, chunk=n)
-            before = self._cpu(stack)
             t0 = time.monotonic()
             self.log(f"  expiry: rep {rep + 1}: {n:,} due links inserted in {t0 - t_insert:.1f} s")
-            stack.poll(
-                lambda: stack.event_count("link.expired") >= n,
-                timeout=60 + n / 20,
-                what=f"{n} link.expired",
-                every=0.1,
-            )
-            t1 = stack.poll(
-                lambda tag=tag: (
-                    stack.scalar(
-                        "SELECT count(*) FROM orders WHERE merchant_reference1 LIKE :t "
-                        "AND link_status = 'EXPIRED'",
-                        t=tag + "%",
-                    )
-                    >= n
-                ),
-                timeout=120,
-                what="EXPIRED rows",
-                every=0.1,
-            )
-            after = self._cpu(stack)
-            for k in after:
-                spent[k] = spent.get(k, 0.0) + after[k] - before[k]
+
+            def expired(tag: str = tag) -> float:
+                stack.poll(
+                    lambda: stack.event_count("link.expired") >= n,
+                    timeout=60 + n / 20,
+                    what=f"{n} link.expired",
+                    every=0.1,
+                )
+                return stack.poll(
+                    lambda: (
+                        stack.scalar(
+                            "SELECT count(*) FROM orders WHERE merchant_reference1 LIKE :t "
+                            "AND link_status = 'EXPIRED'",
+                            t=tag + "%",
+                        )
+                        >= n
+                    ),
+                    timeout=120,
+                    what="EXPIRED rows",
+                    every=0.1,
+                )
+
+            t1 = self._measured(stack, spent, expired)
             fig.values.append(t1 - t0)
             self.log(f"  expiry: rep {rep + 1}: {n:,} expired in {t1 - t0:.1f} s")
 

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 
 VHOST = os.environ.get("BENCH_VHOST", "paylink-bench")
 MANAGEMENT = os.environ.get("BENCH_RABBITMQ_MANAGEMENT", "http://127.0.0.1:15672")
@@ -32,14 +33,27 @@ def _put(path: str, body: bytes) -> None:
         response.read()
 
 
-def _ensure_management(timeout: float = 60.0) -> None:
-    """Enable the management plugin if its API does not answer, then wait for it."""
-    try:
-        _put("/api/vhosts/%2F", b"{}")
-        return
-    except urllib.error.URLError as error:
-        if isinstance(error, urllib.error.HTTPError):
+def _with_management(call: Callable[[], None], timeout: float = 60.0) -> None:
+    """Make ``call`` (a management API request); if the API does not answer, enable
+    the management plugin once and retry until it does."""
+    deadline: float | None = None
+    while True:
+        try:
+            return call()
+        except urllib.error.HTTPError:
             raise
+        except urllib.error.URLError:
+            if deadline is None:
+                _enable_management_plugin()
+                deadline = time.monotonic() + timeout
+            elif time.monotonic() > deadline:
+                raise SystemExit(
+                    f"bench: the management API ({MANAGEMENT}) did not come up"
+                ) from None
+            time.sleep(0.5)
+
+
+def _enable_management_plugin() -> None:
     plugins = shutil.which("rabbitmq-plugins")
     if plugins is None:
         raise SystemExit(
@@ -48,26 +62,12 @@ def _ensure_management(timeout: float = 60.0) -> None:
         )
     print("bench: enabling the RabbitMQ management plugin", flush=True)
     subprocess.run([plugins, "enable", "--quiet", "rabbitmq_management"], check=True)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _put("/api/vhosts/%2F", b"{}")
-            return
-        except urllib.error.HTTPError:
-            raise
-        except urllib.error.URLError:
-            if time.monotonic() > deadline:
-                raise SystemExit(
-                    f"bench: the management API ({MANAGEMENT}) did not come up"
-                ) from None
-            time.sleep(0.5)
 
 
 def use_bench_vhost() -> str:
     """Create the vhost (idempotent), grant guest, point the harness at it; return the URL."""
-    _ensure_management()
     quoted = urllib.parse.quote(VHOST, safe="")
-    _put(f"/api/vhosts/{quoted}", b"{}")
+    _with_management(lambda: _put(f"/api/vhosts/{quoted}", b"{}"))
     _put(
         f"/api/permissions/{quoted}/{USER}",
         b'{"configure": ".*", "write": ".*", "read": ".*"}',

@@ -16,7 +16,8 @@ frames into one buffer: one entry in the writer's queue, one ``write`` per batch
 Confirms, nacks, returns and a closing channel reach the futures exactly as they would
 for ``basic_publish`` (the confirmation futures come from the channel's future store,
 which rejects them when the channel closes). ``tests/integration/test_relay.py``
-checks confirms, returns and bodies larger than a frame against a real broker.
+checks confirms, returns, nacks, order, bodies larger than a frame and the bookkeeping
+left behind, against a real broker.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from pamqp.header import ContentHeader
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One message to publish; ``properties.message_id`` must be set and unique in
-    the batch (a returned message is matched to its confirmation by it)."""
+    """One message to publish; ``properties.message_id`` must be set: a returned
+    message is matched to its confirmation by it, as in ``basic_publish`` (two messages
+    of one batch with the same id match a return to the later one, as there)."""
 
     body: bytes
     exchange: str
