@@ -10,8 +10,12 @@ A database failure while recording step 3 is retried in process (the provider ha
 already answered; redelivering would send again). A redelivered command whose link
 is already ``SENT`` does nothing again. One that
 finds ``ATTEMPTING`` means a worker died between 2 and 3: the provider may or may
-not have accepted the message. paylink sends again (a lost link is worse than a
-duplicate) and counts the attempt in ``uncertain_attempts``.
+not have accepted the message. That attempt is counted in ``uncertain_attempts`` and
+first asks the provider (``Notifier.find``): if it already holds the message, its
+receipt is recorded and nothing is sent; if it holds none, the link is sent (the first
+delivery). Both count in ``uncertain_settled``. If it cannot tell, paylink sends again
+(a lost link is worse than a duplicate): a possible duplicate, counted as the
+difference of the two.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from domain.errors import (
     TransientError,
 )
 from domain.links import Link, hash_token
-from domain.notifications import DeliveryReceipt, PaymentLinkNotification
+from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
 from domain.order import Order
 from domain.outcomes import Cause, Outcome, UowFactory, record_rejection, replay
 from domain.ports import NotificationRecord, NotificationState, ProcessedCommand, UnitOfWork
@@ -80,6 +84,8 @@ class Attempt:
     digest: str
     record: NotificationRecord
     notification: PaymentLinkNotification
+    #: An earlier attempt's outcome is unknown (its worker died): ask before sending.
+    uncertain: bool = False
 
 
 def begin_attempt(cmd: c.SendPaymentLink, digest: str, uow: UnitOfWork, ctx: Context) -> Attempt:
@@ -89,14 +95,16 @@ def begin_attempt(cmd: c.SendPaymentLink, digest: str, uow: UnitOfWork, ctx: Con
     record = uow.notifications.get(link.link_id) or NotificationRecord(
         link.link_id, order.order_id, order.channel, NotificationState.ATTEMPTING
     )
-    if record.state is NotificationState.ATTEMPTING and record.attempts > 0:
+    uncertain = record.state is NotificationState.ATTEMPTING and record.attempts > 0
+    if uncertain:
         record.uncertain_attempts += 1
     record.state = NotificationState.ATTEMPTING
     record.attempts += 1
     uow.notifications.save(record)
     store = uow.stores.get(order.store_id)
     store_name = store.name if store is not None else order.store_id
-    return Attempt(cmd, digest, record, _notification(order, store_name, link, cmd.token, ctx))
+    notification = _notification(order, store_name, link, cmd.token, ctx)
+    return Attempt(cmd, digest, record, notification, uncertain)
 
 
 def send_payment_link(
@@ -125,10 +133,18 @@ def deliver(
 ) -> DeliveryReceipt | Callable[[], Outcome]:
     """Step 2: the provider call, outside any transaction. A refusal or failure comes
     back as the continuation that handles it (``after_failure``), to be run by the
-    caller whose message it is."""
-    assert ctx.notifier is not None, "send-link needs a notifier"
+    caller whose message it is. After an uncertain attempt the provider is asked
+    first; a message it already holds is not sent again."""
+    notifier = ctx.notifier
+    assert notifier is not None, "send-link needs a notifier"
     try:
-        return ctx.notifier.send(attempt.notification)
+        if attempt.uncertain:
+            trace = notifier.find(attempt.notification)
+            if trace is not Trace.UNKNOWN:
+                attempt.record.uncertain_settled += 1
+            if isinstance(trace, DeliveryReceipt):
+                return trace
+        return notifier.send(attempt.notification)
     except Exception as exc:
         return partial(after_failure, attempt, exc, uow_factory, ctx)
 

@@ -3,12 +3,17 @@
 Adapters (``workers/providers/``) implement :class:`Notifier`. They raise
 :class:`domain.errors.DeliveryDeferred` for retryable provider failures (429, 5xx,
 network) and :class:`domain.errors.DeliveryRejected` for permanent ones (4xx).
+
+``find`` is asked only after an uncertain attempt (a worker died between the provider
+call and recording its answer): a provider that can tell whether that notification
+already went out spares the customer a second message.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Protocol
 from uuid import UUID
 
@@ -44,8 +49,21 @@ class DeliveryReceipt:
     provider_message_id: str
 
 
+class Trace(Enum):
+    """What a provider knows of a notification it has no receipt for."""
+
+    #: The provider holds no such message: sending now is the first delivery.
+    NOT_SENT = "not_sent"
+    #: The provider cannot tell (no lookup, or it failed): sending may duplicate.
+    UNKNOWN = "unknown"
+
+
 class Notifier(Protocol):
     def send(self, notification: PaymentLinkNotification) -> DeliveryReceipt: ...
+
+    def find(self, notification: PaymentLinkNotification) -> DeliveryReceipt | Trace:
+        """The receipt of ``notification`` if the provider already accepted it."""
+        ...
 
 
 def mask_recipient(recipient: str) -> str:

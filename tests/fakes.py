@@ -13,7 +13,7 @@ from typing import Self
 from uuid import UUID
 
 from domain.handlers import Context
-from domain.notifications import DeliveryReceipt, PaymentLinkNotification
+from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
 from domain.order import Order
 from domain.ports import NotificationRecord, ProcessedCommand
 from domain.store import Store
@@ -45,12 +45,28 @@ class SequentialTokens:
 class RecordingNotifier:
     sent: list[PaymentLinkNotification] = field(default_factory=list)
     fail_with: Exception | None = None
+    #: Whether ``find`` can tell (a provider like the local outbox) or not (SendGrid).
+    can_find: bool = True
+    looked_up: list[PaymentLinkNotification] = field(default_factory=list)
 
     def send(self, notification: PaymentLinkNotification) -> DeliveryReceipt:
         if self.fail_with is not None:
             raise self.fail_with
         self.sent.append(notification)
-        return DeliveryReceipt("recording", f"msg-{len(self.sent)}")
+        return _receipt(len(self.sent))
+
+    def find(self, notification: PaymentLinkNotification) -> DeliveryReceipt | Trace:
+        self.looked_up.append(notification)
+        if not self.can_find:
+            return Trace.UNKNOWN
+        ids = [n.notification_id for n in self.sent]
+        if notification.notification_id in ids:
+            return _receipt(ids.index(notification.notification_id) + 1)
+        return Trace.NOT_SENT
+
+
+def _receipt(number: int) -> DeliveryReceipt:
+    return DeliveryReceipt("recording", f"msg-{number}")
 
 
 @dataclass

@@ -272,6 +272,13 @@ def _redact(value: Any) -> Any:
     return value
 
 
+def _uncertain(notification: Any) -> str:
+    """Attempts a killed worker left unknown; the ones the provider could not settle
+    were sent again without knowing (possible duplicates)."""
+    uncertain, settled = notification["uncertain_attempts"], notification["uncertain_settled"]
+    return f"{uncertain} ({settled} settled by the provider)" if uncertain else "0"
+
+
 def _table(title: str, headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> Table:
     table = Table(title=title, title_justify="left")
     for header in headers:
@@ -402,7 +409,7 @@ def show_order(
                     n["channel"],
                     n["state"],
                     n["attempts"],
-                    n["uncertain_attempts"],
+                    _uncertain(n),
                     " ".join(filter(None, (n["provider"], n["provider_message_id"]))) or None,
                     n["error"],
                     when(n["updated_at"]),

@@ -1,5 +1,6 @@
 """The real actors, plus a fault: SIGKILL the worker after the provider accepted a
-message and before the outcome is committed (the unavoidable duplicate window).
+message and before the outcome is committed (the crash window: a duplicate unless the
+provider can tell it already has the message).
 
 The kill happens once per marker file (``PAYLINK_TEST_KILL_MARKER``).
 """
@@ -10,7 +11,7 @@ import os
 import signal
 from pathlib import Path
 
-from domain.notifications import DeliveryReceipt, Notifier, PaymentLinkNotification
+from domain.notifications import DeliveryReceipt, Notifier, PaymentLinkNotification, Trace
 from workers import actors  # noqa: F401  (registers the actors on the broker)
 from workers.composition import get_app
 
@@ -29,6 +30,9 @@ class KillAfterSend:
             return receipt
         os.kill(os.getpid(), signal.SIGKILL)
         return receipt  # pragma: no cover
+
+    def find(self, notification: PaymentLinkNotification) -> DeliveryReceipt | Trace:
+        return self.inner.find(notification)
 
 
 app = get_app()

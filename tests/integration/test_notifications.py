@@ -15,11 +15,14 @@ EMAIL = "karin.lindqvist@example.se"
 PHONE = "+46701234599"
 
 
-def test_crash_after_provider_accepted_resends_once_and_counts_it(harness: Harness) -> None:
-    """Documented behaviour: a worker that dies after the provider accepted the message
-    but before the commit leaves the notification ATTEMPTING; the redelivered command
-    sends again (a lost link is worse than a duplicate) and counts the attempt as
-    uncertain. link.sent is published once."""
+def test_crash_after_provider_accepted_finds_the_message_and_sends_nothing_more(
+    harness: Harness,
+) -> None:
+    """A worker that dies after the provider accepted the message but before the commit
+    leaves the notification ATTEMPTING. The redelivered command counts the attempt as
+    uncertain and asks the provider first: the local outbox already holds the message
+    (its file), so that receipt is recorded and the file is not written again.
+    link.sent is published once."""
     h = harness
     marker = h.workdir / "kill-after-send"
     h.env_overrides["PAYLINK_TEST_KILL_MARKER"] = str(marker)
@@ -33,15 +36,20 @@ def test_crash_after_provider_accepted_resends_once_and_counts_it(harness: Harne
     h.publish(order)
     h.wait_for(lambda: not marker.exists(), what="the kill after the provider call")
     worker.stop()
+    (delivered,) = (h.workdir / "outbox").glob("*.eml")
+    first_write = delivered.stat()
     h.start_worker()
     sent = h.wait_event("link.sent", order_id=order.order_id)
     with h.engine.connect() as conn:
         note = conn.execute(
             select(t.notifications).where(t.notifications.c.order_id == order.order_id)
         ).one()
-    assert (note.state, note.attempts, note.uncertain_attempts) == ("sent", 2, 1)
+    assert (note.state, note.attempts) == ("sent", 2)
+    assert (note.uncertain_attempts, note.uncertain_settled) == (1, 1)
     assert len(h.events_for(type_="link.sent", order_id=order.order_id)) == 1
-    assert (h.workdir / "outbox" / f"{sent['link_id']}.eml").exists()
+    assert delivered.name == f"{sent['link_id']}.eml" == sent["provider_message_id"]
+    again = delivered.stat()  # renamed into place once: the same inode, never rewritten
+    assert (again.st_ino, again.st_mtime_ns) == (first_write.st_ino, first_write.st_mtime_ns)
 
 
 def test_logs_of_a_full_lifecycle_hold_no_customer_email_or_phone(harness: Harness) -> None:

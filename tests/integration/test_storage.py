@@ -259,3 +259,21 @@ def test_scheduler_applies_due_link_expiries_like_the_aggregate(database_url: st
         ).scalar_one()
     assert {versions[cmd.order_id] for cmd in created[:-1]} == {versions[stale] + 1}
     assert released is not None  # tried again after REPUBLISH_AFTER, not every tick
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_uses(database_url: str) -> None:
+    """``alembic upgrade head`` and ``workers/storage/tables.py`` agree: autogenerate
+    finds nothing to add, drop or alter (a column added to one and not the other fails)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": False}
+            )
+            diff = compare_metadata(context, t.metadata)
+    finally:
+        engine.dispose()
+    assert diff == []

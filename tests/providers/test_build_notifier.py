@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from domain.notifications import PaymentLinkNotification
+from domain.notifications import PaymentLinkNotification, Trace
 from workers.providers import ChannelRouter, build_notifier
 from workers.settings import Settings
 
@@ -62,3 +62,24 @@ def test_an_unknown_channel_is_a_programming_error(
     assert isinstance(router, ChannelRouter)
     with pytest.raises(ValueError, match="no notifier for channel 'fax'"):
         router.send(replace(email_notification, channel="fax"))  # type: ignore[arg-type]
+
+
+def test_find_asks_the_channels_provider_and_sendgrid_cannot_tell(
+    httpserver: HTTPServer,
+    tmp_path: Path,
+    email_notification: PaymentLinkNotification,
+    sms_notification: PaymentLinkNotification,
+) -> None:
+    notifier = build_notifier(
+        Settings(
+            PAYLINK_OUTBOX_DIR=tmp_path,
+            PAYLINK_EMAIL_PROVIDER="sendgrid",
+            SENDGRID_API_KEY="SG.key",
+            SENDGRID_BASE_URL=httpserver.url_for("").rstrip("/"),
+        )
+    )
+    sent = notifier.send(sms_notification)  # the local outbox
+
+    assert notifier.find(sms_notification) == sent
+    assert notifier.find(email_notification) is Trace.UNKNOWN
+    assert httpserver.log == []  # SendGrid is not even asked

@@ -10,9 +10,9 @@ import structlog
 from pytest_httpserver import HTTPServer
 
 from domain.errors import DeliveryDeferred, DeliveryRejected
-from domain.notifications import PaymentLinkNotification
+from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
 from workers.notifications import render
-from workers.providers.twilio import TwilioNotifier
+from workers.providers.twilio import LOOKUP_PAGE, TwilioNotifier
 
 ACCOUNT_SID = "AC00000000000000000000000000000001"
 AUTH_TOKEN = "twilio-test-token"
@@ -165,3 +165,81 @@ def test_logs_name_only_the_masked_recipient(
     assert all(entry["recipient"] == "+15*******01" for entry in logs)
     assert RECIPIENT not in repr(logs)
     assert sms_notification.link_url not in repr(logs)
+
+
+# ---- find: after a worker died mid-send ----------------------------------------------
+
+
+def _history(*bodies: str) -> dict[str, object]:
+    """A Messages list page (newest first), as the 2010-04-01 API answers it."""
+    messages = [
+        {"sid": f"SM{i:032x}", "account_sid": ACCOUNT_SID, "to": RECIPIENT, "body": body}
+        for i, body in enumerate(bodies)
+    ]
+    return {
+        "messages": messages,
+        "page": 0,
+        "page_size": LOOKUP_PAGE,
+        "next_page_uri": None,
+        "uri": PATH,
+        "first_page_uri": PATH,
+        "previous_page_uri": None,
+        "start": 0,
+        "end": len(messages),
+    }
+
+
+def test_find_reads_the_numbers_history_and_returns_the_message_holding_the_link(
+    httpserver: HTTPServer, notifier: TwilioNotifier, sms_notification: PaymentLinkNotification
+) -> None:
+    ours = render(sms_notification).sms
+    httpserver.expect_oneshot_request(PATH, method="GET").respond_with_json(
+        _history("Your order at another shop: https://pay.paylink.example/l/other", ours)
+    )
+
+    found = notifier.find(sms_notification)
+
+    assert found == DeliveryReceipt("twilio", f"SM{1:032x}")
+    request, _ = httpserver.log[0]
+    assert request.args.to_dict() == {"To": RECIPIENT, "PageSize": str(LOOKUP_PAGE)}
+    assert request.headers["Authorization"] == BASIC
+
+
+def test_find_in_a_complete_history_without_the_link_says_it_was_not_sent(
+    httpserver: HTTPServer, notifier: TwilioNotifier, sms_notification: PaymentLinkNotification
+) -> None:
+    httpserver.expect_oneshot_request(PATH, method="GET").respond_with_json(
+        _history("an older link: https://pay.paylink.example/l/older")
+    )
+
+    assert notifier.find(sms_notification) is Trace.NOT_SENT
+
+
+def test_find_in_a_full_page_without_the_link_cannot_tell(
+    httpserver: HTTPServer, notifier: TwilioNotifier, sms_notification: PaymentLinkNotification
+) -> None:
+    older = [f"link https://pay.paylink.example/l/old{i}" for i in range(LOOKUP_PAGE)]
+    httpserver.expect_oneshot_request(PATH, method="GET").respond_with_json(_history(*older))
+
+    assert notifier.find(sms_notification) is Trace.UNKNOWN
+
+
+def test_a_failed_lookup_cannot_tell_and_logs_no_number(
+    httpserver: HTTPServer,
+    notifier: TwilioNotifier,
+    sms_notification: PaymentLinkNotification,
+    dead_url: str,
+) -> None:
+    httpserver.expect_oneshot_request(PATH, method="GET").respond_with_json(
+        {"code": 20500, "message": f"Internal error for {RECIPIENT}", "status": 500}, status=500
+    )
+    unreachable = TwilioNotifier(
+        ACCOUNT_SID, AUTH_TOKEN, "+15005550006", None, base_url=dead_url, timeout=2
+    )
+
+    with structlog.testing.capture_logs() as logs:
+        assert notifier.find(sms_notification) is Trace.UNKNOWN
+        assert unreachable.find(sms_notification) is Trace.UNKNOWN
+
+    assert [entry["event"] for entry in logs] == ["notification.lookup_failed"] * 2
+    assert RECIPIENT not in repr(logs)

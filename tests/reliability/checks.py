@@ -9,7 +9,10 @@
   extra; re-publications carry the same event ids and are counted, not doubled);
 - every recorded outcome (rejections included) reached the event stream;
 - dead letters: per ``.XQ`` count, so a scenario can require zero for valid traffic;
-- duplicate customer notifications: ``notifications.uncertain_attempts``.
+- customer notifications: the sends a kill left uncertain
+  (``notifications.uncertain_attempts``), how many of those the provider settled
+  (``uncertain_settled``: it had the message, or had none), and the rest, re-sent
+  without knowing: the possible duplicates.
 """
 
 from __future__ import annotations
@@ -243,14 +246,29 @@ def check_outcomes(
 # ---- notifications -------------------------------------------------------------------
 
 
-def notification_duplicates(engine: Engine) -> tuple[int, int, int]:
-    """(uncertain re-sends, notifications, most re-sends of one link) over every link."""
+@dataclass(frozen=True)
+class Notifications:
+    links: int
+    #: Attempts that found an earlier one's outcome unknown (a kill's crash window).
+    uncertain: int
+    #: Of those, settled by asking the provider (sent once, or found already sent).
+    settled: int
+    #: Uncertain attempts that sent without knowing: possible duplicate notifications.
+    duplicates: int
+    #: The most uncertain attempts of any one link.
+    worst: int
+
+
+def notifications(engine: Engine) -> Notifications:
+    n = t.notifications.c
     with engine.connect() as conn:
         row = conn.execute(
             select(
-                func.coalesce(func.sum(t.notifications.c.uncertain_attempts), 0),
                 func.count(),
-                func.coalesce(func.max(t.notifications.c.uncertain_attempts), 0),
+                func.coalesce(func.sum(n.uncertain_attempts), 0),
+                func.coalesce(func.sum(n.uncertain_settled), 0),
+                func.coalesce(func.max(n.uncertain_attempts), 0),
             )
         ).one()
-    return int(row[0]), int(row[1]), int(row[2])
+    links, uncertain, settled, worst = (int(value) for value in row)
+    return Notifications(links, uncertain, settled, uncertain - settled, worst)

@@ -21,7 +21,7 @@ import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.notifications import PaymentLinkNotification
+from domain.notifications import PaymentLinkNotification, Trace
 from workers.notifications import render
 from workers.notifications.render import RenderedMessage
 from workers.providers.local_outbox import LocalOutboxNotifier, email_bytes
@@ -179,3 +179,19 @@ def test_the_rendered_eml_matches_email_mime_for_every_template() -> None:
         date = datetime(2025, 7, 15, 13, 5, tzinfo=UTC)
         ours = email_bytes(notification, message, from_email="links@paylink.example", date=date)
         assert ours == _reference_eml(notification, message, "links@paylink.example", date)
+
+
+@pytest.mark.parametrize("notification", [EMAIL, SMS], ids=["email", "sms"])
+def test_find_answers_from_the_file_a_send_renamed_into_place(
+    outbox: LocalOutboxNotifier, notification: PaymentLinkNotification, tmp_path: Path
+) -> None:
+    assert outbox.find(notification) is Trace.NOT_SENT
+    # A send killed before its rename leaves only a temporary file: still not sent.
+    directory = tmp_path / "outbox"
+    directory.mkdir()
+    (directory / f".{notification.notification_id}.eml.abc.tmp").write_bytes(b"half")
+    assert outbox.find(notification) is Trace.NOT_SENT
+
+    receipt = outbox.send(notification)
+
+    assert outbox.find(notification) == receipt

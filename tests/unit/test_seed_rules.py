@@ -19,6 +19,7 @@ from domain import links
 from domain.errors import DeliveryDeferred, DeliveryRejected
 from domain.handlers import LINK_TTL
 from domain.notifications import DeliveryReceipt, PaymentLinkNotification
+from domain.outcomes import Outcome
 from domain.permissions import ORDER_ROLES
 from domain.ports import NotificationState
 from domain.status import PAYMENT_ACTIONS, LinkStatus, PaymentAction, PaymentStatus
@@ -404,23 +405,73 @@ def test_link_the_provider_defers_is_retried_and_then_sent_once():
     assert world.notification().uncertain_attempts == 0
 
 
-def test_crash_between_provider_call_and_commit_sends_again_and_counts_it_uncertain():
-    # Given
-    world = _created(CrashingAfterSend())
+@dataclass
+class CrashingBeforeSend(RecordingNotifier):
+    crashes: int = 1
+
+    def send(self, notification: PaymentLinkNotification) -> DeliveryReceipt:
+        if self.crashes:
+            self.crashes -= 1
+            raise WorkerCrashed
+        return super().send(notification)
+
+
+def _after_crash(notifier: RecordingNotifier) -> tuple[World, Outcome]:
+    """The redelivered send-link after a worker died mid-send (attempt committed)."""
+    world = _created(notifier)
     with pytest.raises(WorkerCrashed):
         world.deliver()
     assert world.notification().state is NotificationState.ATTEMPTING
+    return world, world.deliver()
+
+
+def _counts(world: World) -> tuple[NotificationState, int, int, int]:
+    record = world.notification()
+    return record.state, record.attempts, record.uncertain_attempts, record.uncertain_settled
+
+
+def test_crash_after_the_provider_accepted_finds_the_message_and_does_not_send_again():
+    # Given: the provider accepted the message, the worker died before recording it
     # When
-    outcome = world.deliver()
+    world, outcome = _after_crash(CrashingAfterSend())
+    # Then
+    assert [e.type for e in outcome.events] == ["link.sent"]
+    assert len(world.notifier.sent) == 1
+    assert len(world.notifier.looked_up) == 1
+    assert _counts(world) == (NotificationState.SENT, 2, 1, 1)
+    assert world.notification().provider_message_id == "msg-1"
+    assert outcome.events[0].provider_message_id == "msg-1"
+
+
+def test_crash_before_the_provider_call_sends_once_after_the_provider_says_not_sent():
+    # When
+    world, outcome = _after_crash(CrashingBeforeSend())
+    # Then
+    assert [e.type for e in outcome.events] == ["link.sent"]
+    assert len(world.notifier.sent) == 1
+    assert _counts(world) == (NotificationState.SENT, 2, 1, 1)
+
+
+def test_crash_with_a_provider_that_cannot_tell_sends_again_and_counts_a_possible_duplicate():
+    # When
+    world, outcome = _after_crash(CrashingAfterSend(can_find=False))
     # Then
     assert [e.type for e in outcome.events] == ["link.sent"]
     assert len(world.notifier.sent) == 2
-    record = world.notification()
-    assert (record.state, record.attempts, record.uncertain_attempts) == (
-        NotificationState.SENT,
-        2,
-        1,
-    )
+    assert _counts(world) == (NotificationState.SENT, 2, 1, 0)
+
+
+def test_a_send_without_an_uncertain_attempt_before_it_never_asks_the_provider():
+    # Given: deferred once (an answer was recorded), then sent
+    world = _created(RecordingNotifier(fail_with=DeliveryDeferred("429", retry_after=5)))
+    with pytest.raises(DeliveryDeferred):
+        world.deliver()
+    world.notifier.fail_with = None
+    # When
+    world.deliver()
+    # Then
+    assert world.notifier.looked_up == []
+    assert _counts(world) == (NotificationState.SENT, 2, 0, 0)
 
 
 # ---- tokens ------------------------------------------------------------------------------

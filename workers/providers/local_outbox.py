@@ -3,7 +3,9 @@
 Each email is a real RFC 5322 ``.eml`` file (any mail client opens it) and each SMS a
 ``.json`` file, named by notification id: a redelivered command rewrites the same file
 instead of adding a second message, just as the customer would get only one. Files
-are written to a temporary name and renamed, so a reader never sees half a message.
+are written to a temporary name and renamed, so a reader never sees half a message:
+a file that exists was delivered whole, which is how ``find`` answers after a worker
+died mid-send.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from pathlib import Path
 
 import structlog
 
-from domain.notifications import DeliveryReceipt, PaymentLinkNotification, mask_recipient
+from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
 from workers.notifications.render import RenderedMessage, render
 from workers.notifications.sms import sms_encoding, sms_segments
+from workers.providers.fields import log_fields
 
 PROVIDER = "local"
 
@@ -37,28 +40,35 @@ class LocalOutboxNotifier:
 
     def send(self, notification: PaymentLinkNotification) -> DeliveryReceipt:
         message = render(notification)
+        name = _file_name(notification)
         if notification.channel == "email":
-            name = f"{notification.notification_id}.eml"
             content = self._email(notification, message)
         else:
-            name = f"{notification.notification_id}.json"
             content = _sms_json(notification, message)
         _write_atomically(self._directory / name, content)
         log.info(
-            "notification.sent",
-            provider=PROVIDER,
-            channel=notification.channel,
-            notification_id=str(notification.notification_id),
-            order_id=str(notification.order_id),
-            recipient=mask_recipient(notification.recipient),
-            provider_message_id=name,
+            "notification.sent", **log_fields(PROVIDER, notification), provider_message_id=name
         )
         return DeliveryReceipt(provider=PROVIDER, provider_message_id=name)
+
+    def find(self, notification: PaymentLinkNotification) -> DeliveryReceipt | Trace:
+        """The file is renamed into place whole, so it exists iff it was delivered."""
+        name = _file_name(notification)
+        found = (self._directory / name).exists()
+        log.info("notification.looked_up", **log_fields(PROVIDER, notification), found=found)
+        if found:
+            return DeliveryReceipt(provider=PROVIDER, provider_message_id=name)
+        return Trace.NOT_SENT
 
     def _email(self, notification: PaymentLinkNotification, message: RenderedMessage) -> bytes:
         return email_bytes(
             notification, message, from_email=self._from_email, date=datetime.now(UTC)
         )
+
+
+def _file_name(notification: PaymentLinkNotification) -> str:
+    suffix = "eml" if notification.channel == "email" else "json"
+    return f"{notification.notification_id}.{suffix}"
 
 
 def email_bytes(

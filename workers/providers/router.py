@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.notifications import DeliveryReceipt, Notifier, PaymentLinkNotification
+from domain.notifications import DeliveryReceipt, Notifier, PaymentLinkNotification, Trace
 
 
 class ChannelRouter:
@@ -12,8 +12,13 @@ class ChannelRouter:
         self._by_channel: dict[str, Notifier] = {"email": email, "sms": sms}
 
     def send(self, notification: PaymentLinkNotification) -> DeliveryReceipt:
+        return self._for(notification).send(notification)
+
+    def find(self, notification: PaymentLinkNotification) -> DeliveryReceipt | Trace:
+        return self._for(notification).find(notification)
+
+    def _for(self, notification: PaymentLinkNotification) -> Notifier:
         try:
-            notifier = self._by_channel[notification.channel]
+            return self._by_channel[notification.channel]
         except KeyError:
             raise ValueError(f"no notifier for channel {notification.channel!r}") from None
-        return notifier.send(notification)

@@ -3,6 +3,12 @@
 The request carries the notification and order ids both as ``custom_args`` (they come
 back on SendGrid's event webhook) and as headers (they survive into the customer's
 mailbox), so a delivered message can always be traced to the link it announced.
+
+SendGrid cannot say whether a message went out (``find`` answers ``UNKNOWN``): Mail Send
+has no idempotency key, and the Email Activity API that could be searched by those
+``custom_args`` is a paid add-on limited to 6 requests a minute whose index lags the
+send, so a message missing from it proves nothing. After a worker dies mid-send, the
+link is sent again and counted as a possible duplicate.
 """
 
 from __future__ import annotations
@@ -28,9 +34,14 @@ from sendgrid.helpers.mail import (
     TrackingSettings,
 )
 
-from domain.notifications import DeliveryReceipt, PaymentLinkNotification, mask_recipient
+from domain.notifications import (
+    DeliveryReceipt,
+    PaymentLinkNotification,
+    Trace,
+)
 from workers.notifications.render import render
 from workers.providers.failures import classify, header, unreachable
+from workers.providers.fields import log_fields
 
 PROVIDER = "sendgrid"
 
@@ -54,14 +65,7 @@ class SendGridNotifier:
         logging.getLogger("python_http_client.client").setLevel(logging.INFO)
 
     def send(self, notification: PaymentLinkNotification) -> DeliveryReceipt:
-        masked = mask_recipient(notification.recipient)
-        bound = log.bind(
-            provider=PROVIDER,
-            channel="email",
-            notification_id=str(notification.notification_id),
-            order_id=str(notification.order_id),
-            recipient=masked,
-        )
+        bound = log.bind(**log_fields(PROVIDER, notification))
         body = self._mail(notification).get()
         try:
             response = self._client.client.mail.send.post(request_body=body, timeout=self._timeout)
@@ -84,6 +88,10 @@ class SendGridNotifier:
         message_id = header(response.headers, "X-Message-Id") or ""
         bound.info("notification.sent", provider_message_id=message_id)
         return DeliveryReceipt(provider=PROVIDER, provider_message_id=message_id)
+
+    def find(self, notification: PaymentLinkNotification) -> Trace:
+        """SendGrid cannot tell (see the module docstring)."""
+        return Trace.UNKNOWN
 
     def _mail(self, notification: PaymentLinkNotification) -> Mail:
         message = render(notification)

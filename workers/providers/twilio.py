@@ -4,6 +4,12 @@ The library turns error answers into exceptions that keep the status and message
 drop the response headers, and ``Retry-After`` lives in those headers. So the adapter
 gives the client its own HTTP client, which remembers each thread's last response and
 can point the library at a loopback server in tests (``base_url``).
+
+After a worker died mid-send, ``find`` reads the messages to the customer's number
+(newest first) for one whose body holds the link's URL: the token in it is unique to
+this link. Found: its SID is the receipt and nothing is sent again. Not found in a
+history shorter than one page (``LOOKUP_PAGE``): it never went out. A full page without
+it, or a failed lookup: Twilio cannot tell, and the link is sent again.
 """
 
 from __future__ import annotations
@@ -20,11 +26,14 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from domain.notifications import DeliveryReceipt, PaymentLinkNotification, mask_recipient
+from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
 from workers.notifications.render import render
 from workers.providers.failures import classify, unreachable
+from workers.providers.fields import log_fields
 
 PROVIDER = "twilio"
+#: Messages to one number read by ``find``; a longer history makes the answer unknown.
+LOOKUP_PAGE = 100
 
 log = structlog.get_logger("paylink.providers")
 
@@ -87,13 +96,7 @@ class TwilioNotifier:
         )
 
     def send(self, notification: PaymentLinkNotification) -> DeliveryReceipt:
-        bound = log.bind(
-            provider=PROVIDER,
-            channel="sms",
-            notification_id=str(notification.notification_id),
-            order_id=str(notification.order_id),
-            recipient=mask_recipient(notification.recipient),
-        )
+        bound = log.bind(**log_fields(PROVIDER, notification))
         body = render(notification).sms
         self._http.forget()  # so a failure before any request never reads a stale answer
         try:
@@ -123,6 +126,25 @@ class TwilioNotifier:
         sid = str(message.sid or "")
         bound.info("notification.sent", provider_message_id=sid)
         return DeliveryReceipt(provider=PROVIDER, provider_message_id=sid)
+
+    def find(self, notification: PaymentLinkNotification) -> DeliveryReceipt | Trace:
+        bound = log.bind(**log_fields(PROVIDER, notification))
+        try:
+            history = self._client.messages.list(
+                to=notification.recipient, limit=LOOKUP_PAGE, page_size=LOOKUP_PAGE
+            )
+        except (TwilioException, requests.RequestException) as error:
+            # The error text may quote the phone number: log only its type.
+            bound.warning("notification.lookup_failed", error=type(error).__name__)
+            return Trace.UNKNOWN
+        for message in history:
+            if notification.link_url in (message.body or ""):
+                sid = str(message.sid or "")
+                bound.info("notification.looked_up", found=True, provider_message_id=sid)
+                return DeliveryReceipt(provider=PROVIDER, provider_message_id=sid)
+        complete = len(history) < LOOKUP_PAGE
+        bound.info("notification.looked_up", found=False, messages=len(history), complete=complete)
+        return Trace.NOT_SENT if complete else Trace.UNKNOWN
 
 
 def _error_text(response: Response) -> tuple[str, str]:

@@ -211,6 +211,7 @@ notifications = Table(
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("uncertain_attempts", Integer, nullable=False),
+    Column("uncertain_settled", Integer, nullable=False, server_default="0"),
     Column("provider", String(32)),
     Column("provider_message_id", String(128)),
     Column("error", String(500)),
