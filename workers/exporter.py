@@ -391,7 +391,30 @@ class PaylinkCollector(Collector):
             ),
             pending,
             overdue,
+            _uncertain_sends(conn),
         ]
+
+
+def _uncertain_sends(conn: Any) -> Metric:
+    """Sends a killed worker left uncertain, by what became of them (a partial index
+    holds just those rows). ``resent`` ones went out again without the provider being
+    able to tell: possible duplicate notifications."""
+    n = t.notifications.c
+    uncertain, settled = conn.execute(
+        select(
+            func.coalesce(func.sum(n.uncertain_attempts), 0),
+            func.coalesce(func.sum(n.uncertain_settled), 0),
+        ).where(n.uncertain_attempts > 0)
+    ).one()
+    family = CounterMetricFamily(
+        "paylink_uncertain_sends_total",
+        "Link sends a killed worker left uncertain: settled by asking the provider, "
+        "or resent without knowing (possible duplicates).",
+        labels=["outcome"],
+    )
+    family.add_metric(["settled"], int(settled))
+    family.add_metric(["resent"], int(uncertain) - int(settled))
+    return family
 
 
 #: The business counters: (name, help, label, event type, what is summed).

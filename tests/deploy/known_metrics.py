@@ -26,6 +26,7 @@ PAYLINK_METRICS = frozenset(
         "paylink_refunded_minor_units_total",
         "paylink_captures_total",
         "paylink_refunds_total",
+        "paylink_uncertain_sends_total",
     }
 )
 

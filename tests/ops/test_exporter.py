@@ -204,6 +204,26 @@ def test_outbox_backlog_and_expiries(shop: Shop, exporter: Exporter) -> None:
     assert value(samples, "paylink_outbox_oldest_unsent_age_seconds") == 0
 
 
+def test_uncertain_sends_by_what_became_of_them(shop: Shop, exporter: Exporter) -> None:
+    # Given a link sent without any kill
+    sent = _sent_order(shop)
+    before = exporter.scrape()
+    # and then one whose worker was killed three times: two settled by the provider
+    with shop.app.engine.begin() as conn:
+        conn.execute(
+            update(t.notifications)
+            .where(t.notifications.c.order_id == sent)
+            .values(uncertain_attempts=3, uncertain_settled=2)
+        )
+    # When
+    after = exporter.scrape()
+    # Then
+    assert value(before, "paylink_uncertain_sends_total", outcome="settled") == 0
+    assert value(before, "paylink_uncertain_sends_total", outcome="resent") == 0
+    assert value(after, "paylink_uncertain_sends_total", outcome="settled") == 2
+    assert value(after, "paylink_uncertain_sends_total", outcome="resent") == 1
+
+
 def test_exports_exactly_the_documented_metrics(shop: Shop, exporter: Exporter) -> None:
     assert exporter.families() == documented_metrics()
 

@@ -216,4 +216,12 @@ notifications = Table(
     Column("provider_message_id", String(128)),
     Column("error", String(500)),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The exporter sums the few rows a killed worker left uncertain.
+    Index(
+        "ix_notifications_uncertain",
+        "uncertain_attempts",
+        "uncertain_settled",
+        postgresql_where=text("uncertain_attempts > 0"),
+        sqlite_where=text("uncertain_attempts > 0"),
+    ),
 )

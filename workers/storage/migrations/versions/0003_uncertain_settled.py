@@ -1,4 +1,5 @@
-"""notifications.uncertain_settled: uncertain attempts the provider settled
+"""notifications.uncertain_settled: uncertain attempts the provider settled; an index
+of the uncertain rows
 
 Revision ID: 0003
 Revises: 0002
@@ -22,8 +23,17 @@ def upgrade() -> None:
         "notifications",
         sa.Column("uncertain_settled", sa.Integer(), nullable=False, server_default="0"),
     )
+    # Only the rows a killed worker left uncertain: what the exporter sums.
+    op.create_index(
+        "ix_notifications_uncertain",
+        "notifications",
+        ["uncertain_attempts", "uncertain_settled"],
+        postgresql_where=sa.text("uncertain_attempts > 0"),
+        sqlite_where=sa.text("uncertain_attempts > 0"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_notifications_uncertain", table_name="notifications")
     with op.batch_alter_table("notifications") as batch:
         batch.drop_column("uncertain_settled")
