@@ -34,11 +34,7 @@ from sendgrid.helpers.mail import (
     TrackingSettings,
 )
 
-from domain.notifications import (
-    DeliveryReceipt,
-    PaymentLinkNotification,
-    Trace,
-)
+from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
 from workers.notifications.render import render
 from workers.providers.failures import classify, header, unreachable
 from workers.providers.fields import log_fields
