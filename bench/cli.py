@@ -12,16 +12,17 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from bench.vhost import use_bench_vhost
 
-if "TEST_BROKER_URL" not in os.environ:
-    use_bench_vhost()
-
-from bench.scenarios import Config, Results, Run
+if TYPE_CHECKING:
+    # Imported in main(), once the bench's vhost exists: tests.harness reads the
+    # broker URL when it is imported, and --help should touch nothing.
+    from bench.scenarios import Config, Results
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ("floors", "create", "lifecycle", "latency", "expiry", "pending", "soak")
@@ -72,6 +73,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def config(args: argparse.Namespace) -> Config:
+    from bench.scenarios import Config
     from workers.settings import Settings
 
     quick = args.quick
@@ -341,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops workers and relays too
     args = parse(argv)
+    if "TEST_BROKER_URL" not in os.environ:
+        use_bench_vhost()
+    from bench.scenarios import Results, Run
+
     cfg = config(args)
     chosen = sections(args.only)
     out = args.out or (HERE / ("results.md" if not args.only else f"results-{'-'.join(chosen)}.md"))
