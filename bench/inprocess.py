@@ -1,0 +1,146 @@
+"""``python -m bench.inprocess [--groups 1,4,8,32] [--orders 640]``: the worker's own CPU
+per order created and sent, in one thread, without the broker.
+
+The full bench measures the whole machine; this isolates what paylink's code costs
+around the database, which is what grouping amortizes. For each group size G it runs
+the grouped steps the worker runs (``domain.batch``) on a scratch PostgreSQL database
+with the local outbox: G CreateOrders in one transaction; then, in one transaction,
+the attempts of their G send-links and the answers of the previous G; then each
+provider call. It prints CPU per order (``time.process_time``, so kernel time too) by
+step and the SQL statements per order. Dramatiq, pika, message parsing and the relay
+are not in it. The first pass warms up; the second is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import event, select
+
+from bench.workloads import configure_store, create_order_body
+from domain.batch import Answer, create_orders, record_send_steps
+from domain.delivery import deliver
+from domain.dispatch import dispatch
+from domain.notifications import DeliveryReceipt
+from messages import commands as c
+from messages.common import CommandBase
+from messages.routing import parse_command
+from tests.harness import create_database, drop_database
+from workers.composition import App
+from workers.observability import configure_logging
+from workers.settings import Settings
+from workers.storage import tables as t
+
+T = TypeVar("T")
+
+
+def _command(body: bytes | str) -> CommandBase:
+    """The command a Dramatiq message carries, parsed as the worker parses it."""
+    data = json.loads(body)
+    parsed = parse_command(data["actor_name"], data["args"][0])
+    assert isinstance(parsed, CommandBase), parsed
+    return parsed
+
+
+class _Run:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.cpu: Counter[str] = Counter()
+        self.statements: Counter[str] = Counter()
+        self.counting = True
+        event.listen(app.engine, "before_cursor_execute", self._count)
+
+    def _count(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if self.counting:
+            self.statements[statement.split(None, 1)[0].upper()] += 1
+
+    def timed(self, step: str, work: Callable[[], T]) -> T:
+        began = time.process_time()
+        try:
+            return work()
+        finally:
+            self.cpu[step] += time.process_time() - began
+
+    def sends_for(self, orders: list[uuid.UUID]) -> list[c.SendPaymentLink]:
+        """The SendPaymentLink commands the creates left in the outbox (not counted: the
+        relay and the broker bring them to the worker)."""
+        self.counting = False
+        with self.app.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.outbox.c.payload).where(
+                    t.outbox.c.kind == "command", t.outbox.c.order_id.in_(orders)
+                )
+            ).all()
+        self.counting = True
+        sends = [_command(row.payload) for row in rows]
+        assert all(isinstance(s, c.SendPaymentLink) for s in sends)
+        return sends  # type: ignore[return-value]
+
+    def orders(self, count: int, group: int) -> None:
+        uow, ctx = self.app.uow, self.app.context
+        answers: list[Answer] = []
+        for start in range(0, count, group):
+            creates = [_command(create_order_body(uuid.uuid4(), start + k)) for k in range(group)]
+            created = self.timed("create", lambda: create_orders(creates, uow, ctx))  # noqa: B023
+            self.timed("create", lambda: [then() for then in created])  # noqa: B023
+            sends = self.sends_for([cmd.order_id for cmd in creates])
+            attempts, recorded = self.timed(
+                "record",
+                lambda: record_send_steps(sends, answers, uow, ctx),  # noqa: B023
+            )
+            self.timed("record", lambda: [then() for then in recorded])  # noqa: B023
+            answers = []
+            for attempt in attempts:
+                assert not callable(attempt), "an attempt went alone"
+                receipt = self.timed("deliver", lambda: deliver(attempt, uow, ctx))  # noqa: B023
+                assert isinstance(receipt, DeliveryReceipt), receipt
+                answers.append((attempt, receipt))
+        _, recorded = self.timed("record", lambda: record_send_steps([], answers, uow, ctx))
+        self.timed("record", lambda: [then() for then in recorded])
+
+
+def measure(group: int, orders: int) -> str:
+    url = create_database("paylink_inprocess")
+    outbox = Path(tempfile.mkdtemp(prefix="paylink-inprocess-"))
+    settings = Settings(DATABASE_URL=url, PAYLINK_OUTBOX_DIR=outbox, PAYLINK_LOG_FORMAT="json")
+    app = App(settings)
+    try:
+        dispatch(_command(configure_store()), app.uow, app.context)
+        run = _Run(app)
+        run.orders(orders, group)  # warm-up: caches, prepared statements
+        run.cpu.clear()
+        run.statements.clear()
+        run.orders(orders, group)
+    finally:
+        app.engine.dispose()
+        drop_database(url)
+    total = sum(run.cpu.values())
+    steps = ", ".join(f"{step} {1000 * s / orders:.2f}" for step, s in run.cpu.items())
+    per_order = ", ".join(f"{k} {n / orders:.2f}" for k, n in sorted(run.statements.items()))
+    return (
+        f"groups of {group:>3}: {1000 * total / orders:.2f} ms CPU per order ({steps}); "
+        f"statements per order: {per_order}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.inprocess", description=__doc__)
+    p.add_argument("--groups", default="1,4,8,16,32", help="group sizes, comma-separated")
+    p.add_argument("--orders", type=int, default=640, help="orders per pass")
+    args = p.parse_args(argv)
+    with open("/dev/null", "w") as sink:  # the worker's JSON lines, written and dropped
+        configure_logging(Settings(PAYLINK_LOG_FORMAT="json"), stream=sink)
+        for group in (int(g) for g in args.groups.split(",")):
+            print(measure(group, args.orders - args.orders % group), flush=True)
+
+
+if __name__ == "__main__":
+    main()
