@@ -8,10 +8,13 @@ from uuid import UUID
 
 import pytest
 from babel.numbers import get_currency_precision
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from domain.currency import CURRENCY_EXPONENTS
 from domain.notifications import PaymentLinkNotification
-from workers.notifications import render, sms_segments
+from workers.notifications import formatting, render, sms_segments
+from workers.notifications.formatting import COUNTRY_ZONES, format_expiry, locale_for, zone_for
 from workers.notifications.sms import GSM7_BASIC, GSM7_EXTENSION, is_gsm7, sms_encoding
 from workers.notifications.templates import TEMPLATES
 
@@ -339,3 +342,28 @@ def test_with_no_room_for_even_part_of_such_a_name_the_expiry_still_goes_out() -
     )
     assert message.sms.startswith("Din betalningslänk för 999 999 999,99 kr, giltig till")
     assert sms_segments(message.sms) <= 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    instant=st.datetimes(
+        min_value=datetime(2024, 1, 1), max_value=datetime(2032, 12, 31), timezones=st.just(UTC)
+    ),
+    country=st.sampled_from(sorted(COUNTRY_ZONES)),
+    width=st.sampled_from(["full", "short"]),
+)
+# The seconds around EU (01:00 UTC) and US Eastern (07:00 / 06:00 UTC) clock changes.
+@example(instant=datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=UTC), country="SE", width="full")
+@example(instant=datetime(2026, 3, 29, 1, 0, 0, 500000, tzinfo=UTC), country="SE", width="full")
+@example(instant=datetime(2026, 10, 25, 0, 59, 30, tzinfo=UTC), country="DE", width="short")
+@example(instant=datetime(2026, 10, 25, 1, 0, 30, tzinfo=UTC), country="GB", width="short")
+@example(instant=datetime(2026, 3, 8, 7, 0, 59, tzinfo=UTC), country="US", width="full")
+@example(instant=datetime(2026, 11, 1, 5, 59, 59, tzinfo=UTC), country="US", width="short")
+def test_the_cached_expiry_text_is_the_one_of_the_exact_instant(
+    instant: datetime, country: str, width: str
+) -> None:
+    """The text is cached per minute; every second of that minute (a DST change
+    included) reads the same as formatting the exact instant would."""
+    zone, locale = zone_for(country), locale_for(country)
+    exact = formatting._expiry_text.__wrapped__(instant, zone, locale, width, "{date} {time}")
+    assert format_expiry(instant, zone, locale, date_width=width, joiner="{date} {time}") == exact
