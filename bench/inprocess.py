@@ -18,8 +18,9 @@ import json
 import tempfile
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +28,7 @@ from sqlalchemy import event, select
 
 from bench.workloads import configure_store, create_order_body
 from domain.batch import Answer, create_orders, record_send_steps
-from domain.delivery import deliver
+from domain.delivery import Attempt, deliver
 from domain.dispatch import dispatch
 from domain.notifications import DeliveryReceipt
 from messages import commands as c
@@ -39,21 +40,21 @@ from workers.observability import configure_logging
 from workers.settings import Settings
 from workers.storage import tables as t
 
-T = TypeVar("T")
+C = TypeVar("C", bound=CommandBase)
 
 
-def _command(body: bytes | str) -> CommandBase:
+def _command(body: bytes | str, kind: type[C]) -> C:
     """The command a Dramatiq message carries, parsed as the worker parses it."""
     data = json.loads(body)
     parsed = parse_command(data["actor_name"], data["args"][0])
-    assert isinstance(parsed, CommandBase), parsed
+    assert isinstance(parsed, kind), parsed
     return parsed
 
 
 class _Run:
     def __init__(self, app: App) -> None:
         self.app = app
-        self.cpu: Counter[str] = Counter()
+        self.cpu: defaultdict[str, float] = defaultdict(float)
         self.statements: Counter[str] = Counter()
         self.counting = True
         event.listen(app.engine, "before_cursor_execute", self._count)
@@ -62,12 +63,13 @@ class _Run:
         if self.counting:
             self.statements[statement.split(None, 1)[0].upper()] += 1
 
-    def timed(self, step: str, work: Callable[[], T]) -> T:
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
         began = time.process_time()
         try:
-            return work()
+            yield
         finally:
-            self.cpu[step] += time.process_time() - began
+            self.cpu[name] += time.process_time() - began
 
     def sends_for(self, orders: list[uuid.UUID]) -> list[c.SendPaymentLink]:
         """The SendPaymentLink commands the creates left in the outbox (not counted: the
@@ -80,31 +82,36 @@ class _Run:
                 )
             ).all()
         self.counting = True
-        sends = [_command(row.payload) for row in rows]
-        assert all(isinstance(s, c.SendPaymentLink) for s in sends)
-        return sends  # type: ignore[return-value]
+        sends = [_command(row.payload, c.SendPaymentLink) for row in rows]
+        assert len(sends) == len(orders), (len(sends), len(orders))
+        return sends
 
     def orders(self, count: int, group: int) -> None:
         uow, ctx = self.app.uow, self.app.context
         answers: list[Answer] = []
         for start in range(0, count, group):
-            creates = [_command(create_order_body(uuid.uuid4(), start + k)) for k in range(group)]
-            created = self.timed("create", lambda: create_orders(creates, uow, ctx))  # noqa: B023
-            self.timed("create", lambda: [then() for then in created])  # noqa: B023
+            creates = [
+                _command(create_order_body(uuid.uuid4(), start + k), c.CreateOrder)
+                for k in range(group)
+            ]
+            with self.step("create"):
+                for then in create_orders(creates, uow, ctx):
+                    then()
             sends = self.sends_for([cmd.order_id for cmd in creates])
-            attempts, recorded = self.timed(
-                "record",
-                lambda: record_send_steps(sends, answers, uow, ctx),  # noqa: B023
-            )
-            self.timed("record", lambda: [then() for then in recorded])  # noqa: B023
+            with self.step("record"):
+                attempts, recorded = record_send_steps(sends, answers, uow, ctx)
+                for then in recorded:
+                    then()
             answers = []
             for attempt in attempts:
-                assert not callable(attempt), "an attempt went alone"
-                receipt = self.timed("deliver", lambda: deliver(attempt, uow, ctx))  # noqa: B023
+                assert isinstance(attempt, Attempt), "an attempt went alone"
+                with self.step("deliver"):
+                    receipt = deliver(attempt, uow, ctx)
                 assert isinstance(receipt, DeliveryReceipt), receipt
                 answers.append((attempt, receipt))
-        _, recorded = self.timed("record", lambda: record_send_steps([], answers, uow, ctx))
-        self.timed("record", lambda: [then() for then in recorded])
+        with self.step("record"):
+            for then in record_send_steps([], answers, uow, ctx)[1]:
+                then()
 
 
 def measure(group: int, orders: int) -> str:
@@ -113,7 +120,7 @@ def measure(group: int, orders: int) -> str:
     settings = Settings(DATABASE_URL=url, PAYLINK_OUTBOX_DIR=outbox, PAYLINK_LOG_FORMAT="json")
     app = App(settings)
     try:
-        dispatch(_command(configure_store()), app.uow, app.context)
+        dispatch(_command(configure_store(), c.ConfigureStore), app.uow, app.context)
         run = _Run(app)
         run.orders(orders, group)  # warm-up: caches, prepared statements
         run.cpu.clear()
