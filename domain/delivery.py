@@ -13,9 +13,9 @@ finds ``ATTEMPTING`` means a worker died between 2 and 3: the provider may or ma
 not have accepted the message. That attempt is counted in ``uncertain_attempts`` and
 first asks the provider (``Notifier.find``): if it already holds the message, its
 receipt is recorded and nothing is sent; if it holds none, the link is sent (the first
-delivery). Both count in ``uncertain_settled``. If it cannot tell, paylink sends again
-(a lost link is worse than a duplicate): a possible duplicate, counted as the
-difference of the two.
+delivery). If it cannot tell, paylink sends again (a lost link is worse than a
+duplicate), and commits ``blind_resends + 1`` before it does: the count of possible
+duplicates survives a kill right after that send.
 """
 
 from __future__ import annotations
@@ -140,13 +140,23 @@ def deliver(
     try:
         if attempt.uncertain:
             trace = notifier.find(attempt.notification)
-            if trace is not Trace.UNKNOWN:
-                attempt.record.uncertain_settled += 1
             if isinstance(trace, DeliveryReceipt):
                 return trace
+            if trace is Trace.UNKNOWN:
+                _count_blind_resend(attempt, uow_factory)
         return notifier.send(attempt.notification)
     except Exception as exc:
         return partial(after_failure, attempt, exc, uow_factory, ctx)
+
+
+def _count_blind_resend(attempt: Attempt, uow_factory: UowFactory) -> None:
+    """Commit the possible duplicate before sending it (rare: a kill mid-send and a
+    provider that cannot tell), so a second kill right after the send cannot lose it."""
+    record = attempt.record
+    with uow_factory() as uow:
+        record.blind_resends += 1
+        uow.notifications.save(record)
+        uow.commit()
 
 
 def after_failure(

@@ -76,9 +76,9 @@ class NotificationRecord:
     attempts: int = 0
     #: Attempts started while an earlier one's outcome was unknown.
     uncertain_attempts: int = 0
-    #: Of those, the ones the provider settled (it had the message, or had none):
-    #: ``uncertain_attempts - uncertain_settled`` are possible duplicates.
-    uncertain_settled: int = 0
+    #: Of those, the ones that sent again although the provider could not tell whether
+    #: an earlier attempt had gone out: possible duplicates. Committed before the send.
+    blind_resends: int = 0
     provider: str | None = None
     provider_message_id: str | None = None
     error: str | None = None

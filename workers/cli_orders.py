@@ -273,10 +273,10 @@ def _redact(value: Any) -> Any:
 
 
 def _uncertain(notification: Any) -> str:
-    """Attempts a killed worker left unknown; the ones the provider could not settle
-    were sent again without knowing (possible duplicates)."""
-    uncertain, settled = notification["uncertain_attempts"], notification["uncertain_settled"]
-    return f"{uncertain} ({settled} settled by the provider)" if uncertain else "0"
+    """Attempts a killed worker left unknown, and how many of them sent again although
+    the provider could not tell (possible duplicates)."""
+    uncertain, blind = notification["uncertain_attempts"], notification["blind_resends"]
+    return f"{uncertain} ({blind} sent again blind)" if uncertain else "0"
 
 
 def _table(title: str, headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> Table:

@@ -396,24 +396,25 @@ class PaylinkCollector(Collector):
 
 
 def _uncertain_sends(conn: Any) -> Metric:
-    """Sends a killed worker left uncertain, by what became of them (a partial index
-    holds just those rows). ``resent`` ones went out again without the provider being
-    able to tell: possible duplicate notifications."""
+    """Send attempts a killed worker left uncertain, by what became of them (a partial
+    index holds just those rows). ``resent``: sent again although the provider could
+    not tell (possible duplicate notifications); ``settled``: no second message (the
+    provider had it, or had none, or the attempt died before sending)."""
     n = t.notifications.c
-    uncertain, settled = conn.execute(
+    uncertain, blind = conn.execute(
         select(
             func.coalesce(func.sum(n.uncertain_attempts), 0),
-            func.coalesce(func.sum(n.uncertain_settled), 0),
+            func.coalesce(func.sum(n.blind_resends), 0),
         ).where(n.uncertain_attempts > 0)
     ).one()
     family = CounterMetricFamily(
         "paylink_uncertain_sends_total",
-        "Link sends a killed worker left uncertain: settled by asking the provider, "
-        "or resent without knowing (possible duplicates).",
+        "Link send attempts a killed worker left uncertain: settled (no second message) "
+        "or resent although the provider could not tell (possible duplicates).",
         labels=["outcome"],
     )
-    family.add_metric(["settled"], int(settled))
-    family.add_metric(["resent"], int(uncertain) - int(settled))
+    family.add_metric(["settled"], int(uncertain) - int(blind))
+    family.add_metric(["resent"], int(blind))
     return family
 
 

@@ -45,7 +45,7 @@ def test_crash_after_provider_accepted_finds_the_message_and_sends_nothing_more(
             select(t.notifications).where(t.notifications.c.order_id == order.order_id)
         ).one()
     assert (note.state, note.attempts) == ("sent", 2)
-    assert (note.uncertain_attempts, note.uncertain_settled) == (1, 1)
+    assert (note.uncertain_attempts, note.blind_resends) == (1, 0)
     assert len(h.events_for(type_="link.sent", order_id=order.order_id)) == 1
     assert delivered.name == f"{sent['link_id']}.eml" == sent["provider_message_id"]
     again = delivered.stat()  # renamed into place once: the same inode, never rewritten

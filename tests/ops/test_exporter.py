@@ -208,12 +208,12 @@ def test_uncertain_sends_by_what_became_of_them(shop: Shop, exporter: Exporter) 
     # Given a link sent without any kill
     sent = _sent_order(shop)
     before = exporter.scrape()
-    # and then one whose worker was killed three times: two settled by the provider
+    # and then one whose worker was killed three times, sent again blind once
     with shop.app.engine.begin() as conn:
         conn.execute(
             update(t.notifications)
             .where(t.notifications.c.order_id == sent)
-            .values(uncertain_attempts=3, uncertain_settled=2)
+            .values(uncertain_attempts=3, blind_resends=1)
         )
     # When
     after = exporter.scrape()

@@ -9,10 +9,9 @@
   extra; re-publications carry the same event ids and are counted, not doubled);
 - every recorded outcome (rejections included) reached the event stream;
 - dead letters: per ``.XQ`` count, so a scenario can require zero for valid traffic;
-- customer notifications: the sends a kill left uncertain
-  (``notifications.uncertain_attempts``), how many of those the provider settled
-  (``uncertain_settled``: it had the message, or had none), and the rest, re-sent
-  without knowing: the possible duplicates.
+- customer notifications: the attempts a kill left uncertain
+  (``notifications.uncertain_attempts``) and, of those, the ones sent again although
+  the provider could not tell (``blind_resends``): the possible duplicates.
 """
 
 from __future__ import annotations
@@ -251,9 +250,7 @@ class Notifications:
     links: int
     #: Attempts that found an earlier one's outcome unknown (a kill's crash window).
     uncertain: int
-    #: Of those, settled by asking the provider (sent once, or found already sent).
-    settled: int
-    #: Uncertain attempts that sent without knowing: possible duplicate notifications.
+    #: Of those, sent again without the provider able to tell: possible duplicates.
     duplicates: int
     #: The most uncertain attempts of any one link.
     worst: int
@@ -266,9 +263,9 @@ def notifications(engine: Engine) -> Notifications:
             select(
                 func.count(),
                 func.coalesce(func.sum(n.uncertain_attempts), 0),
-                func.coalesce(func.sum(n.uncertain_settled), 0),
+                func.coalesce(func.sum(n.blind_resends), 0),
                 func.coalesce(func.max(n.uncertain_attempts), 0),
             )
         ).one()
-    links, uncertain, settled, worst = (int(value) for value in row)
-    return Notifications(links, uncertain, settled, uncertain - settled, worst)
+    links, uncertain, blind, worst = (int(value) for value in row)
+    return Notifications(links, uncertain, blind, worst)

@@ -427,7 +427,7 @@ def _after_crash(notifier: RecordingNotifier) -> tuple[World, Outcome]:
 
 def _counts(world: World) -> tuple[NotificationState, int, int, int]:
     record = world.notification()
-    return record.state, record.attempts, record.uncertain_attempts, record.uncertain_settled
+    return record.state, record.attempts, record.uncertain_attempts, record.blind_resends
 
 
 def test_crash_after_the_provider_accepted_finds_the_message_and_does_not_send_again():
@@ -438,7 +438,7 @@ def test_crash_after_the_provider_accepted_finds_the_message_and_does_not_send_a
     assert [e.type for e in outcome.events] == ["link.sent"]
     assert len(world.notifier.sent) == 1
     assert len(world.notifier.looked_up) == 1
-    assert _counts(world) == (NotificationState.SENT, 2, 1, 1)
+    assert _counts(world) == (NotificationState.SENT, 2, 1, 0)
     assert world.notification().provider_message_id == "msg-1"
     assert outcome.events[0].provider_message_id == "msg-1"
 
@@ -449,7 +449,7 @@ def test_crash_before_the_provider_call_sends_once_after_the_provider_says_not_s
     # Then
     assert [e.type for e in outcome.events] == ["link.sent"]
     assert len(world.notifier.sent) == 1
-    assert _counts(world) == (NotificationState.SENT, 2, 1, 1)
+    assert _counts(world) == (NotificationState.SENT, 2, 1, 0)
 
 
 def test_crash_with_a_provider_that_cannot_tell_sends_again_and_counts_a_possible_duplicate():
@@ -458,7 +458,43 @@ def test_crash_with_a_provider_that_cannot_tell_sends_again_and_counts_a_possibl
     # Then
     assert [e.type for e in outcome.events] == ["link.sent"]
     assert len(world.notifier.sent) == 2
-    assert _counts(world) == (NotificationState.SENT, 2, 1, 0)
+    assert _counts(world) == (NotificationState.SENT, 2, 1, 1)
+
+
+def test_a_blind_resend_is_counted_before_it_is_sent_so_a_second_crash_keeps_the_count():
+    # Given: the worker dies after the provider accepted, twice; the provider cannot tell
+    world = _created(CrashingAfterSend(can_find=False, crashes=2))
+    for _ in range(2):
+        with pytest.raises(WorkerCrashed):
+            world.deliver()
+    # Then: the second (blind) send was counted although its answer was never recorded
+    assert _counts(world) == (NotificationState.ATTEMPTING, 2, 1, 1)
+    # When it finally goes through
+    world.deliver()
+    # Then: three messages, two of them possible duplicates, both counted
+    assert len(world.notifier.sent) == 3
+    assert _counts(world) == (NotificationState.SENT, 3, 2, 2)
+
+
+def test_attempts_that_die_before_asking_the_provider_are_uncertain_but_never_duplicates():
+    # Given: the first attempt died after the provider accepted; the second died
+    # before it could ask (its lookup raised: the process was killed)
+    world = _created(CrashingAfterSend())
+    with pytest.raises(WorkerCrashed):
+        world.deliver()
+    world.notifier.find = _dies  # type: ignore[method-assign]
+    with pytest.raises(WorkerCrashed):
+        world.deliver()
+    del world.notifier.find
+    # When
+    world.deliver()
+    # Then: two uncertain attempts, the message found, nothing sent twice
+    assert len(world.notifier.sent) == 1
+    assert _counts(world) == (NotificationState.SENT, 3, 2, 0)
+
+
+def _dies(notification: PaymentLinkNotification) -> DeliveryReceipt:
+    raise WorkerCrashed
 
 
 def test_a_send_without_an_uncertain_attempt_before_it_never_asks_the_provider():

@@ -211,7 +211,7 @@ notifications = Table(
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("uncertain_attempts", Integer, nullable=False),
-    Column("uncertain_settled", Integer, nullable=False, server_default="0"),
+    Column("blind_resends", Integer, nullable=False, server_default="0"),
     Column("provider", String(32)),
     Column("provider_message_id", String(128)),
     Column("error", String(500)),
@@ -220,7 +220,7 @@ notifications = Table(
     Index(
         "ix_notifications_uncertain",
         "uncertain_attempts",
-        "uncertain_settled",
+        "blind_resends",
         postgresql_where=text("uncertain_attempts > 0"),
         sqlite_where=text("uncertain_attempts > 0"),
     ),

@@ -1,5 +1,5 @@
-"""notifications.uncertain_settled: uncertain attempts the provider settled; an index
-of the uncertain rows
+"""notifications.blind_resends: links sent again when the provider could not tell
+whether an earlier attempt had gone out; an index of the uncertain rows
 
 Revision ID: 0003
 Revises: 0002
@@ -18,16 +18,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Existing rows: no uncertain attempt was ever settled (every one was re-sent).
+    # Existing rows: every uncertain attempt before this column was sent again blind.
     op.add_column(
         "notifications",
-        sa.Column("uncertain_settled", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("blind_resends", sa.Integer(), nullable=False, server_default="0"),
     )
+    op.execute("UPDATE notifications SET blind_resends = uncertain_attempts")
     # Only the rows a killed worker left uncertain: what the exporter sums.
     op.create_index(
         "ix_notifications_uncertain",
         "notifications",
-        ["uncertain_attempts", "uncertain_settled"],
+        ["uncertain_attempts", "blind_resends"],
         postgresql_where=sa.text("uncertain_attempts > 0"),
         sqlite_where=sa.text("uncertain_attempts > 0"),
     )
@@ -36,4 +37,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_notifications_uncertain", table_name="notifications")
     with op.batch_alter_table("notifications") as batch:
-        batch.drop_column("uncertain_settled")
+        batch.drop_column("blind_resends")
