@@ -14,7 +14,7 @@ are not in it. The first pass warms up; the second is measured.
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import tempfile
 import time
 import uuid
@@ -33,7 +33,7 @@ from domain.dispatch import dispatch
 from domain.notifications import DeliveryReceipt
 from messages import commands as c
 from messages.common import CommandBase
-from messages.routing import parse_command
+from messages.routing import ParseError, parse_message
 from tests.harness import create_database, drop_database
 from workers.composition import App
 from workers.observability import configure_logging
@@ -45,10 +45,10 @@ C = TypeVar("C", bound=CommandBase)
 
 def _command(body: bytes | str, kind: type[C]) -> C:
     """The command a Dramatiq message carries, parsed as the worker parses it."""
-    data = json.loads(body)
-    parsed = parse_command(data["actor_name"], data["args"][0])
-    assert isinstance(parsed, kind), parsed
-    return parsed
+    parsed = parse_message(body)
+    assert not isinstance(parsed, ParseError), parsed
+    assert isinstance(parsed.command, kind), parsed.command
+    return parsed.command
 
 
 class _Run:
@@ -75,13 +75,15 @@ class _Run:
         """The SendPaymentLink commands the creates left in the outbox (not counted: the
         relay and the broker bring them to the worker)."""
         self.counting = False
-        with self.app.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.outbox.c.payload).where(
-                    t.outbox.c.kind == "command", t.outbox.c.order_id.in_(orders)
-                )
-            ).all()
-        self.counting = True
+        try:
+            with self.app.engine.connect() as conn:
+                rows = conn.execute(
+                    select(t.outbox.c.payload).where(
+                        t.outbox.c.kind == "command", t.outbox.c.order_id.in_(orders)
+                    )
+                ).all()
+        finally:
+            self.counting = True
         sends = [_command(row.payload, c.SendPaymentLink) for row in rows]
         assert len(sends) == len(orders), (len(sends), len(orders))
         return sends
@@ -116,8 +118,10 @@ class _Run:
 
 def measure(group: int, orders: int) -> str:
     url = create_database("paylink_inprocess")
-    outbox = Path(tempfile.mkdtemp(prefix="paylink-inprocess-"))
-    settings = Settings(DATABASE_URL=url, PAYLINK_OUTBOX_DIR=outbox, PAYLINK_LOG_FORMAT="json")
+    outbox = tempfile.TemporaryDirectory(prefix="paylink-inprocess-")
+    settings = Settings(
+        DATABASE_URL=url, PAYLINK_OUTBOX_DIR=Path(outbox.name), PAYLINK_LOG_FORMAT="json"
+    )
     app = App(settings)
     try:
         dispatch(_command(configure_store(), c.ConfigureStore), app.uow, app.context)
@@ -129,6 +133,7 @@ def measure(group: int, orders: int) -> str:
     finally:
         app.engine.dispose()
         drop_database(url)
+        outbox.cleanup()
     total = sum(run.cpu.values())
     steps = ", ".join(f"{step} {1000 * s / orders:.2f}" for step, s in run.cpu.items())
     per_order = ", ".join(f"{k} {n / orders:.2f}" for k, n in sorted(run.statements.items()))
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--groups", default="1,4,8,16,32", help="group sizes, comma-separated")
     p.add_argument("--orders", type=int, default=640, help="orders per pass")
     args = p.parse_args(argv)
-    with open("/dev/null", "w") as sink:  # the worker's JSON lines, written and dropped
+    with open(os.devnull, "w") as sink:  # the worker's JSON lines, written and dropped
         configure_logging(Settings(PAYLINK_LOG_FORMAT="json"), stream=sink)
         for group in (int(g) for g in args.groups.split(",")):
             print(measure(group, args.orders - args.orders % group), flush=True)

@@ -18,7 +18,7 @@ import pytest
 from domain import links
 from domain.errors import DeliveryDeferred, DeliveryRejected
 from domain.handlers import LINK_TTL
-from domain.notifications import DeliveryReceipt, PaymentLinkNotification
+from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
 from domain.outcomes import Outcome
 from domain.permissions import ORDER_ROLES
 from domain.ports import NotificationState
@@ -479,13 +479,10 @@ def test_a_blind_resend_is_counted_before_it_is_sent_so_a_second_crash_keeps_the
 def test_attempts_that_die_before_asking_the_provider_are_uncertain_but_never_duplicates():
     # Given: the first attempt died after the provider accepted; the second died
     # before it could ask (its lookup raised: the process was killed)
-    world = _created(CrashingAfterSend())
-    with pytest.raises(WorkerCrashed):
-        world.deliver()
-    world.notifier.find = _dies  # type: ignore[method-assign]
-    with pytest.raises(WorkerCrashed):
-        world.deliver()
-    del world.notifier.find
+    world = _created(CrashingBeforeLookup())
+    for _ in range(2):
+        with pytest.raises(WorkerCrashed):
+            world.deliver()
     # When
     world.deliver()
     # Then: two uncertain attempts, the message found, nothing sent twice
@@ -493,8 +490,17 @@ def test_attempts_that_die_before_asking_the_provider_are_uncertain_but_never_du
     assert _counts(world) == (NotificationState.SENT, 3, 2, 0)
 
 
-def _dies(notification: PaymentLinkNotification) -> DeliveryReceipt:
-    raise WorkerCrashed
+@dataclass
+class CrashingBeforeLookup(CrashingAfterSend):
+    """Dies after the first send, then once more as the next attempt asks."""
+
+    lookup_crashes: int = 1
+
+    def find(self, notification: PaymentLinkNotification) -> DeliveryReceipt | Trace:
+        if self.lookup_crashes:
+            self.lookup_crashes -= 1
+            raise WorkerCrashed
+        return super().find(notification)
 
 
 def test_a_send_without_an_uncertain_attempt_before_it_never_asks_the_provider():
