@@ -162,14 +162,11 @@ def exporter(
     port: Annotated[int, typer.Option(min=1, max=65535, help="/metrics, /healthz, /readyz.")] = (
         9302
     ),
-    management_url: cli_queues.ManagementUrl = None,
 ) -> None:
     """Serve the paylink_* metrics (queues, outbox, expiries, business counters)."""
     from workers.exporter import run_exporter
 
-    settings = load_settings()
-    url = cli_queues.resolve_management_url(management_url, settings.broker_url)
-    run_exporter(settings, port=port, management_url=url)
+    run_exporter(load_settings(), port=port)
 
 
 @app.command()

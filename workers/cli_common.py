@@ -80,7 +80,7 @@ def split_queues(values: Sequence[str]) -> list[str]:
 
 
 def open_broker(settings: Settings, *, timeout: float = 5.0) -> pika.BlockingConnection:
-    from workers.exporter import broker_location, connect
+    from workers.cli_rabbitmq import broker_location, connect
 
     try:
         return connect(settings.broker_url, timeout=timeout)

@@ -27,7 +27,7 @@ from workers.cli_common import (
     print_error,
     stdout,
 )
-from workers.exporter import broker_location, default_management_url, inspect_queues
+from workers.cli_rabbitmq import ManagementApi, broker_location, inspect_queues
 
 dlq_app = typer.Typer(
     help="Dead letters (<queue>.XQ): list, replay to the queue, purge.", no_args_is_help=True
@@ -37,9 +37,8 @@ ManagementUrl = Annotated[
     str | None,
     typer.Option(
         "--management-url",
-        envvar="PAYLINK_RABBITMQ_MANAGEMENT_URL",
         help="RabbitMQ management API for unacked counts; 'none' to skip. "
-        "Default: the broker host, port 15672.",
+        "Default: PAYLINK_RABBITMQ_API_URL, else the broker host, port 15672.",
     ),
 ]
 QueueArg = Annotated[str, typer.Argument(help="Command queue, e.g. paylink.create-order.")]
@@ -47,12 +46,6 @@ QueueArg = Annotated[str, typer.Argument(help="Command queue, e.g. paylink.creat
 DEATH_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue")
 #: Dramatiq options that describe the failed attempts; a replay gets a fresh budget.
 ATTEMPT_OPTIONS = ("retries", "traceback", "eta")
-
-
-def resolve_management_url(given: str | None, broker_url: str) -> str | None:
-    if given is not None and given.strip().lower() in ("", "none", "off"):
-        return None
-    return given or default_management_url(broker_url)
 
 
 def _count(value: int | None) -> str:
@@ -68,7 +61,7 @@ def queues(
     try:
         depths = inspect_queues(
             settings.broker_url,
-            management_url=resolve_management_url(management_url, settings.broker_url),
+            api=ManagementApi.from_settings(settings, management_url),
         )
     except pika.exceptions.AMQPConnectionError as exc:
         raise CliError(

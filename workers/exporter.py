@@ -9,22 +9,14 @@ counters aggregated from the event rows of the outbox.
 
 from __future__ import annotations
 
-import base64
-import json
 import signal
 import threading
-import urllib.error
-import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
 
-import pika
 import structlog
-from dramatiq.common import dq_name, xq_name
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -34,7 +26,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
-from messages.routing import ALL_QUEUES
+from workers.cli_rabbitmq import ManagementApi, inspect_queues
+from workers.cli_rabbitmq import connect as connect  # moved there; kept for older imports
 from workers.settings import Settings
 from workers.storage import tables as t
 
@@ -48,124 +41,6 @@ OVERDUE_AFTER = timedelta(seconds=60)
 #: Outbox rows older than this are final (every transaction that could still commit a
 #: lower id is long over: actors are limited to 60 s), so their counts are added up once.
 SETTLED_AFTER = timedelta(minutes=5)
-#: RabbitMQ management API port, used when no management URL is given.
-MANAGEMENT_PORT = 15672
-
-
-# ---- RabbitMQ ----------------------------------------------------------------------
-
-
-def connect(broker_url: str, *, timeout: float = 5.0) -> pika.BlockingConnection:
-    """A blocking connection to the first reachable node of ``broker_url`` (';'-separated)."""
-    candidates = []
-    for url in filter(None, (u.strip() for u in broker_url.split(";"))):
-        params = pika.URLParameters(url)
-        params.socket_timeout = timeout
-        params.blocked_connection_timeout = timeout
-        params.connection_attempts = 1
-        candidates.append(params)
-    return pika.BlockingConnection(candidates)
-
-
-def broker_location(broker_url: str) -> str:
-    """``host:port`` of the first broker node, for messages (never the credentials)."""
-    params = pika.URLParameters(broker_url.split(";")[0].strip())
-    return f"{params.host}:{params.port}"
-
-
-def default_management_url(broker_url: str) -> str:
-    params = pika.URLParameters(broker_url.split(";")[0].strip())
-    return f"http://{params.host}:{MANAGEMENT_PORT}"
-
-
-def fetch_unacked(
-    management_url: str, broker_url: str, *, timeout: float = 2.0
-) -> dict[str, int] | None:
-    """Unacknowledged messages per queue from the management API, or None if unreachable."""
-    parts = urlsplit(management_url)
-    if parts.scheme not in ("http", "https"):
-        return None
-    broker = pika.URLParameters(broker_url.split(";")[0].strip())
-    user = parts.username or broker.credentials.username
-    password = parts.password or broker.credentials.password
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    vhost = quote(broker.virtual_host, safe="")
-    url = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}/api/queues/{vhost}"
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url + "?columns=name,messages_unacknowledged",
-        headers={"Authorization": f"Basic {token}"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            rows = json.load(response)
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
-    return {
-        row["name"]: int(row.get("messages_unacknowledged") or 0)
-        for row in rows
-        if isinstance(row, dict) and "name" in row
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class QueueDepth:
-    """One command queue. ``None`` means unknown: queue not declared, or no management API."""
-
-    queue: str
-    ready: int | None
-    consumers: int | None
-    unacked: int | None
-    dead: int | None
-    delayed: int | None
-
-
-def inspect_queues(
-    broker_url: str,
-    queues: Sequence[str] = ALL_QUEUES,
-    *,
-    management_url: str | None = None,
-    timeout: float = 5.0,
-) -> list[QueueDepth]:
-    """Depths of ``queues`` and their dead-letter (.XQ) and delay (.DQ) queues."""
-    connection = connect(broker_url, timeout=timeout)
-    counts: dict[str, tuple[int, int] | None] = {}
-    try:
-        channel = connection.channel()
-        for name in (n for q in queues for n in (q, xq_name(q), dq_name(q))):
-            try:
-                ok = channel.queue_declare(name, passive=True)
-            except pika.exceptions.ChannelClosedByBroker as exc:
-                if exc.reply_code != 404:
-                    raise
-                counts[name] = None
-                channel = connection.channel()
-                continue
-            counts[name] = (ok.method.message_count, ok.method.consumer_count)
-    finally:
-        if connection.is_open:
-            connection.close()
-    unacked = fetch_unacked(management_url, broker_url) if management_url else None
-
-    def ready(name: str) -> int | None:
-        found = counts.get(name)
-        return None if found is None else found[0]
-
-    return [
-        QueueDepth(
-            queue=q,
-            ready=ready(q),
-            consumers=None if counts.get(q) is None else counts[q][1],  # type: ignore[index]
-            unacked=None if unacked is None or counts.get(q) is None else unacked.get(q, 0),
-            dead=ready(xq_name(q)),
-            delayed=ready(dq_name(q)),
-        )
-        for q in queues
-    ]
-
-
 # ---- database ----------------------------------------------------------------------
 
 
@@ -299,10 +174,10 @@ class PaylinkCollector(Collector):
         engine: Engine,
         broker_url: str,
         *,
-        management_url: str | None = None,
+        api: ManagementApi | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
-        self.engine, self.broker_url, self.management_url = engine, broker_url, management_url
+        self.engine, self.broker_url, self.api = engine, broker_url, api
         self.clock = clock
         self.events = EventTotals()
         self._lock = threading.Lock()
@@ -330,9 +205,7 @@ class PaylinkCollector(Collector):
             "paylink_queue_consumers", "Consumers of a command queue.", labels=["queue"]
         )
         try:
-            depths = inspect_queues(
-                self.broker_url, management_url=self.management_url, timeout=3.0
-            )
+            depths = inspect_queues(self.broker_url, api=self.api, timeout=3.0)
         except Exception as exc:
             log.warning("queue depths unavailable", error=f"{type(exc).__name__}: {exc}")
             return [messages, consumers]
@@ -477,7 +350,6 @@ def run_exporter(
     settings: Settings,
     *,
     port: int = EXPORTER_PORT,
-    management_url: str | None = None,
     stop: threading.Event | None = None,
 ) -> None:
     """Serve /metrics, /healthz and /readyz on ``port`` until SIGTERM/SIGINT (or ``stop``)."""
@@ -486,7 +358,9 @@ def run_exporter(
 
     configure_logging(settings)
     engine = make_engine(settings.database_url)
-    collector = PaylinkCollector(engine, settings.broker_url, management_url=management_url)
+    collector = PaylinkCollector(
+        engine, settings.broker_url, api=ManagementApi.from_settings(settings)
+    )
     server = start_health_server(port, collector.ready, registry=build_registry(collector))
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():

@@ -24,6 +24,14 @@ class Settings(BaseSettings):
     database_url: str = Field(default=f"sqlite:///{VAR_DIR}/paylink.db", alias="DATABASE_URL")
     #: AMQP URL; several URLs separated by ';' for a cluster.
     broker_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/%2F", alias="BROKER_URL")
+    #: RabbitMQ management API (``paylink queues`` reads unacked counts from it), with or
+    #: without its ``/api`` path; default: the broker's host, port 15672; ``none``: skip.
+    rabbitmq_api_url: str | None = Field(default=None, alias="PAYLINK_RABBITMQ_API_URL")
+    #: Management API user and password; default: those of BROKER_URL.
+    rabbitmq_api_user: str | None = Field(default=None, alias="PAYLINK_RABBITMQ_API_USER")
+    rabbitmq_api_password: SecretStr | None = Field(
+        default=None, alias="PAYLINK_RABBITMQ_API_PASSWORD"
+    )
 
     #: Declare command queues as quorum queues (a RabbitMQ cluster); classic otherwise.
     quorum_queues: bool = Field(default=False, alias="PAYLINK_QUORUM_QUEUES")

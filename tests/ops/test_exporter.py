@@ -21,8 +21,10 @@ from tests.harness import create_database, drop_database
 from tests.integration.commands import configure_store, create_order, merchant
 from tests.ops.support import Shop, http_get, make_shop
 from tests.services import require_postgres
-from workers.exporter import PaylinkCollector, build_registry, default_management_url, fetch_unacked
+from workers.cli_rabbitmq import ManagementApi, fetch_unacked
+from workers.exporter import PaylinkCollector, build_registry
 from workers.observability import HealthServer, start_health_server
+from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine
 from workers.storage.migrate import upgrade
@@ -69,7 +71,7 @@ def serve(engine: Engine, broker_url: str, clock: Callable[[], datetime] | None 
     collector = PaylinkCollector(
         engine,
         broker_url,
-        management_url=default_management_url(broker_url),
+        api=ManagementApi.from_settings(Settings(BROKER_URL=broker_url)),
         **({"clock": clock} if clock else {}),
     )
     registry = build_registry(collector)
@@ -270,7 +272,9 @@ def test_unacked_messages_come_from_the_management_api(
     idle_create_queue: pika.adapters.blocking_connection.BlockingChannel,
     vhost: str,
 ) -> None:
-    if fetch_unacked(default_management_url(vhost), vhost) is None:
+    api = ManagementApi.from_settings(Settings(BROKER_URL=vhost))
+    assert api is not None
+    if fetch_unacked(api, pika.URLParameters(vhost).virtual_host) is None:
         pytest.skip("the RabbitMQ management API is not enabled")
     for _ in range(2):
         idle_create_queue.basic_publish("", CREATE, command_bytes(create_order()))
