@@ -1,6 +1,6 @@
 """`paylink`: the one console script for every process and for the people who run them.
 
-Processes: ``worker``, ``relay``, ``scheduler``, ``exporter`` (and ``run`` for all of
+Processes: ``worker``, ``relay``, ``scheduler``, ``exporter``, ``web`` (and ``run`` for all of
 them on one machine), ``migrate``. Operations: ``publish``, ``orders``, ``queues``,
 ``dlq``, ``asyncapi``. Names and ports are those of docs/architecture.md.
 """
@@ -38,6 +38,7 @@ app.command("publish")(cli_publish.publish)
 WORKER_METRICS_PORT = 9191
 RELAY_PORT = 9300
 SCHEDULER_PORT = 9301
+WEB_HEALTH_PORT = 9303
 
 
 def _lazy(module: str, name: str, what: str) -> Callable[..., Any]:
@@ -167,6 +168,17 @@ def exporter(
     from workers.exporter import run_exporter
 
     run_exporter(load_settings(), port=port)
+
+
+@app.command()
+def web(
+    health_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="/metrics, /healthz, /readyz.")
+    ] = WEB_HEALTH_PORT,
+) -> None:
+    """Serve the hosted link page customers open (PAYLINK_WEB_HOST:PAYLINK_WEB_PORT)."""
+    run_web = _lazy("workers.web.server", "run_web", "link page")
+    run_web(load_settings(), health_port=health_port)
 
 
 @app.command()

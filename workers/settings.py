@@ -15,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Embedded default: everything under ./var so a fresh clone runs without setup.
 VAR_DIR = Path("var")
+#: A CreateOrder of 1000 lines with 255-character ASCII names and references is 709 kB
+#: of JSON; a worker holds up to threads x 2 messages per process, so bodies are capped
+#: at 1 MiB (non-ASCII names that long would need more: raise it for such merchants).
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -54,8 +58,29 @@ class Settings(BaseSettings):
     reservation_ttl_seconds: int = Field(
         default=28 * 24 * 3600, ge=1, alias="PAYLINK_RESERVATION_TTL_SECONDS"
     )
+    #: Links point at the hosted page ``paylink web`` serves on this machine by default.
     checkout_base_url: str = Field(
-        default="https://pay.paylink.example/l", alias="PAYLINK_CHECKOUT_BASE_URL"
+        default="http://127.0.0.1:8080/l", alias="PAYLINK_CHECKOUT_BASE_URL"
+    )
+
+    #: The hosted link page (``paylink web``): loopback by default; 0.0.0.0 in a container.
+    web_host: str = Field(default="127.0.0.1", alias="PAYLINK_WEB_HOST")
+    web_port: int = Field(default=8080, ge=1, le=65535, alias="PAYLINK_WEB_PORT")
+    #: Signs the pay form's CSRF token. Unset: a random key per process, so replicas
+    #: behind one load balancer need the same value set.
+    web_secret: SecretStr | None = Field(default=None, alias="PAYLINK_WEB_SECRET")
+    #: Link page requests (views and payments) one client address may make per minute:
+    #: a customer reloads a few times; a token guesser needs billions.
+    web_rate_limit_per_minute: int = Field(
+        default=60, ge=1, le=100_000, alias="PAYLINK_WEB_RATE_LIMIT_PER_MINUTE"
+    )
+    #: Proxies whose X-Forwarded-For uvicorn believes (the client address rate-limited).
+    web_forwarded_allow_ips: str = Field(
+        default="127.0.0.1", alias="PAYLINK_WEB_FORWARDED_ALLOW_IPS"
+    )
+    #: Which checkout gateway takes the payment; the sandbox is the embedded default.
+    checkout_gateway: Literal["sandbox"] = Field(
+        default="sandbox", alias="PAYLINK_CHECKOUT_GATEWAY"
     )
 
     #: Which notifier delivers links: a readable file outbox (default), or the real providers.
@@ -97,6 +122,11 @@ class Settings(BaseSettings):
         default=True, alias="PAYLINK_SCHEDULER_APPLY_LINK_EXPIRY"
     )
     max_retries: int = Field(default=20, ge=0, alias="PAYLINK_MAX_RETRIES")
+    #: Bodies over this many bytes are dead-lettered before they are parsed; keep it
+    #: below RabbitMQ's ``max_message_size`` (deploy/rabbitmq/rabbitmq.conf).
+    max_message_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES, ge=64 * 1024, alias="PAYLINK_MAX_MESSAGE_BYTES"
+    )
 
     log_level: str = Field(default="INFO", alias="PAYLINK_LOG_LEVEL")
     log_format: Literal["json", "console"] = Field(default="json", alias="PAYLINK_LOG_FORMAT")

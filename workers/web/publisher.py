@@ -1,0 +1,74 @@
+"""Publishing the page's commands to RabbitMQ, exactly as any upstream system does.
+
+The page is a publisher like ``paylink publish``: the command's Dramatiq message
+(``messages.routing.command_bytes``) to its queue, persistent, mandatory, confirmed.
+One connection is kept and shared under a lock (pika's connections are not thread
+safe); a connection the broker closed while idle is opened again once per publish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Protocol
+
+import pika
+import structlog
+
+from messages.common import CommandBase
+from messages.routing import command_bytes, route_for
+from workers.exporter import connect
+
+log = structlog.get_logger("paylink.web")
+
+
+class PublishFailed(Exception):
+    """The broker did not confirm the command; the page says "try again"."""
+
+
+class CommandPublisher(Protocol):
+    def publish(self, command: CommandBase) -> None: ...
+
+
+class BrokerPublisher:
+    def __init__(self, broker_url: str) -> None:
+        self._url = broker_url
+        self._lock = threading.Lock()
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
+
+    def publish(self, command: CommandBase) -> None:
+        route = route_for(command)
+        body = command_bytes(command)
+        properties = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    channel = self._open()
+                    channel.basic_publish("", route.queue_name, body, properties, mandatory=True)
+                    return
+                except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+                    raise PublishFailed(f"{route.queue_name}: {type(exc).__name__}") from None
+                except (pika.exceptions.AMQPError, OSError) as exc:
+                    self._drop()
+                    if attempt == 2:
+                        raise PublishFailed(f"broker unreachable ({type(exc).__name__})") from None
+                    log.info("broker connection lost; reconnecting", error=type(exc).__name__)
+
+    def _open(self) -> pika.adapters.blocking_connection.BlockingChannel:
+        if self._channel is None or not self._channel.is_open:
+            self._drop()
+            self._connection = connect(self._url)
+            self._channel = self._connection.channel()
+            self._channel.confirm_delivery()
+        return self._channel
+
+    def _drop(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
+                connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()

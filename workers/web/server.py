@@ -1,0 +1,59 @@
+"""`paylink web`: the link page served by uvicorn, with paylink's logging and health port.
+
+uvicorn's own access log is off (it writes the raw path, and the path holds the
+token); ``workers.web.security.AccessLog`` writes the route instead. Probes and
+Prometheus use the health port, never the customer-facing one.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import uvicorn
+from sqlalchemy import text
+
+from workers.observability import configure_logging, start_health_server
+from workers.settings import Settings
+from workers.storage.engine import make_engine
+from workers.web.app import create_app
+from workers.web.gateway import build_gateway
+from workers.web.publisher import BrokerPublisher
+
+
+def run_web(settings: Settings, *, health_port: int) -> None:
+    configure_logging(settings)
+    engine = make_engine(settings.database_url)
+    publisher = BrokerPublisher(settings.broker_url)
+    secret = (
+        settings.web_secret.get_secret_value().encode()
+        if settings.web_secret is not None
+        else secrets.token_bytes(32)
+    )
+    app = create_app(
+        engine,
+        publisher,
+        build_gateway(settings.checkout_gateway),
+        secret=secret,
+        rate_limit_per_minute=settings.web_rate_limit_per_minute,
+    )
+
+    def ready() -> bool:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+
+    start_health_server(health_port, ready)
+    try:
+        uvicorn.run(
+            app,
+            host=settings.web_host,
+            port=settings.web_port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.web_forwarded_allow_ips,
+            server_header=False,
+        )
+    finally:
+        publisher.close()
+        engine.dispose()
