@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from babel import Locale, UnknownLocaleError
+from babel import Locale
 
 from workers.notifications.formatting import DEFAULT_LOCALE
 
@@ -338,8 +338,8 @@ WORDINGS: dict[str, Wording] = {
     "de": GERMAN,
 }
 
-#: Locales offered to a browser's Accept-Language, the regional one first.
-_NEGOTIABLE = ("de_CH", "en_GB", "sv_SE", "nb_NO", "da_DK", "fi_FI", "de_DE")
+#: Locales offered to a browser's Accept-Language; for a bare "de", Germany's.
+_NEGOTIABLE = ("en_GB", "sv_SE", "nb_NO", "da_DK", "fi_FI", "de_DE", "de_CH")
 
 
 def wording_for(locale_tag: str) -> Wording:
@@ -349,16 +349,15 @@ def wording_for(locale_tag: str) -> Wording:
 
 
 def negotiate_locale(accept_language: str) -> Locale:
-    """The page locale for a request that names no order: the browser's best match."""
-    preferred = []
+    """The page locale for a request that names no order: the browser's first tag we
+    have, by region first ("de-CH"), then by language ("sv" is sv_SE)."""
     for part in accept_language.split(","):
-        tag = part.split(";", 1)[0].strip().replace("-", "_")
-        if tag and tag != "*":
-            preferred.append(tag)
-    # "no" (Norwegian) is what many browsers send for Bokmål.
-    preferred = ["nb" if tag.lower() in {"no", "no_no"} else tag for tag in preferred]
-    try:
-        chosen = Locale.negotiate(preferred, _NEGOTIABLE, sep="_")
-    except (UnknownLocaleError, ValueError):
-        chosen = None
-    return chosen or Locale.parse(DEFAULT_LOCALE)
+        tag = part.split(";", 1)[0].strip().replace("-", "_").lower()
+        language = tag.split("_", 1)[0]
+        # "no" (Norwegian) is what many browsers send for Bokmål.
+        language = "nb" if language == "no" else language
+        exact = [loc for loc in _NEGOTIABLE if loc.lower() == tag]
+        same_language = [loc for loc in _NEGOTIABLE if loc.split("_")[0] == language]
+        if exact or same_language:
+            return Locale.parse((exact or same_language)[0])
+    return Locale.parse(DEFAULT_LOCALE)
