@@ -46,6 +46,11 @@ ALL_QUEUES: tuple[str, ...] = (
 EVENTS_EXCHANGE = "paylink.events"
 #: Header paylink puts on a message it dead-letters itself.
 DEAD_LETTER_REASON_HEADER = "x-paylink-reason"
+#: No paylink field needs an integer of more than 19 digits (int64); a longer one is
+#: never valid, and Python refuses to convert past 4300 digits (CVE-2020-10735).
+MAX_INTEGER_DIGITS = 19
+#: Nesting of the deepest valid message (envelope, args, command, lines, line) is 5.
+MAX_NESTING = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,57 @@ class ParsedMessage:
     message_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class DecodedBody:
+    """A body that is JSON, and why it still cannot be a valid message ("" if it can).
+
+    An integer longer than any field allows or nesting deeper than any message has is
+    not fatal to decoding, so a command id beside it can still be answered: the
+    integer is replaced by a description of it.
+    """
+
+    data: Any
+    problem: str = ""
+
+
+def decode_body(body: bytes | str) -> DecodedBody | ParseError:
+    """JSON of an untrusted body; any failure (a ``RecursionError`` from deep nesting
+    included) is an answer, never an exception that stops the reader."""
+    oversized: list[int] = []
+
+    def parse_int(digits: str) -> int | str:
+        length = len(digits.lstrip("-"))
+        if length > MAX_INTEGER_DIGITS:
+            oversized.append(length)
+            return f"<integer of {length} digits>"
+        return int(digits)
+
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        data = json.loads(text, parse_int=parse_int)
+    except Exception as exc:  # hostile input: every failure is a reason, none escapes
+        return ParseError("MALFORMED_JSON", f"body is not JSON: {type(exc).__name__}: {exc}"[:300])
+    if oversized:
+        problem = f"an integer of {max(oversized)} digits (at most {MAX_INTEGER_DIGITS} are valid)"
+    elif _nested_deeper_than(data, MAX_NESTING):
+        problem = f"nested deeper than {MAX_NESTING} levels"
+    else:
+        problem = ""
+    return DecodedBody(data, problem)
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Iterative, so a hostile depth cannot exhaust the stack here either."""
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def _salvage_command_id(payload: Any) -> UUID | None:
     if not isinstance(payload, dict):
         return None
@@ -149,16 +205,22 @@ def parse_command(actor_name: str, payload: Any) -> CommandBase | ParseError:
 
 def parse_message(body: bytes | str) -> ParsedMessage | ParseError:
     """Turn a raw Dramatiq message body into its command, or say precisely why not."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return ParseError("MALFORMED_JSON", f"body is not JSON: {exc}")
+    decoded = decode_body(body)
+    if isinstance(decoded, ParseError):
+        return decoded
+    data = decoded.data
     if not isinstance(data, dict):
         return ParseError("NOT_A_MESSAGE", "body must be a JSON object (a Dramatiq message)")
     actor_name = data.get("actor_name")
     args = data.get("args")
     if not isinstance(actor_name, str) or not isinstance(args, list):
         return ParseError("NOT_A_MESSAGE", "missing 'actor_name' or 'args' (a Dramatiq message)")
+    if decoded.problem:
+        return ParseError(
+            "NOT_A_MESSAGE",
+            decoded.problem,
+            command_id=_salvage_command_id(args[0]) if args else None,
+        )
     if len(args) != 1 or data.get("kwargs"):
         return ParseError(
             "NOT_A_MESSAGE",

@@ -3,23 +3,30 @@
 Dramatiq declares each command queue with ``<queue>.DQ`` (retry delays, seconds to
 minutes, never the 48 h expiry) and ``<queue>.XQ`` (dead letters) beside it.
 A body that is not even a Dramatiq message is moved to ``<queue>.XQ`` with the
-``x-paylink-reason`` header instead of being silently dropped.
+``x-paylink-reason`` header instead of being silently dropped. Whatever goes wrong
+while a body is read (a ``RecursionError`` from deeply nested JSON included) is such
+a reason: an exception escaping the consumer would make Dramatiq restart it on the
+same message every few seconds, stalling the queue behind it. A body over
+``PAYLINK_MAX_MESSAGE_BYTES`` is dead-lettered before it is parsed.
 
 The Dramatiq envelope comes from upstream, so the consumer checks it before Dramatiq
-acts on it: its ``queue_name`` must be the queue it arrived on (Dramatiq acks through
-the consumer the envelope names: another queue's would leave it unacked for good, an
-unknown one kills the worker thread), its actor must be served on that queue, it
-carries exactly one positional argument and no keyword arguments, and its options
-are only those Dramatiq itself sets (``eta``, ``on_success``, ``pipe_target`` and the
-like would hold it in memory or send other messages). A bad envelope whose command
-still names a ``command_id`` is handed to its actor with the options cleared and the
+acts on it: its keys must be Dramatiq's, its ``queue_name`` the queue it arrived on
+(Dramatiq acks through the consumer the envelope names: another queue's would leave
+it unacked for good, an unknown one kills the worker thread), its actor must be
+served on that queue, it carries exactly one positional argument and no keyword
+arguments, no integer longer than any field allows, and its options are only those
+Dramatiq itself sets (``on_success``, ``pipe_target`` and the like would send other
+messages). A bad envelope whose command still names a ``command_id`` is handed to its
+actor with the options cleared, the command cut to its top-level values and the
 problem in ``INVALID_ENVELOPE_OPTION``, so the worker records an ``order.rejected``;
-any other is dead-lettered with the reason.
+any other is dead-lettered with the reason. So is an ``eta`` (a retry's, on a
+``.DQ``) further ahead than the longest retry backoff: Dramatiq would hold that
+message unacked in worker memory until then, and RabbitMQ's consumer timeout would
+close the channel and deliver it again, forever.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -36,7 +43,7 @@ from dramatiq.brokers.rabbitmq import (
     q_name,
     xq_name,
 )
-from dramatiq.errors import ActorNotFound, ConnectionClosed, DecodeError
+from dramatiq.errors import ActorNotFound, ConnectionClosed
 from dramatiq.message import Message
 from dramatiq.middleware import (
     AgeLimit,
@@ -48,8 +55,8 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from messages.routing import DEAD_LETTER_REASON_HEADER
-from workers.settings import Settings
+from messages.routing import DEAD_LETTER_REASON_HEADER, ParseError, decode_body
+from workers.settings import DEFAULT_MAX_MESSAGE_BYTES, Settings
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +99,14 @@ def dead_letter(channel: Any, queue_name: str, body: bytes, reason: str) -> None
 INVALID_ENVELOPE_OPTION = "paylink_invalid_envelope"
 #: Options Dramatiq's own retries put on a message (plus ``eta`` on a ``.DQ``).
 _RETRY_OPTIONS = frozenset({"retries", "traceback", "requeue_timestamp", INVALID_ENVELOPE_OPTION})
+#: The keys of a Dramatiq message: the first three are required, the others defaulted.
+_REQUIRED_KEYS = ("queue_name", "actor_name", "args")
+_ENVELOPE_KEYS = frozenset(
+    {*_REQUIRED_KEYS, "kwargs", "options", "message_id", "message_timestamp"}
+)
+#: A retry's ``eta`` is at most the longest backoff ahead; this much more absorbs clock
+#: skew between worker hosts. A later one would be held in worker memory until then.
+ETA_GRACE_MS = 60_000
 
 
 def _command_id_in(args: Any) -> bool:
@@ -104,7 +119,9 @@ def _command_id_in(args: Any) -> bool:
     return True
 
 
-def envelope_problem(broker: Any, queue_name: str, data: dict[str, Any]) -> tuple[str, bool]:
+def envelope_problem(
+    broker: Any, queue_name: str, data: dict[str, Any], decode_problem: str = ""
+) -> tuple[str, bool]:
     """Why a decoded envelope may not be run as it is ("" if it may), and whether its
     command can still be rejected by its actor (known actor of this queue, command id)."""
     actor_name = data.get("actor_name")
@@ -115,6 +132,14 @@ def envelope_problem(broker: Any, queue_name: str, data: dict[str, Any]) -> tupl
     if actor is None:
         return f"UNKNOWN_COMMAND: no command is handled by actor {str(actor_name)[:100]!r}", False
     rejectable = _command_id_in(data.get("args"))
+    missing = [key for key in _REQUIRED_KEYS if key not in data]
+    if missing:
+        return f"MALFORMED_MESSAGE: envelope lacks {', '.join(missing)}", rejectable
+    unknown = sorted(str(key)[:50] for key in set(data) - _ENVELOPE_KEYS)
+    if unknown:
+        return f"NOT_A_MESSAGE: envelope keys not accepted: {', '.join(unknown)[:200]}", rejectable
+    if decode_problem:
+        return f"NOT_A_MESSAGE: {decode_problem}", rejectable
     if actor.queue_name != q_name(queue_name):
         return f"WRONG_QUEUE: actor {actor_name!r} is not served on {queue_name}", rejectable
     if data.get("queue_name") != queue_name:
@@ -126,17 +151,26 @@ def envelope_problem(broker: Any, queue_name: str, data: dict[str, Any]) -> tupl
         return "NOT_A_MESSAGE: exactly one positional argument (the command) is accepted", (
             rejectable
         )
-    if not isinstance(options, dict):
+    if not isinstance(options, dict | None):
         return "NOT_A_MESSAGE: options must be an object", rejectable
+    options = options or {}
     allowed = _RETRY_OPTIONS | ({"eta"} if queue_name == dq_name(queue_name) else set())
-    unknown = sorted(set(options) - allowed)
+    unknown = sorted(str(key)[:50] for key in set(options) - allowed)
     if unknown:
         return f"NOT_A_MESSAGE: options not accepted: {', '.join(unknown)[:200]}", rejectable
     retries = options.get("retries", 0)
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         return "NOT_A_MESSAGE: options.retries must be a non-negative integer", rejectable
-    timestamp = data.get("message_timestamp")
-    if not isinstance(data.get("message_id"), str) or not (
+    if "eta" in options:
+        eta, latest = options["eta"], int(time.time() * 1000) + MAX_BACKOFF_MS + ETA_GRACE_MS
+        if not isinstance(eta, int | float) or isinstance(eta, bool) or not eta <= latest:
+            # Never run, never answered: whoever set it is not one of paylink's retries.
+            return (
+                f"ETA_TOO_FAR: eta {str(eta)[:30]} is beyond the longest retry backoff "
+                f"({MAX_BACKOFF_MS // 1000} s)"
+            ), False
+    timestamp = data.get("message_timestamp", 0)
+    if not isinstance(data.get("message_id", ""), str) or not (
         isinstance(timestamp, int) and not isinstance(timestamp, bool)
     ):
         return "NOT_A_MESSAGE: message_id must be a string, message_timestamp an integer", (
@@ -145,20 +179,15 @@ def envelope_problem(broker: Any, queue_name: str, data: dict[str, Any]) -> tupl
     return "", False
 
 
-def _decode_envelope(body: bytes) -> dict[str, Any]:
-    """The envelope as a JSON object (parsed once: the checks and the message share it)."""
-    data = json.loads(body.decode("utf-8"))  # as Dramatiq decodes it (no UTF-16 guess)
-    if not isinstance(data, dict):
-        raise DecodeError("not a JSON object", body, None)  # type: ignore[no-untyped-call]
-    return data
-
-
-def _message(data: dict[str, Any], body: bytes) -> Message[Any]:
-    """What ``Message.decode`` builds from ``body``, from its already parsed ``data``."""
-    try:
-        return Message(**{**data, "args": tuple(data["args"])})
-    except Exception as e:
-        raise DecodeError("Failed to decode message.", body, e) from e  # type: ignore[no-untyped-call]
+def _scalars(payload: dict[str, Any]) -> dict[str, Any]:
+    """What a rejection needs of a command from a bad envelope: its top-level values
+    (``command_id``, ``order_id``, ``store_id``, ``token``) and the stores its actor
+    claims (``workers.targets``), nothing else nested."""
+    kept = {k: v for k, v in payload.items() if isinstance(v, str | int | float | bool | None)}
+    actor = payload.get("actor")
+    if isinstance(actor, dict) and isinstance(actor.get("store_ids"), list):
+        kept["actor"] = {"store_ids": [s for s in actor["store_ids"][:1000] if isinstance(s, str)]}
+    return kept
 
 
 class _PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
@@ -176,45 +205,78 @@ class _PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
                 self.broker.queues_pending.add(q_name(self.queue_name))
             raise ConnectionClosed(e) from None
         try:
-            data = _decode_envelope(body)
-            message = _message(data, body)
-        except (DecodeError, ValueError) as exc:
-            reason = f"MALFORMED_MESSAGE: body is not a Dramatiq message ({exc})"
-            log.warning("dead-lettering an undecodable message from %s", self.queue_name)
-            dead_letter(self.channel, self.queue_name, body, reason)
+            message = self._checked(body)
+        except Exception as exc:  # a body must never stop the consumer
+            message = f"MALFORMED_MESSAGE: {type(exc).__name__} while reading the body"
+        if isinstance(message, str):
+            log.warning("dead-lettering a message from %s: %s", self.queue_name, message[:200])
+            dead_letter(self.channel, self.queue_name, body, message)
             self.channel.basic_ack(method.delivery_tag)
             return None
-        problem, rejectable = envelope_problem(self.broker, self.queue_name, data)
+        self.known_tags.add(method.delivery_tag)
+        return _RabbitmqMessage(method.redelivered, method.delivery_tag, message)
+
+    def _checked(self, body: bytes) -> Message[Any] | str:
+        """The message to run, or why it goes to the dead-letter queue.
+
+        The size is checked before anything is parsed: a large body costs memory for
+        every copy a parser makes (eight 10 MiB bodies took a worker from 123 to 224 MiB).
+        """
+        limit = self.broker.max_message_bytes
+        if len(body) > limit:
+            return (
+                f"MESSAGE_TOO_LARGE: {len(body)} bytes, over the limit of {limit} "
+                "(PAYLINK_MAX_MESSAGE_BYTES)"
+            )
+        decoded = decode_body(body)
+        if isinstance(decoded, ParseError):
+            return f"MALFORMED_MESSAGE: body is not a Dramatiq message ({decoded.reason})"
+        data = decoded.data
+        if not isinstance(data, dict):
+            return "MALFORMED_MESSAGE: body is not a Dramatiq message (not a JSON object)"
+        problem, rejectable = envelope_problem(self.broker, self.queue_name, data, decoded.problem)
         if problem and not rejectable:
-            log.warning("dead-lettering a message from %s: %s", self.queue_name, problem)
-            dead_letter(self.channel, self.queue_name, body, problem)
-            self.channel.basic_ack(method.delivery_tag)
-            return None
+            return problem
         if problem:  # its actor records the rejection; nothing else of the envelope is used
-            message = Message(
+            return Message(
                 queue_name=self.queue_name,
-                actor_name=message.actor_name,
-                args=(data["args"][0],),
+                actor_name=data["actor_name"],
+                args=(_scalars(data["args"][0]),),
                 kwargs={},
                 options={INVALID_ENVELOPE_OPTION: problem},
                 message_id=str(data.get("message_id"))[:100],
                 message_timestamp=int(time.time() * 1000),
             )
-        self.known_tags.add(method.delivery_tag)
-        return _RabbitmqMessage(method.redelivered, method.delivery_tag, message)
+        return Message(
+            **{
+                **data,
+                "args": tuple(data["args"]),
+                "kwargs": data.get("kwargs") or {},
+                "options": data.get("options") or {},
+            }
+        )
 
 
 class PaylinkBroker(RabbitmqBroker):  # type: ignore[misc]
-    """RabbitmqBroker whose consumers dead-letter undecodable bodies with a reason.
+    """RabbitmqBroker whose consumers dead-letter undecodable bodies with a reason, and
+    bodies over ``max_message_bytes`` before reading them.
 
     With ``quorum=True`` queues are declared as quorum queues with a delivery limit,
     matching deploy/rabbitmq/definitions.json (a cluster's production setting).
     """
 
-    def __init__(self, *, quorum: bool = False, delivery_limit: int = 20, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        quorum: bool = False,
+        delivery_limit: int = 20,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.quorum = quorum
         self.delivery_limit = delivery_limit
+        self.max_message_bytes = max_message_bytes
 
     @property
     def consumer_class(self) -> type[_RabbitmqConsumer]:
@@ -247,6 +309,7 @@ def build_broker(settings: Settings, *, prometheus: bool = False) -> PaylinkBrok
         confirm_delivery=True,
         middleware=middleware,
         quorum=settings.quorum_queues,
+        max_message_bytes=settings.max_message_bytes,
     )
 
 

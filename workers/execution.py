@@ -26,8 +26,9 @@ from dramatiq.middleware import CurrentMessage
 from domain.errors import DomainError, TransientError
 from domain.outcomes import Cause, record_rejection
 from messages.routing import BY_ACTOR, ParseError, parse_command
-from workers.broker import INVALID_ENVELOPE_OPTION, dead_letter
+from workers.broker import INVALID_ENVELOPE_OPTION, MAX_BACKOFF_MS, dead_letter
 from workers.composition import get_app
+from workers.targets import known_target
 
 log = structlog.get_logger("paylink.worker")
 
@@ -60,9 +61,9 @@ def _uuid_or_none(value: Any) -> UUID | None:
 
 def _reject_invalid(actor_name: str, payload: Any, error: ParseError) -> None:
     assert error.command_id is not None
-    order_id = payload.get("order_id") if isinstance(payload, dict) else None
-    cause = Cause(error.command_id, error.command_type or actor_name, _uuid_or_none(order_id))
     app = get_app()
+    order_id, store_id = known_target(app.engine, payload)
+    cause = Cause(error.command_id, error.command_type or actor_name, order_id, store_id)
     outcome = record_rejection(
         cause, InvalidCommand(error.reason[:1000]), app.uow, app.context, _raw_digest(payload)
     )
@@ -117,7 +118,9 @@ def execute(actor_name: str, payload: Any) -> None:
     except TransientError as exc:
         log.warning("transient failure, will retry", error=str(exc), retry_after=exc.retry_after)
         if exc.retry_after is not None:
-            raise dramatiq.Retry(str(exc), delay=int(exc.retry_after * 1000)) from exc
+            # never beyond the longest backoff: a later eta is refused (workers.broker)
+            delay = min(int(exc.retry_after * 1000), MAX_BACKOFF_MS)
+            raise dramatiq.Retry(str(exc), delay=delay) from exc
         raise
     log.info(
         "command processed",

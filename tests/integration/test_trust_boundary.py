@@ -1,0 +1,198 @@
+"""Hostile bodies on the real RabbitMQ: each gets its answer, and the queue keeps moving.
+
+Every test publishes the hostile message first and a valid command behind it on the
+same queue: the valid one's event proves the consumer carried on, the dead letter (or
+the rejection) proves the hostile one was answered, not dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from messages.routing import DEAD_LETTER_REASON_HEADER, Queue, command_bytes
+from tests.harness import Harness
+from tests.integration.commands import configure_store
+from workers.broker import MAX_BACKOFF_MS
+from workers.settings import DEFAULT_MAX_MESSAGE_BYTES
+
+pytestmark = pytest.mark.integration
+
+Q = Queue.STORE_CONFIG
+
+
+def _envelope(args: list[Any], **changes: Any) -> dict[str, Any]:
+    return {
+        "queue_name": Q,
+        "actor_name": "configure_store",
+        "args": args,
+        "kwargs": {},
+        "options": {},
+        "message_id": str(uuid.uuid4()),
+        "message_timestamp": int(time.time() * 1000),
+        **changes,
+    }
+
+
+def _store_command() -> dict[str, Any]:
+    return configure_store().model_dump(mode="json")
+
+
+def _dead_letters(h: Harness, n: int) -> list[tuple[str, bytes]]:
+    """The reasons and bodies of the first ``n`` dead letters of the queue."""
+    h.wait_for(lambda: h.queue_depth(f"{Q}.XQ") >= n, what=f"{n} dead letters on {Q}.XQ")
+    found = []
+    for _ in range(n):
+        got = h.get_dead_letter(Q)
+        assert got is not None
+        props, body = got
+        found.append((props.headers[DEAD_LETTER_REASON_HEADER], body))
+    return found
+
+
+def _then_a_valid_command_is_processed(h: Harness) -> None:
+    valid = configure_store()
+    h.publish(valid)
+    h.wait_event("store.configured", command_id=valid.command_id)
+
+
+def _consumer_never_restarted(h: Harness) -> None:
+    assert "Consumer encountered" not in h.logs()
+    assert "Restarting consumer" not in h.logs()
+
+
+def test_deeply_nested_and_oversized_bodies_are_dead_lettered_and_the_queue_moves_on(
+    harness: Harness,
+) -> None:
+    # Given a worker, and a body nested 5000 deep (a RecursionError for any JSON parser
+    # of Python) and one just over the size limit, queued before a valid command
+    h = harness
+    h.start_all()
+    nested = b'{"m":"x","x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    oversized = json.dumps(
+        _envelope([{**_store_command(), "store_name": "x" * DEFAULT_MAX_MESSAGE_BYTES}])
+    ).encode()
+    h.publish_raw(Q, nested)
+    h.publish_raw(Q, oversized)
+
+    # When the valid command follows, then it is processed
+    _then_a_valid_command_is_processed(h)
+
+    # and both hostile bodies are dead letters with their reasons
+    (first, body1), (second, body2) = _dead_letters(h, 2)
+    assert first.startswith("MALFORMED_MESSAGE")
+    assert "RecursionError" in first
+    assert body1 == nested
+    assert second.startswith("MESSAGE_TOO_LARGE")
+    assert str(len(oversized)) in second
+    assert body2 == oversized
+    _consumer_never_restarted(h)
+
+
+def test_a_size_limit_set_lower_applies(harness_factory) -> None:  # type: ignore[no-untyped-def]
+    # Given workers limited to 64 kB
+    h = harness_factory(PAYLINK_MAX_MESSAGE_BYTES=str(64 * 1024))
+    h.start_all()
+    command = _store_command()
+    body = json.dumps(_envelope([{**command, "store_name": "y" * 70_000}])).encode()
+
+    # When a 70 kB message arrives
+    h.publish_raw(Q, body)
+
+    # Then it is dead-lettered as too large, not parsed (a 255-character name would be
+    # a rejection), and the valid command behind it goes through
+    _then_a_valid_command_is_processed(h)
+    [(reason, _body)] = _dead_letters(h, 1)
+    assert reason.startswith("MESSAGE_TOO_LARGE")
+    assert not h.events_for(uuid.UUID(command["command_id"]))
+
+
+@pytest.mark.parametrize(
+    ("spoil", "said"),
+    [
+        (lambda e: {**e, "priority": 9}, "envelope keys not accepted: priority"),
+        (
+            lambda e: {**e, "args": [{**e["args"][0], "store_name": int("9" * 20)}]},
+            "an integer of 20 digits",
+        ),
+        (
+            lambda e: {**e, "message_timestamp": int("1" * 4300)},
+            "an integer of 4300 digits",
+        ),
+    ],
+    ids=["extra_envelope_key", "twenty_digit_integer", "python_limit_integer"],
+)
+def test_a_bad_envelope_around_a_readable_command_id_is_answered_with_a_rejection(
+    harness: Harness, spoil: Any, said: str
+) -> None:
+    # Given a command whose envelope is spoiled but whose command_id can be read
+    h = harness
+    h.start_all()
+    command = _store_command()
+    body = json.dumps(spoil(_envelope([command]))).encode()
+
+    # When it is published
+    h.publish_raw(Q, body)
+
+    # Then it is rejected as invalid, naming the problem, and the queue moves on
+    rejected = h.wait_event("order.rejected", command_id=uuid.UUID(command["command_id"]))
+    assert rejected["code"] == "VALIDATION_FAILED"
+    assert said in rejected["message"]
+    assert rejected["store_id"] == command["store_id"]
+    _then_a_valid_command_is_processed(h)
+    assert h.queue_depth(f"{Q}.XQ") == 0
+
+
+def test_an_integer_of_five_thousand_digits_is_answered_too(harness: Harness) -> None:
+    # Given a command id beside an integer Python refuses to convert (over 4300 digits)
+    h = harness
+    h.start_all()
+    command = _store_command()
+    text = json.dumps(_envelope([{**command, "store_name": "PLACEHOLDER"}]))
+    body = text.replace('"PLACEHOLDER"', "7" * 5000).encode()
+
+    # When it is published
+    h.publish_raw(Q, body)
+
+    # Then it is rejected, not dead-lettered
+    rejected = h.wait_event("order.rejected", command_id=uuid.UUID(command["command_id"]))
+    assert "an integer of 5000 digits" in rejected["message"]
+    _then_a_valid_command_is_processed(h)
+
+
+def test_an_eta_beyond_the_longest_backoff_is_dead_lettered_not_held(harness: Harness) -> None:
+    # Given a message on the delay queue whose eta is a week ahead, and one due now
+    h = harness
+    h.start_all()
+    week = int(time.time() * 1000) + 7 * 24 * 3600 * 1000
+    held = _envelope([_store_command()], queue_name=f"{Q}.DQ", options={"eta": week})
+    h.publish_raw(f"{Q}.DQ", json.dumps(held).encode())
+    due_command = _store_command()
+    due = _envelope([due_command], queue_name=f"{Q}.DQ", options={"eta": int(time.time() * 1000)})
+    h.publish_raw(f"{Q}.DQ", json.dumps(due).encode())
+
+    # Then the far one is dead-lettered with its reason, never taken into memory
+    [(reason, body)] = _dead_letters(h, 1)
+    assert reason.startswith("ETA_TOO_FAR")
+    assert f"{MAX_BACKOFF_MS // 1000} s" in reason
+    assert json.loads(body)["message_id"] == held["message_id"]
+    # and the one due, as a retry would be, runs as before
+    h.wait_event("store.configured", command_id=uuid.UUID(due_command["command_id"]))
+    assert h.queue_depth(f"{Q}.DQ") == 0
+
+
+def test_a_valid_command_still_parses_strictly_with_uuids_and_times_as_strings(
+    harness: Harness,
+) -> None:
+    # Given the exact bytes an upstream publishes (UUIDs and date-times are strings)
+    h = harness
+    h.start_all()
+    valid = configure_store()
+
+    # When they are published, then the command is carried out
+    h.publish_raw(Q, command_bytes(valid))
+    h.wait_event("store.configured", command_id=valid.command_id)
