@@ -3,7 +3,8 @@
 Configures a store, creates orders for email and SMS customers in three countries,
 plays the customer (reads the link from the local file outbox, opens it, pays),
 captures, refunds, cancels, adds a return fee, lets one link expire (when the link
-TTL is short), then prints the order history.
+TTL is short), then prints the order history and the link of one order left for a
+person to pay on the hosted page (``paylink web``).
 """
 
 from __future__ import annotations
@@ -241,6 +242,18 @@ def run_demo(settings: Settings) -> int:
         "order.rejected",
     )
 
+    print("demo: an order left for you to pay in the browser (paylink web)", flush=True)
+    yours = order(
+        customer={"email": "you@example.se", "name": "You"},
+        purchase_country="SE",
+        merchant_reference1="PO-1006",
+        order_lines=[
+            _line("Hiking boot", "HB-7", 1, 189_900),
+            _line("Shipping", "SHIP", 1, 4_900, type="shipping_fee"),
+        ],
+    )
+    link = f"{settings.checkout_base_url.rstrip('/')}/{up.token(yours)}"
+
     ttl = settings.link_ttl_seconds
     if ttl <= MAX_DEMO_TTL_SECONDS:
         print(f"demo: a link nobody opens expires after {ttl}s", flush=True)
@@ -263,9 +276,12 @@ def run_demo(settings: Settings) -> int:
         )
     up.conn.close()
     print("\ndemo: order history (paylink orders list --store demo-store)", flush=True)
-    return subprocess.call(
+    code = subprocess.call(
         [sys.executable, "-m", "workers.cli", "orders", "list", "--store", STORE]
     )
+    print(f"\ndemo: PO-1006 waits for you: open {link}", flush=True)
+    print(f"      pay it (sandbox: approve), then `paylink orders show {yours}`", flush=True)
+    return code
 
 
 def demo_standalone(settings: Settings) -> int:

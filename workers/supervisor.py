@@ -98,6 +98,7 @@ def children(settings: Settings, *, exporter: bool = True) -> list[Child]:
             ],
         ),
     ]
+    procs.append(Child("web", [py, "-m", "workers.cli", "web"]))
     if exporter:
         procs.append(Child("exporter", [py, "-m", "workers.cli", "exporter"]))
     return procs
