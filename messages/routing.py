@@ -186,12 +186,19 @@ def _summarize(exc: ValidationError, limit: int = 5) -> tuple[str, list[dict[str
 
 
 def parse_command(actor_name: str, payload: Any) -> CommandBase | ParseError:
-    """Validate one command payload for the actor it was addressed to."""
+    """Validate one command payload (as decoded from JSON) for the actor it was addressed to.
+
+    Strictly, as JSON: a UUID, a date-time or an enum value arrives as a string and is
+    parsed, but no string becomes a number or a boolean and no float an integer
+    (``"auto_capture": "yes"`` is refused, not read as true). Validating the JSON text
+    is how pydantic offers exactly that; dumping a command again costs a few
+    microseconds.
+    """
     route = BY_ACTOR.get(actor_name)
     if route is None:
         return ParseError("UNKNOWN_COMMAND", f"no command is handled by actor {actor_name!r}")
     try:
-        return route.model.model_validate(payload)
+        return route.model.model_validate_json(json.dumps(payload, default=str), strict=True)
     except ValidationError as exc:
         reason, errors = _summarize(exc)
         return ParseError(
