@@ -29,7 +29,7 @@ COMMAND_QUEUES: tuple[str, ...] = tuple(
 PORTS: dict[str, int] = {
     name: int(port)
     for name, port in re.findall(
-        r"^\| (worker|relay|scheduler|exporter) \| `paylink [^`]*` \| (\d+)",
+        r"^\| (worker|relay|scheduler|exporter|web) \| `paylink [^`]*` \| (\d+)",
         _architecture,
         flags=re.MULTILINE,
     )

@@ -52,10 +52,10 @@ def test_the_schema_rejects_a_misspelled_service_key() -> None:
 
 
 def test_compose_runs_every_process_of_the_architecture() -> None:
-    expected = {"rabbitmq", "postgres", "migrate", "relay", "scheduler", "exporter"}
+    expected = {"rabbitmq", "postgres", "migrate", "relay", "scheduler", "exporter", "web"}
     expected |= {"prometheus", "grafana"} | set(WORKER_SERVICES)
 
-    paylink = set(WORKER_SERVICES) | {"migrate", "relay", "scheduler", "exporter"}
+    paylink = set(WORKER_SERVICES) | {"migrate", "relay", "scheduler", "exporter", "web"}
 
     assert set(SERVICES) == expected
     assert {name for name, s in SERVICES.items() if "build" in s} == paylink
@@ -70,6 +70,7 @@ def test_paylink_services_run_the_image_built_from_the_dockerfile() -> None:
             "relay",
             "scheduler",
             "exporter",
+            "web",
             "migrate",
         }
 
@@ -108,7 +109,9 @@ def test_migrate_runs_once_after_postgres_is_healthy() -> None:
     assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
 
 
-@pytest.mark.parametrize("service", ["relay", "scheduler", "exporter", *sorted(WORKER_SERVICES)])
+@pytest.mark.parametrize(
+    "service", ["relay", "scheduler", "exporter", "web", *sorted(WORKER_SERVICES)]
+)
 def test_long_running_services_start_after_migrations_and_a_healthy_broker(service: str) -> None:
     assert SERVICES[service]["depends_on"] == {
         "migrate": {"condition": "service_completed_successfully"},
@@ -124,7 +127,7 @@ def test_infrastructure_services_have_healthchecks() -> None:
 @pytest.mark.parametrize(
     ("service", "process"),
     [(s, "worker") for s in sorted(WORKER_SERVICES)]
-    + [("relay", "relay"), ("scheduler", "scheduler"), ("exporter", "exporter")],
+    + [("relay", "relay"), ("scheduler", "scheduler"), ("exporter", "exporter"), ("web", "web")],
 )
 def test_image_healthcheck_asks_the_process_on_its_fixed_port(service: str, process: str) -> None:
     url = environment(service)["PAYLINK_HEALTHCHECK_URL"]

@@ -122,7 +122,7 @@ def test_secret_template_holds_no_value() -> None:
 
 
 def test_one_deployment_per_worker_group_and_process() -> None:
-    assert set(DEPLOYMENTS) == set(WORKERS) | set(OTHER_PROCESSES)
+    assert set(DEPLOYMENTS) == set(WORKERS) | set(OTHER_PROCESSES) | {"paylink-web"}
 
 
 @pytest.mark.parametrize("name", sorted(WORKERS))
@@ -270,7 +270,13 @@ def test_keda_reads_the_broker_as_the_monitor_user_from_a_secret() -> None:
 
 def test_metrics_services_select_running_pods_on_their_named_port() -> None:
     labels = [d["spec"]["template"]["metadata"]["labels"] for d in DEPLOYMENTS.values()]
-    for name, service in objects("Service").items():
+    scraped = {
+        name: service
+        for name, service in objects("Service").items()
+        if service["metadata"].get("annotations", {}).get("prometheus.io/scrape") == "true"
+    }
+    assert set(objects("Service")) - set(scraped) == {"paylink-web"}, "only customers' port"
+    for name, service in scraped.items():
         selector = service["spec"]["selector"]
         (port,) = service["spec"]["ports"]
         assert any(selector.items() <= pod.items() for pod in labels), name
