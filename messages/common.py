@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -14,6 +15,8 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_extra_types.country import CountryAlpha2
@@ -42,10 +45,49 @@ Currency = ISO4217
 Timestamp = AwareDatetime
 
 
+#: Format characters some scripts need inside words (Persian, Indic: zero-width
+#: non-joiner and joiner); every other control (Cc) or format (Cf) character is refused.
+ALLOWED_FORMAT_CHARACTERS = frozenset({"\u200c", "\u200d"})
+
+
+def refuse_control_characters(text: str) -> str:
+    """``text`` unchanged, or ValueError naming its first control or format character.
+
+    Such characters have no place in a name, a reference or an id, and they reach an
+    operator's terminal (``ESC]0;`` retitles it, ``ESC[2J`` clears it) and the customer's
+    email (bidirectional overrides reorder what is shown).
+    """
+    if text.isprintable():  # C speed; false for every Cc and Cf character (and others)
+        return text
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cf") and char not in ALLOWED_FORMAT_CHARACTERS:
+            raise ValueError(
+                f"text may not contain control or format characters (found U+{ord(char):04X})"
+            )
+    return text
+
+
+def _refuse_in(value: Any) -> None:
+    if isinstance(value, str):
+        refuse_control_characters(value)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _refuse_in(item)
+
+
 class WireModel(BaseModel):
     """Every message is strict about unknown fields and immutable once parsed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=4096)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        """Text from the wire (validated as JSON, ``messages.routing``) is checked; what
+        paylink builds itself, such as a provider's error text in an event, is not."""
+        if info.mode == "json":
+            _refuse_in(value)
+        return value
 
 
 class Role(StrEnum):

@@ -196,3 +196,19 @@ def test_a_valid_command_still_parses_strictly_with_uuids_and_times_as_strings(
     # When they are published, then the command is carried out
     h.publish_raw(Q, command_bytes(valid))
     h.wait_event("store.configured", command_id=valid.command_id)
+
+
+def test_a_terminal_escape_in_a_store_name_is_refused(harness: Harness) -> None:
+    # Given a store name that would retitle and clear an operator's terminal
+    h = harness
+    h.start_all()
+    command = {**_store_command(), "store_name": "Shop\x1b]0;owned\x07\x1b[2J"}
+
+    # When it is published
+    h.publish_raw(Q, json.dumps(_envelope([command])).encode())
+
+    # Then it is rejected, naming the field and the character
+    rejected = h.wait_event("order.rejected", command_id=uuid.UUID(command["command_id"]))
+    assert rejected["code"] == "VALIDATION_FAILED"
+    assert "store_name" in rejected["message"]
+    assert "U+001B" in rejected["message"]
