@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import NoReturn
 
 import pytest
 
@@ -21,13 +22,16 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def require(name: str, host: str, port: int) -> None:
-    if _reachable(host, port):
-        return
-    message = f"{name} is not reachable on {host}:{port}"
+def missing(message: str) -> NoReturn:
+    """Skip on a laptop without ``message``'s service; fail under CI=true."""
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
         pytest.fail(f"{message} (CI=true: integration tests must run against real services)")
     pytest.skip(message)
+
+
+def require(name: str, host: str, port: int) -> None:
+    if not _reachable(host, port):
+        missing(f"{name} is not reachable on {host}:{port}")
 
 
 def require_rabbitmq() -> None:
