@@ -56,6 +56,7 @@ from dramatiq.middleware import (
 )
 
 from messages.routing import DEAD_LETTER_REASON_HEADER, ParseError, decode_body
+from workers.redaction import known_values, personal_values, redact
 from workers.settings import DEFAULT_MAX_MESSAGE_BYTES, Settings
 
 log = logging.getLogger(__name__)
@@ -257,6 +258,34 @@ class _PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
         )
 
 
+class Redaction(dramatiq.Middleware):  # type: ignore[misc]
+    """While a message is processed its personal values are masked wherever they appear
+    (``workers.redaction.known_values``): in Dramatiq's error lines and tracebacks, a
+    database error quoting a row, a provider's text. The traceback Dramatiq's retries
+    store in the message (and so in ``.DQ`` and ``.XQ``) is redacted before it is sent.
+
+    First in the middleware list: its ``after_`` hooks run last, after the retry that
+    stores the traceback.
+    """
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        args = message.args
+        known_values.set(personal_values(args[0]) if args else ())
+
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        known_values.set(())
+
+    def after_skip_message(self, broker: Any, message: Any) -> None:
+        known_values.set(())
+
+    def before_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
+        traceback = message.options.get("traceback")
+        if isinstance(traceback, str):
+            message.options["traceback"] = redact(traceback)
+
+
 class PaylinkBroker(RabbitmqBroker):  # type: ignore[misc]
     """RabbitmqBroker whose consumers dead-letter undecodable bodies with a reason, and
     bodies over ``max_message_bytes`` before reading them.
@@ -288,6 +317,7 @@ class PaylinkBroker(RabbitmqBroker):  # type: ignore[misc]
 
 def build_broker(settings: Settings, *, prometheus: bool = False) -> PaylinkBroker:
     middleware: list[dramatiq.Middleware] = [
+        Redaction(),
         AgeLimit(),
         TimeLimit(time_limit=ACTOR_TIME_LIMIT_MS),
         ShutdownNotifications(),
@@ -303,7 +333,7 @@ def build_broker(settings: Settings, *, prometheus: bool = False) -> PaylinkBrok
     if prometheus:
         from dramatiq.middleware.prometheus import Prometheus
 
-        middleware.insert(0, Prometheus())
+        middleware.insert(1, Prometheus())
     return PaylinkBroker(
         url=settings.broker_url,
         confirm_delivery=True,

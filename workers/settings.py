@@ -129,7 +129,11 @@ class Settings(BaseSettings):
     )
 
     log_level: str = Field(default="INFO", alias="PAYLINK_LOG_LEVEL")
-    log_format: Literal["json", "console"] = Field(default="json", alias="PAYLINK_LOG_FORMAT")
+    #: ``auto``: console lines on a terminal, JSON otherwise, chosen once per run
+    #: (``workers.observability``) and handed to the processes it starts.
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", alias="PAYLINK_LOG_FORMAT"
+    )
 
     @property
     def link_ttl(self) -> timedelta:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import pika
 import structlog
 
+from workers.observability import configure_logging
 from workers.settings import Settings
 
 log = structlog.get_logger("paylink.run")
@@ -128,6 +129,7 @@ def run(
 ) -> int:
     from workers.storage.migrate import upgrade
 
+    configure_logging(settings)  # chosen here, inherited by every child
     check_broker(settings.broker_url)
     upgrade(settings.database_url)
     procs = children(settings, exporter=exporter)

@@ -1,37 +1,30 @@
 """How a provider's HTTP answer becomes DeliveryDeferred or DeliveryRejected.
 
 Shared by the SendGrid and Twilio adapters so both draw the retry line in the same
-place, honour ``Retry-After`` the same way, and scrub recipients the same way: a
-provider's error text often quotes the address or number back to us, and these
-exceptions end up in logs and in ``link.delivery_failed`` events.
+place, honour ``Retry-After`` the same way, and scrub the same way: a provider's error
+text often quotes the address, number or link back to us, and these exceptions end up
+in logs and in ``link.delivery_failed`` events.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from domain.errors import DeliveryDeferred, DeliveryRejected
-from domain.notifications import mask_recipient
+from workers.redaction import redact
 
 #: 4xx answers that are worth retrying: the request, not the recipient, was the problem.
 #: 401/403 mean *our* credentials or account were refused; marking the customer's link
 #: undeliverable for that would lose it, so they wait for an operator instead.
 RETRYABLE_CLIENT_STATUSES = frozenset({401, 403, 408, 425, 429})
 
-_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
-#: A phone number: "+" and 7-15 digits (maybe grouped), or a bare run of 7-15 digits.
-_PHONE = re.compile(r"\+\d(?:[\s().-]?\d){6,14}|\b\d{7,15}\b")
-
 
 def scrub(text: str, recipient: str | None = None) -> str:
-    """Mask every email address and phone number in a provider's text."""
-    if recipient:
-        text = text.replace(recipient, mask_recipient(recipient))
-    text = _EMAIL.sub(lambda match: mask_recipient(match.group(0)), text)
-    return _PHONE.sub(lambda match: mask_recipient(re.sub(r"[\s().-]", "", match.group(0))), text)
+    """A provider's text with the recipient, every other address and number, and any
+    link token masked (``workers.redaction``: the same masking as log lines)."""
+    return redact(text, (recipient,) if recipient else ())
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
