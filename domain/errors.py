@@ -96,3 +96,11 @@ class DeliveryRejected(PaylinkError):
         self.reason = reason
         self.provider_code = provider_code
         self.provider = provider
+
+
+class InvariantViolation(PaylinkError):
+    """A rule the aggregate guarantees did not hold: a bug, never the caller's fault.
+
+    Raised instead of ``assert`` (which ``python -O`` removes); nothing is written, the
+    delivery is not retried by the domain, and the message dead-letters with the reason.
+    """

@@ -16,10 +16,11 @@ from uuid import UUID
 
 from domain.currency import currency_for_country
 from domain.errors import NotFound, ValidationFailed
+from domain.line_ledger import LineRequest
 from domain.lines import OrderLine, order_totals
 from domain.links import hash_token
 from domain.notifications import Notifier
-from domain.order import CustomerContact, Order
+from domain.order import CustomerContact, Order, ensure_editable_lines
 from domain.permissions import authorize
 from domain.ports import Clock, TokenGenerator, UnitOfWork
 from domain.store import Store
@@ -77,6 +78,34 @@ def to_lines(lines: Sequence[OrderLineIn] | None) -> tuple[OrderLine, ...]:
     return tuple(to_line(line) for line in lines or ())
 
 
+def to_request(line: OrderLineIn) -> LineRequest:
+    """A line named by a capture or refund: only what the caller gave is checked."""
+    given = line.model_fields_set
+
+    def opt(name: str) -> int | None:
+        value = getattr(line, name)
+        return value if name in given else None
+
+    return LineRequest(
+        reference=line.reference,
+        quantity=line.quantity,
+        type=LineType(line.type.value) if "type" in given else None,
+        unit_price=line.unit_price,
+        tax_rate=line.tax_rate,
+        total_amount=opt("total_amount"),
+        total_discount_amount=opt("total_discount_amount"),
+        total_tax_amount=opt("total_tax_amount"),
+    )
+
+
+def to_requests(lines: Sequence[OrderLineIn] | None) -> tuple[LineRequest, ...]:
+    return tuple(to_request(line) for line in lines or () if line.type is not LineType.RETURN_FEE)
+
+
+def to_fees(lines: Sequence[OrderLineIn] | None) -> tuple[OrderLine, ...]:
+    return tuple(to_line(line) for line in lines or () if line.type is LineType.RETURN_FEE)
+
+
 def follow_up_id(cause: UUID, name: str) -> UUID:
     """Deterministic id for a follow-up command, so its cause fixes it once and for all."""
     return uuid.uuid5(cause, name)
@@ -85,11 +114,15 @@ def follow_up_id(cause: UUID, name: str) -> UUID:
 def _order_for(
     cmd: MerchantCommand | CommandBase, order_id: UUID, uow: UnitOfWork, ctx: Context
 ) -> Order:
-    order = uow.orders.get_for_update(order_id)
-    if order is None:
-        raise NotFound(f"order {order_id} does not exist", code="ORDER_NOT_FOUND")
     if isinstance(cmd, MerchantCommand):
-        authorize(cmd.actor, type(cmd).__name__, [order.store_id])
+        authorize(cmd.actor, type(cmd).__name__, [])  # the role, before anything is read
+    order = uow.orders.get_for_update(order_id)
+    if order is None or (
+        isinstance(cmd, MerchantCommand) and order.store_id not in cmd.actor.store_ids
+    ):
+        # "Not yours" and "not there" get the same answer (DESIGN §1): a publisher
+        # cannot learn that another store's order exists, or which store holds it.
+        raise NotFound(f"order {order_id} does not exist", code="ORDER_NOT_FOUND")
     return order.begin(cmd.command_id, ctx.clock.now())
 
 
@@ -161,6 +194,7 @@ def create_order(cmd: c.CreateOrder, uow: UnitOfWork, ctx: Context) -> Events:
     if uow.orders.get(cmd.order_id) is not None:
         raise ValidationFailed(f"order {cmd.order_id} already exists", code="ORDER_ALREADY_EXISTS")
     lines = to_lines(cmd.order_lines)
+    ensure_editable_lines(lines)
     order_totals(lines)
     now = ctx.clock.now()
     order = Order(
@@ -229,14 +263,20 @@ def checkout_completed(cmd: c.CheckoutCompleted, uow: UnitOfWork, ctx: Context) 
 @handles(c.CapturePayment)
 def capture_payment(cmd: c.CapturePayment, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
-    order.capture(cmd.amount, to_lines(cmd.order_lines), cmd.description)
+    if to_fees(cmd.order_lines):
+        raise ValidationFailed(
+            "return_fee lines belong to refunds, not captures", code="LINE_TYPE_NOT_ALLOWED"
+        )
+    order.capture(cmd.amount, to_requests(cmd.order_lines), cmd.description)
     return order.events
 
 
 @handles(c.RefundPayment)
 def refund_payment(cmd: c.RefundPayment, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
-    order.refund(cmd.amount, to_lines(cmd.order_lines), cmd.description)
+    order.refund(
+        cmd.amount, to_requests(cmd.order_lines), cmd.description, fees=to_fees(cmd.order_lines)
+    )
     return order.events
 
 
@@ -261,13 +301,13 @@ def add_return_fee(cmd: c.AddReturnFee, uow: UnitOfWork, ctx: Context) -> Events
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     fee = OrderLine.create(
         name=cmd.name,
-        reference=cmd.reference,
+        reference=cmd.reference or order.next_return_fee_reference(),
         type=LineType.RETURN_FEE,
         quantity=1,
         unit_price=cmd.amount,
         tax_rate=cmd.tax_rate,
     )
-    order.add_return_fee(fee)
+    order.add_return_fee(fee, cmd.refund_amount)
     return order.events
 
 

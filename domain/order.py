@@ -12,9 +12,32 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from domain.errors import ActionNotAllowed, AmountError, LinkError, ValidationFailed
+from domain.errors import (
+    ActionNotAllowed,
+    AmountError,
+    InvariantViolation,
+    LinkError,
+    ValidationFailed,
+)
 from domain.expiry import check_link_expiry, link_deadline
-from domain.ledger import Balance, EntryKind, LedgerEntry, ReleaseReason, balance, payment_status
+from domain.ledger import (
+    Balance,
+    EntryKind,
+    LedgerEntry,
+    LineShare,
+    ReleaseReason,
+    balance,
+    payment_status,
+)
+from domain.line_ledger import (
+    LinePosition,
+    LineRequest,
+    ensure_unique_references,
+    positions,
+    rest_of_lines,
+    shares_for,
+    whole,
+)
 from domain.lines import OrderLine, order_totals
 from domain.links import Delivery, Link
 from domain.status import (
@@ -22,7 +45,6 @@ from domain.status import (
     LinkStatus,
     PaymentAction,
     PaymentStatus,
-    can,
     ensure_payment_action,
     next_link_status,
 )
@@ -115,10 +137,7 @@ class Order:
     @property
     def reservation_due_at(self) -> datetime | None:
         """When the reservation expiry applies, while some authorization is reserved."""
-        status = self.payment_status
-        if status is None or not can(status, PaymentAction.EXPIRE):
-            return None
-        if self.balance.remaining(self.order_amount) <= 0:
+        if self.payment_status is None or self.balance.remaining(self.order_amount) <= 0:
             return None
         return self.reservation_expires_at
 
@@ -129,7 +148,8 @@ class Order:
         return self
 
     def _at(self) -> datetime:
-        assert self._now is not None, "call Order.begin() before applying a command"
+        if self._now is None:
+            raise InvariantViolation("call Order.begin() before applying a command")
         return self._now
 
     def _record(self, cls: type[EventBase], **data: Any) -> None:
@@ -156,20 +176,46 @@ class Order:
                 f"cannot {action.value.replace('_', ' ')} before checkout is completed "
                 f"(link status {self.link_status.value})"
             )
-        ensure_payment_action(status, action)
+        b = self.balance
+        ensure_payment_action(
+            status, action, reserved=b.remaining(self.order_amount), refundable=b.refundable
+        )
         return status
 
     def check_invariants(self) -> None:
-        """DESIGN section 1; called after every command (and by the property tests)."""
+        """DESIGN section 1, per order and per line; checked before every write (and by
+        the property tests). A violation is a bug, never a customer's problem: it raises
+        :class:`InvariantViolation` and nothing is written."""
         b, amount = self.balance, self.order_amount
-        assert 0 <= b.captured <= amount, (b, amount)
-        assert 0 <= b.refunded <= b.captured, b
-        assert b.remaining(amount) >= 0 or self.link_status is not LinkStatus.COMPLETED, b
+        _hold(0 <= b.captured <= amount, "captured within the order amount", b, amount)
+        _hold(0 <= b.refunded <= b.captured, "refunded within captured", b)
+        _hold(0 <= b.fees <= b.refunded, "return fees within refunds", b)
         if self.link_status is LinkStatus.COMPLETED:
-            assert b.authorized >= b.captured - self._return_fees(), b
-
-    def _return_fees(self) -> int:
-        return sum(e.amount for e in self.ledger if e.kind is EntryKind.RETURN_FEE)
+            _hold(b.remaining(amount) >= 0, "remaining authorization not negative", b, amount)
+            _hold(b.authorized - b.reduced == amount, "authorization equals order amount", b)
+        by_ref = {line.reference: line for line in self.lines}
+        for entry in self.ledger:
+            if entry.lines and entry.kind in (EntryKind.CAPTURE, EntryKind.REFUND):
+                _hold(sum(s.amount for s in entry.lines) == entry.amount, "shares sum", entry)
+        for ref, pos in self.line_positions.items():
+            line = by_ref.get(ref)
+            if line is None:
+                raise InvariantViolation(f"invariant broken: captured line {ref!r} left the order")
+            _hold(
+                0 <= pos.refunded.quantity <= pos.captured.quantity <= line.quantity,
+                "per line 0 <= refunded <= captured <= ordered (units)",
+                ref,
+                pos,
+            )
+            _hold(
+                _within(pos.refunded.amount, pos.captured.amount)
+                and _within(pos.captured.amount, line.total_amount),
+                "per line 0 <= refunded <= captured <= ordered (amounts)",
+                ref,
+                pos,
+            )
+            if pos.captured.quantity == line.quantity and line.quantity > 0:
+                _hold(pos.captured == whole(line), "a fully captured line sums to it", ref)
 
     def record_created(self) -> None:
         link = self.current_link
@@ -215,6 +261,10 @@ class Order:
         if link is None or link.link_id != link_id or link.token_hash != token_hash:
             raise LinkError("this link was replaced by a newer one", code="LINK_SUPERSEDED")
         next_link_status(self.link_status, LinkAction.SEND)
+        if self._at() >= link.expires_at:
+            # Like open and complete: a link past its 48 hours is dead even before the
+            # scheduler has marked it.
+            raise LinkError("the payment link has expired", code="LINK_EXPIRED")
         return link
 
     def mark_link_sent(self, link: Link, provider: str, provider_message_id: str) -> None:
@@ -294,7 +344,8 @@ class Order:
             reservation_expires_at=self.reservation_expires_at,
         )
         if self.auto_capture:
-            self._capture(self.order_amount, (), None, auto=True)
+            rest = rest_of_lines(self.lines, {}, refund=False)
+            self._capture(self.order_amount, rest, None, auto=True)
 
     def expire_link(self, link_id: UUID) -> None:
         link = self.current_link
@@ -307,7 +358,14 @@ class Order:
 
     # ---- payment axis ---------------------------------------------------------------
 
+    @property
+    def line_positions(self) -> dict[str, LinePosition]:
+        return positions(self.ledger)
+
     def cancel(self) -> None:
+        """Before checkout: the link dies. After: the reservation is let go, all of it
+        (Authorized) or the uncaptured rest (Part captured; seed 004's "Cancel / Release
+        the uncaptured portion")."""
         if self.link_status is not LinkStatus.COMPLETED:
             self.link_status = next_link_status(self.link_status, LinkAction.CANCEL)
             self._record(ev.OrderCancelled, stage="link", released_amount=0)
@@ -317,47 +375,54 @@ class Order:
         self._entry(EntryKind.RELEASE, remaining, reason=ReleaseReason.CANCEL)
         self._record(ev.OrderCancelled, stage="payment", released_amount=remaining)
 
-    def _amount_from(
-        self, amount: int | None, lines: tuple[OrderLine, ...], default: int
-    ) -> tuple[int, tuple[str, ...]]:
-        refs = tuple(line.reference for line in lines)
-        known = {line.reference for line in self.lines}
-        unknown = [r for r in refs if r not in known]
-        if unknown:
-            raise ValidationFailed(
-                f"order has no line with reference {unknown[0]!r}", code="LINE_NOT_IN_ORDER"
-            )
-        if lines:
-            by_lines = sum(line.total_amount for line in lines)
+    def _by_lines_or_amount(
+        self,
+        amount: int | None,
+        requests: tuple[LineRequest, ...],
+        available: int,
+        *,
+        refund: bool,
+    ) -> tuple[int, tuple[LineShare, ...]]:
+        """The amount a capture or refund moves and the line shares it records."""
+        pos = self.line_positions
+        if requests:
+            shares = shares_for(requests, self.lines, pos, refund=refund)
+            by_lines = sum(share.amount for share in shares)
             if amount is not None and amount != by_lines:
                 raise AmountError(
-                    f"amount {amount} differs from the sum of the given lines {by_lines}",
+                    f"amount {amount} differs from the {by_lines} the given lines come to",
                     code="AMOUNT_LINES_MISMATCH",
                 )
             amount = by_lines
-        if amount is None:
-            amount = default
+        else:
+            amount = available if amount is None else amount
+            shares = ()
+            # Everything that is left, and nothing earlier was amount-only: the rest of
+            # every line, so later line refunds and edits know what was captured.
+            rest = rest_of_lines(self.lines, pos, refund=refund)
+            if amount == available and sum(share.amount for share in rest) == available:
+                shares = rest
         if amount <= 0:
             raise AmountError("the amount must be positive", code="AMOUNT_INVALID")
-        return amount, refs
+        return amount, shares
 
     def capture(
-        self, amount: int | None, lines: tuple[OrderLine, ...], description: str | None
+        self, amount: int | None, lines: tuple[LineRequest, ...], description: str | None
     ) -> None:
         self._require_payment(PaymentAction.CAPTURE)
         remaining = self.balance.remaining(self.order_amount)
-        value, refs = self._amount_from(amount, lines, remaining)
+        value, shares = self._by_lines_or_amount(amount, lines, remaining, refund=False)
         if value > remaining:
             raise AmountError(
                 f"capture of {value} exceeds the remaining authorization {remaining}",
                 code="CAPTURE_EXCEEDS_REMAINING",
             )
-        self._capture(value, refs, description, auto=False)
+        self._capture(value, shares, description, auto=False)
 
     def _capture(
-        self, amount: int, refs: tuple[str, ...], description: str | None, *, auto: bool
+        self, amount: int, shares: tuple[LineShare, ...], description: str | None, *, auto: bool
     ) -> None:
-        self._entry(EntryKind.CAPTURE, amount, line_references=refs, description=description)
+        self._entry(EntryKind.CAPTURE, amount, lines=shares, description=description)
         self._record(
             ev.PaymentCaptured,
             amount=amount,
@@ -365,71 +430,126 @@ class Order:
             captured_total=self.balance.captured,
             payment_status=self.status,
             auto_capture=auto,
+            order_lines=_wire_shares(shares),
         )
 
     def refund(
-        self, amount: int | None, lines: tuple[OrderLine, ...], description: str | None
+        self,
+        amount: int | None,
+        lines: tuple[LineRequest, ...],
+        description: str | None,
+        fees: tuple[OrderLine, ...] = (),
     ) -> None:
+        """Refund what was captured; ``fees`` (return_fee lines) are withheld from it."""
         self._require_payment(PaymentAction.REFUND)
         refundable = self.balance.refundable
-        value, refs = self._amount_from(amount, lines, refundable)
+        value, shares = self._by_lines_or_amount(amount, lines, refundable, refund=True)
         if value > refundable:
             raise AmountError(
                 f"refund of {value} exceeds the captured and not yet refunded {refundable}",
                 code="REFUND_EXCEEDS_CAPTURED",
             )
-        self._entry(EntryKind.REFUND, value, line_references=refs, description=description)
+        self._check_fees(fees, value)
+        self._entry(EntryKind.REFUND, value, lines=shares, description=description)
+        for fee in fees:
+            share = LineShare(fee.reference, fee.quantity, fee.total_amount, fee.total_tax_amount)
+            self._entry(
+                EntryKind.RETURN_FEE, fee.total_amount, lines=(share,), description=fee.name
+            )
+        fee_total = sum(fee.total_amount for fee in fees)
         self._record(
             ev.PaymentRefunded,
             amount=value,
             currency=self.currency,
             refunded_total=self.balance.refunded,
             payment_status=self.status,
+            return_fee_amount=fee_total,
+            refunded_to_customer=value - fee_total,
+            order_lines=_wire_shares(shares),
         )
+        for fee in fees:
+            self._record(
+                ev.ReturnFeeAdded,
+                reference=fee.reference,
+                amount=fee.total_amount,
+                tax_amount=fee.total_tax_amount,
+                currency=self.currency,
+                order_amount=self.order_amount,
+            )
+
+    def _check_fees(self, fees: tuple[OrderLine, ...], refunded: int) -> None:
+        """Klarna's return fee: withheld from a refund, never more than it, never a line
+        reference the order or an earlier fee already uses."""
+        for fee in fees:
+            if fee.type is not LineType.RETURN_FEE or fee.total_amount <= 0:
+                raise ValidationFailed(
+                    f"return fee {fee.reference!r} must be a return_fee line with a positive "
+                    "amount",
+                    code="RETURN_FEE_INVALID",
+                )
+        ensure_unique_references([*self._used_references(), *(fee.reference for fee in fees)])
+        total = sum(fee.total_amount for fee in fees)
+        if total > refunded:
+            raise AmountError(
+                f"return fees of {total} exceed the refund of {refunded} they are withheld from",
+                code="RETURN_FEE_EXCEEDS_REFUND",
+            )
+
+    def _used_references(self) -> list[str]:
+        """Line references taken on this order: its lines and every return fee so far."""
+        fees = [s.reference for e in self.ledger if e.kind is EntryKind.RETURN_FEE for s in e.lines]
+        return [line.reference for line in self.lines] + fees
+
+    def next_return_fee_reference(self) -> str:
+        """``return-fee``, then ``return-fee-2``, ...: the first not used on this order."""
+        used = set(self._used_references())
+        candidates = ("return-fee", *(f"return-fee-{n}" for n in range(2, len(used) + 3)))
+        return next(ref for ref in candidates if ref not in used)
+
+    def add_return_fee(self, fee: OrderLine, refund_amount: int | None) -> None:
+        """Seed 004's "Add return fee" as Klarna has it: a refund (by default of all that
+        is captured and not yet refunded) with the fee withheld from it."""
+        self._require_payment(PaymentAction.ADD_RETURN_FEE)
+        self.refund(refund_amount, (), None, fees=(fee,))
 
     def release_remaining(self) -> None:
         self._require_payment(PaymentAction.RELEASE)
         remaining = self.balance.remaining(self.order_amount)
         self._entry(EntryKind.RELEASE, remaining, reason=ReleaseReason.RELEASE)
         self._record(
-            ev.PaymentReleased, amount=remaining, currency=self.currency, payment_status=self.status
+            ev.PaymentReleased,
+            amount=remaining,
+            currency=self.currency,
+            payment_status=self.status,
+            reason="release",
         )
 
     def expire_authorization(self) -> None:
+        """The reservation ran out: only the uncaptured rest is released; what was
+        captured stays captured and refundable."""
         self._require_payment(PaymentAction.EXPIRE)
-        assert self.reservation_expires_at is not None
-        if self._at() < self.reservation_expires_at:
+        if self.reservation_expires_at is None or self._at() < self.reservation_expires_at:
             raise ActionNotAllowed(
-                f"the reservation is valid until {self.reservation_expires_at.isoformat()}",
+                f"the reservation is valid until {_iso(self.reservation_expires_at)}",
                 code="RESERVATION_NOT_DUE",
             )
         remaining = self.balance.remaining(self.order_amount)
-        if remaining == 0:
-            raise ActionNotAllowed("nothing left reserved to expire", code="NOTHING_RESERVED")
         self._entry(EntryKind.RELEASE, remaining, reason=ReleaseReason.EXPIRY)
         self._record(ev.PaymentExpired, released_amount=remaining, currency=self.currency)
 
-    def add_return_fee(self, fee: OrderLine) -> None:
-        self._require_payment(PaymentAction.ADD_RETURN_FEE)
-        if fee.type is not LineType.RETURN_FEE or fee.total_amount <= 0:
-            raise ValidationFailed("a return fee is a positive return_fee line")
-        self.lines = (*self.lines, fee)
-        self._entry(EntryKind.RETURN_FEE, fee.total_amount, line_references=(fee.reference,))
-        self._record(
-            ev.ReturnFeeAdded,
-            amount=fee.total_amount,
-            tax_amount=fee.total_tax_amount,
-            currency=self.currency,
-            order_amount=self.order_amount,
-        )
-
     def update_lines(self, lines: tuple[OrderLine, ...]) -> None:
-        status = self._require_payment(PaymentAction.EDIT_LINES)
+        """Replace the lines. Only uncaptured lines change (seed 004); the new amount can
+        neither go above the authorization held (paylink cannot ask the customer's
+        payment method for more: a higher amount means a new order) nor below what is
+        captured. A lower amount gives up the difference of the authorization, recorded
+        as a release with its event."""
+        self._require_payment(PaymentAction.EDIT_LINES)
+        ensure_editable_lines(lines)
         new_amount = order_totals(lines).order_amount
-        b = self.balance
-        if new_amount > b.authorized:
+        b, old_amount = self.balance, self.order_amount
+        if new_amount > old_amount:
             raise AmountError(
-                f"new order amount {new_amount} exceeds the authorized {b.authorized}",
+                f"new order amount {new_amount} exceeds the authorized {old_amount}",
                 code="AMOUNT_EXCEEDS_AUTHORIZATION",
             )
         if new_amount < b.captured + b.released:
@@ -438,30 +558,39 @@ class Order:
                 f"({b.captured}) or released ({b.released})",
                 code="ORDER_AMOUNT_BELOW_CAPTURED",
             )
-        if status is PaymentStatus.PART_CAPTURED:
-            self._keep_captured_lines(lines)
+        self._keep_captured_lines(lines)
         self.lines = lines
         self._record(
             ev.OrderLinesUpdated,
             order_amount=self.order_amount,
             order_tax_amount=self.order_tax_amount,
+            released_amount=old_amount - new_amount,
         )
+        if new_amount < old_amount:
+            self._entry(EntryKind.RELEASE, old_amount - new_amount, reason=ReleaseReason.EDIT)
+            self._record(
+                ev.PaymentReleased,
+                amount=old_amount - new_amount,
+                currency=self.currency,
+                payment_status=self.status,
+                reason="edit",
+            )
 
     def _keep_captured_lines(self, lines: tuple[OrderLine, ...]) -> None:
-        """Part-captured: only uncaptured lines may change (seed 004)."""
-        captured_refs = {
-            r for e in self.ledger if e.kind is EntryKind.CAPTURE for r in e.line_references
-        }
-        old = {line.reference: line for line in self.lines}
+        """Only uncaptured lines may change (seed 004): a line with anything captured by
+        lines stays exactly as it is."""
         new = {line.reference: line for line in lines}
-        for ref in captured_refs:
-            if old.get(ref) != new.get(ref):
+        old = {line.reference: line for line in self.lines}
+        for ref, pos in self.line_positions.items():
+            if pos.captured.touched and old.get(ref) != new.get(ref):
                 raise ActionNotAllowed(
                     f"line {ref!r} is captured and cannot be edited", code="LINE_ALREADY_CAPTURED"
                 )
 
     def update_customer(self, email: str | None, phone: str | None, name: str | None) -> None:
         self._require_payment(PaymentAction.EDIT_CUSTOMER)
+        if email is not None and phone is not None:
+            raise ValidationFailed("give either email or phone, not both")
         changed = []
         if email is not None:
             self.customer.email, self.customer.phone = email, None
@@ -469,9 +598,43 @@ class Order:
         if phone is not None:
             self.customer.phone, self.customer.email = phone, None
             changed.append("phone")
-        if email is not None and phone is not None:
-            raise ValidationFailed("give either email or phone, not both")
         if name is not None:
             self.customer.name = name
             changed.append("name")
         self._record(ev.CustomerDetailsUpdated, changed_fields=changed)
+
+
+def ensure_editable_lines(lines: tuple[OrderLine, ...]) -> None:
+    """Lines an order is created or edited with: unique references, no return fees
+    (those belong to refunds, in order management)."""
+    ensure_unique_references(line.reference for line in lines)
+    for line in lines:
+        if line.type is LineType.RETURN_FEE:
+            raise ValidationFailed(
+                f"line {line.reference!r}: return_fee lines belong to refunds "
+                "(RefundPayment or AddReturnFee), not to an order's lines",
+                code="LINE_TYPE_NOT_ALLOWED",
+            )
+
+
+def _wire_shares(shares: tuple[LineShare, ...]) -> list[ev.LineShareOut]:
+    return [
+        ev.LineShareOut(
+            reference=s.reference, quantity=s.quantity, amount=s.amount, tax_amount=s.tax_amount
+        )
+        for s in shares
+    ]
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else "(no reservation)"
+
+
+def _within(part: int, whole_amount: int) -> bool:
+    """``part`` lies between 0 and ``whole_amount``, for negative lines as for positive."""
+    return 0 <= part <= whole_amount if whole_amount >= 0 else whole_amount <= part <= 0
+
+
+def _hold(condition: bool, rule: str, *context: object) -> None:
+    if not condition:
+        raise InvariantViolation(f"invariant broken: {rule}: {context!r}")

@@ -76,7 +76,9 @@ def replay(
     prior: ProcessedCommand, cause: Cause, digest: str, uow: UnitOfWork, ctx: Context
 ) -> Outcome:
     """A command id seen before: re-publish its first outcome, or refuse a changed payload."""
-    if prior.payload_hash != digest:
+    if prior.payload_hash != digest or prior.command_type != cause.command_type:
+        # The type too: two commands of different types can have equal payloads
+        # (ResendPaymentLink and CancelOrder both carry just order and actor).
         error = DuplicateCommandConflict(
             f"command id {cause.command_id} was already used for a different "
             f"{prior.command_type} payload"

@@ -69,20 +69,47 @@ LINK_TRANSITIONS: Mapping[tuple[LinkStatus, LinkAction], LinkStatus] = {
 
 _A = PaymentAction
 #: Seed 004, "Actions available on ...": the merchant actions per payment status.
-#: EXPIRE is the scheduler's, allowed while some authorization is still reserved.
+#: What money is still reserved or refundable adds to these (:func:`allowed_actions`).
 PAYMENT_ACTIONS: Mapping[PaymentStatus, frozenset[PaymentAction]] = {
-    PaymentStatus.AUTHORIZED: frozenset(
-        {_A.EDIT_LINES, _A.EDIT_CUSTOMER, _A.CAPTURE, _A.CANCEL, _A.EXPIRE}
-    ),
+    PaymentStatus.AUTHORIZED: frozenset({_A.EDIT_LINES, _A.EDIT_CUSTOMER, _A.CAPTURE, _A.CANCEL}),
+    # Seed: "Cancel / Release the uncaptured portion" is one action here.
     PaymentStatus.PART_CAPTURED: frozenset(
-        {_A.CAPTURE, _A.RELEASE, _A.REFUND, _A.EDIT_LINES, _A.EXPIRE}
+        {_A.CAPTURE, _A.CANCEL, _A.RELEASE, _A.REFUND, _A.EDIT_LINES}
     ),
     PaymentStatus.CAPTURED: frozenset({_A.REFUND, _A.ADD_RETURN_FEE}),
-    PaymentStatus.PART_REFUNDED: frozenset({_A.REFUND, _A.EXPIRE}),
+    PaymentStatus.PART_REFUNDED: frozenset({_A.REFUND}),
     PaymentStatus.REFUNDED: frozenset(),
     PaymentStatus.CANCELLED: frozenset(),
     PaymentStatus.EXPIRED: frozenset(),
 }
+
+#: While some authorization is reserved it can be captured or let go (DESIGN §1, "no
+#: money is ever stranded"); the scheduler's reservation expiry is one way to let go.
+RESERVED_ACTIONS: frozenset[PaymentAction] = frozenset(
+    {_A.CAPTURE, _A.CANCEL, _A.RELEASE, _A.EXPIRE}
+)
+#: While something captured is not refunded it can be refunded, with or without a
+#: return fee withheld (a return fee is part of a refund), also after expiry.
+REFUNDABLE_ACTIONS: frozenset[PaymentAction] = frozenset({_A.REFUND, _A.ADD_RETURN_FEE})
+
+
+def allowed_actions(
+    status: PaymentStatus, *, reserved: int, refundable: int
+) -> frozenset[PaymentAction]:
+    """The seed's actions for ``status``, held to the money facts: an action that moves
+    reserved money needs some reserved, one that refunds needs something refundable,
+    and where money is reserved or refundable the action that moves it is never missing.
+    """
+    actions = set(PAYMENT_ACTIONS[status])
+    if reserved > 0:
+        actions |= RESERVED_ACTIONS
+    else:
+        actions -= RESERVED_ACTIONS | {_A.EDIT_LINES, _A.EDIT_CUSTOMER}
+    if refundable > 0:
+        actions |= REFUNDABLE_ACTIONS
+    else:
+        actions -= REFUNDABLE_ACTIONS
+    return frozenset(actions)
 
 
 def next_link_status(status: LinkStatus, action: LinkAction) -> LinkStatus:
@@ -94,14 +121,13 @@ def next_link_status(status: LinkStatus, action: LinkAction) -> LinkStatus:
         ) from None
 
 
-def can(status: PaymentStatus, action: PaymentAction) -> bool:
-    return action in PAYMENT_ACTIONS[status]
-
-
-def ensure_payment_action(status: PaymentStatus, action: PaymentAction) -> None:
-    if not can(status, action):
-        allowed = ", ".join(sorted(a.value for a in PAYMENT_ACTIONS[status])) or "none"
+def ensure_payment_action(
+    status: PaymentStatus, action: PaymentAction, *, reserved: int, refundable: int
+) -> None:
+    allowed = allowed_actions(status, reserved=reserved, refundable=refundable)
+    if action not in allowed:
+        names = ", ".join(sorted(a.value for a in allowed - {_A.EXPIRE})) or "none"
         raise ActionNotAllowed(
             f"cannot {action.value.replace('_', ' ')} an order whose payment status is "
-            f"{status.value} (allowed: {allowed})"
+            f"{status.value} (allowed: {names})"
         )

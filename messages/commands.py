@@ -123,7 +123,11 @@ class CapturePayment(MerchantCommand):
 
 
 class RefundPayment(MerchantCommand):
-    """Refund by amount, by lines, or (neither given) everything captured and not refunded."""
+    """Refund by amount, by lines, or (neither given) everything captured and not refunded.
+
+    Lines of type ``return_fee`` among ``order_lines`` are return fees withheld from the
+    refund; ``amount``, when given, is the gross refund the other lines come to.
+    """
 
     order_id: UUID
     amount: PositiveAmount | None = None
@@ -140,11 +144,19 @@ class ReleaseRemainingAuthorization(MerchantCommand):
 
 
 class AddReturnFee(MerchantCommand):
+    """A refund with a return fee withheld (Klarna's return_fee line): by default of
+    everything captured and not yet refunded, or of ``refund_amount``. The fee is at
+    most the refund; the customer gets ``refund − amount`` back."""
+
     order_id: UUID
+    #: The fee, tax included.
     amount: PositiveAmount
     tax_rate: TaxRate
     name: Text255 = "Return fee"
-    reference: Text255 = "return-fee"
+    #: Unique on the order; by default ``return-fee``, ``return-fee-2``, ...
+    reference: Text255 | None = None
+    #: What the returned goods are worth (gross); by default all that is refundable.
+    refund_amount: PositiveAmount | None = None
 
 
 class UpdateOrderLines(MerchantCommand):

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from messages.common import Channel, EventBase
+from pydantic import Field, model_validator
+
+from messages.common import Channel, EventBase, WireModel
+
+
+class LineShareOut(WireModel):
+    """One order line's part of a capture or refund, as paylink computed it."""
+
+    reference: str
+    quantity: int
+    #: Minor units, tax included.
+    amount: int
+    tax_amount: int
 
 
 class StoreConfigured(EventBase):
@@ -90,21 +102,44 @@ class PaymentCaptured(EventBase):
     captured_total: int
     payment_status: str
     auto_capture: bool = False
+    #: The lines captured and each one's share; empty for an amount-only capture.
+    order_lines: list[LineShareOut] = Field(default_factory=list)
 
 
 class PaymentRefunded(EventBase):
     type: Literal["payment.refunded"] = "payment.refunded"
+    #: Gross: what the returned goods are worth (return fees included).
     amount: int
     currency: str
     refunded_total: int
     payment_status: str
+    #: Withheld from ``amount``: the customer gets ``refunded_to_customer`` back.
+    return_fee_amount: int = 0
+    refunded_to_customer: int
+    #: The lines refunded and each one's share; empty for an amount-only refund.
+    order_lines: list[LineShareOut] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _net_of_fees(cls, data: Any) -> Any:
+        # Events stored before return fees were withheld from refunds lack the net.
+        if isinstance(data, dict) and "refunded_to_customer" not in data and "amount" in data:
+            return {
+                **data,
+                "refunded_to_customer": data["amount"] - data.get("return_fee_amount", 0),
+            }
+        return data
 
 
 class PaymentReleased(EventBase):
+    """Authorization given up: by ReleaseRemainingAuthorization, or by an edit that
+    lowered the order amount (``reason="edit"``)."""
+
     type: Literal["payment.released"] = "payment.released"
     amount: int
     currency: str
     payment_status: str
+    reason: Literal["release", "edit"] = "release"
 
 
 class PaymentExpired(EventBase):
@@ -121,7 +156,11 @@ class OrderCancelled(EventBase):
 
 
 class ReturnFeeAdded(EventBase):
+    """A return fee withheld from the refund published with it (same ``command_id``)."""
+
     type: Literal["order.return_fee_added"] = "order.return_fee_added"
+    #: Events recorded before fees had their own references carry the old default.
+    reference: str = "return-fee"
     amount: int
     tax_amount: int
     currency: str
@@ -132,6 +171,8 @@ class OrderLinesUpdated(EventBase):
     type: Literal["order.lines_updated"] = "order.lines_updated"
     order_amount: int
     order_tax_amount: int
+    #: Authorization given up because the amount went down (also a payment.released).
+    released_amount: int = 0
 
 
 class CustomerDetailsUpdated(EventBase):

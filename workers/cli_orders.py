@@ -366,7 +366,8 @@ def show_order(
                     money(e["amount"], cur),
                     when(e["at"]),
                     e["reason"],
-                    ", ".join(e["line_references"] or []) or None,
+                    ", ".join(f"{s['reference']} ×{s['quantity']}" for s in e["lines"] or [])
+                    or None,
                     e["description"],
                 )
                 for e in data["ledger"]

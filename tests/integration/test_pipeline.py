@@ -76,17 +76,26 @@ def test_every_command_end_to_end(harness: Harness) -> None:
     assert row.status == "REFUNDED"
     assert row.order_amount == 100_000
 
-    # SMS order, auto-capture, return fee after capture
+    # SMS order, auto-capture (every line captured), then returned with a fee withheld
     sms_id, sms_token = _create_and_send(h, email=None, phone="+46701234567", auto_capture=True)
     h.publish(completed(sms_token))
     captured = h.wait_event("payment.captured", order_id=sms_id)
     assert captured["auto_capture"] is True
+    assert sum(line["amount"] for line in captured["order_lines"]) == ORDER_AMOUNT
     fee = merchant(c.AddReturnFee, sms_id, amount=4_900, tax_rate=2500)
     h.publish(fee)
+    refunded = h.wait_event("payment.refunded", command_id=fee.command_id)
     assert (
-        h.wait_event("order.return_fee_added", command_id=fee.command_id)["order_amount"]
-        == ORDER_AMOUNT + 4_900
+        refunded["amount"],
+        refunded["return_fee_amount"],
+        refunded["refunded_to_customer"],
+    ) == (
+        ORDER_AMOUNT,
+        4_900,
+        ORDER_AMOUNT - 4_900,
     )
+    assert h.wait_event("order.return_fee_added", command_id=fee.command_id)["amount"] == 4_900
+    assert h.order_row(sms_id).status == "REFUNDED"
 
     # authorized then cancelled; part-captured then released; link cancelled before checkout
     a_id, a_token = _create_and_send(h)

@@ -150,14 +150,14 @@ def check_ledger(engine: Engine) -> dict[uuid.UUID, OrderState]:
         b = balance(mine)
         kinds = Counter(e.kind for e in mine)
         captured_only = sum(e.amount for e in mine if e.kind is EntryKind.CAPTURE)
-        fees = sum(e.amount for e in mine if e.kind is EntryKind.RETURN_FEE)
         derived = payment_status(b, o.order_amount).value if o.link_status == "COMPLETED" else None
         checks = {
             "0 <= captured <= order_amount": 0 <= b.captured <= o.order_amount,
             "0 <= refunded <= captured": 0 <= b.refunded <= b.captured,
             "captures <= authorized": captured_only <= b.authorized,
-            "authorized >= captured - return fees": o.link_status != "COMPLETED"
-            or b.authorized >= b.captured - fees,
+            "return fees within refunds": 0 <= b.fees <= b.refunded,
+            "authorization equals the order amount": o.link_status != "COMPLETED"
+            or b.authorized - b.reduced == o.order_amount,
             "remaining >= 0": o.link_status != "COMPLETED" or b.remaining(o.order_amount) >= 0,
             "no money before checkout": o.link_status == "COMPLETED" or not mine,
             "status is derived from the ledger": o.status == (derived or o.link_status),

@@ -125,6 +125,26 @@ SEED_PAYMENT_ACTIONS: dict[PaymentStatus, frozenset[str]] = {
 }
 
 
+#: What each status allows in the worlds of :meth:`World.in_payment_status`: seed 004's
+#: actions, plus what the money facts add (DESIGN §1, "no money is ever stranded"):
+#: reserved money can be captured, released or cancelled; refundable money refunded,
+#: with or without a return fee withheld.
+ALLOWED_PAYMENT_ACTIONS: dict[PaymentStatus, frozenset[str]] = {
+    # 1000.00 reserved, nothing captured
+    PaymentStatus.AUTHORIZED: SEED_PAYMENT_ACTIONS[PaymentStatus.AUTHORIZED] | {"release"},
+    # 300.00 captured, 700.00 reserved
+    PaymentStatus.PART_CAPTURED: SEED_PAYMENT_ACTIONS[PaymentStatus.PART_CAPTURED]
+    | {"cancel", "add_return_fee"},
+    PaymentStatus.CAPTURED: SEED_PAYMENT_ACTIONS[PaymentStatus.CAPTURED],
+    # all captured, 100.00 of it refunded
+    PaymentStatus.PART_REFUNDED: SEED_PAYMENT_ACTIONS[PaymentStatus.PART_REFUNDED]
+    | {"add_return_fee"},
+    PaymentStatus.REFUNDED: frozenset(),
+    PaymentStatus.CANCELLED: frozenset(),
+    PaymentStatus.EXPIRED: frozenset(),
+}
+
+
 @dataclass
 class Watch:
     world: World

@@ -7,6 +7,7 @@ issues it as one role: an allowed role gets it done, any other role gets
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -124,13 +125,31 @@ def test_acting_on_a_store_the_actor_does_not_hold_is_refused(name: str):
     outsider = actor(Role.ADMIN, stores=[OTHER_STORE_ID])
     # When
     outcome = world.do(_command_class(name), actor=outsider, **_store_field(name))
-    # Then
-    watch.assert_refused(outcome, "STORE_ACCESS_DENIED")
+    # Then: a command naming the store is refused for it; one reaching another store's
+    # order through its id hears what an unknown order would (no existence oracle)
+    code = "STORE_ACCESS_DENIED" if _store_field(name) else "ORDER_NOT_FOUND"
+    watch.assert_refused(outcome, code)
+    if not _store_field(name):
+        assert STORE_ID not in outcome.events[0].message
 
 
 def _store_field(name: str) -> dict[str, str]:
     """Commands that name a store name ours; the others reach it through the order."""
     return {"store_id": STORE_ID} if "store_id" in _command_class(name).model_fields else {}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in EXPECTED if not _store_field(n)))
+def test_another_stores_order_is_answered_like_an_unknown_one(name: str):
+    # Given: one order of ours, and an Admin of another store
+    world = _given(name)
+    outsider = actor(Role.ADMIN, stores=[OTHER_STORE_ID])
+    # When: the outsider names our order, and then an order that does not exist
+    foreign = world.do(_command_class(name), actor=outsider)
+    missing = world.do(_command_class(name), actor=outsider, order_id=str(uuid.uuid4()))
+    # Then: both answers are the same but for the order id
+    (a,), (b,) = foreign.events, missing.events
+    assert (a.code, a.store_id) == (b.code, b.store_id) == ("ORDER_NOT_FOUND", None)
+    assert a.message.replace(str(a.order_id), "X") == b.message.replace(str(b.order_id), "X")
 
 
 def test_holding_one_of_several_stores_is_enough():

@@ -16,20 +16,22 @@ from domain.handlers import LINK_TTL
 from domain.status import LinkStatus, PaymentStatus
 from messages import commands as c
 from messages.common import CommandBase
-from tests.unit.builders import ORDER_AMOUNT, SEED_PAYMENT_ACTIONS, UNKNOWN_TOKEN, World
+from tests.unit.builders import ALLOWED_PAYMENT_ACTIONS, ORDER_AMOUNT, UNKNOWN_TOKEN, World
 
 P = PaymentStatus
 L = LinkStatus
 
-#: Merchant action -> (command, fields, event it records when carried out).
-PAYMENT_ACTIONS: dict[str, tuple[type[CommandBase], dict[str, Any], str]] = {
-    "edit_lines": (c.UpdateOrderLines, {}, "order.lines_updated"),
-    "edit_customer": (c.UpdateCustomerDetails, {}, "order.customer_updated"),
-    "capture": (c.CapturePayment, {"amount": 10_000}, "payment.captured"),
-    "cancel": (c.CancelOrder, {}, "order.cancelled"),
-    "release": (c.ReleaseRemainingAuthorization, {}, "payment.released"),
-    "refund": (c.RefundPayment, {"amount": 10_000}, "payment.refunded"),
-    "add_return_fee": (c.AddReturnFee, {}, "order.return_fee_added"),
+#: Merchant action -> (command, fields, events it records when carried out).
+PAYMENT_ACTIONS: dict[str, tuple[type[CommandBase], dict[str, Any], list[str]]] = {
+    # The edit lowers the amount: the authorization it gives up is released.
+    "edit_lines": (c.UpdateOrderLines, {}, ["order.lines_updated", "payment.released"]),
+    "edit_customer": (c.UpdateCustomerDetails, {}, ["order.customer_updated"]),
+    "capture": (c.CapturePayment, {"amount": 10_000}, ["payment.captured"]),
+    "cancel": (c.CancelOrder, {}, ["order.cancelled"]),
+    "release": (c.ReleaseRemainingAuthorization, {}, ["payment.released"]),
+    "refund": (c.RefundPayment, {"amount": 10_000}, ["payment.refunded"]),
+    # A refund of all that is refundable, with the fee withheld from it.
+    "add_return_fee": (c.AddReturnFee, {}, ["payment.refunded", "order.return_fee_added"]),
 }
 
 #: Where each allowed action leads (orders of 1000.00; see World.in_payment_status).
@@ -38,17 +40,21 @@ PAYMENT_NEXT: dict[tuple[PaymentStatus, str], PaymentStatus] = {
     (P.AUTHORIZED, "edit_customer"): P.AUTHORIZED,
     (P.AUTHORIZED, "capture"): P.PART_CAPTURED,
     (P.AUTHORIZED, "cancel"): P.CANCELLED,
+    (P.AUTHORIZED, "release"): P.CANCELLED,
     (P.PART_CAPTURED, "capture"): P.PART_CAPTURED,
     (P.PART_CAPTURED, "release"): P.CAPTURED,
+    (P.PART_CAPTURED, "cancel"): P.CAPTURED,
+    (P.PART_CAPTURED, "add_return_fee"): P.PART_REFUNDED,
     (P.PART_CAPTURED, "refund"): P.PART_REFUNDED,
     (P.PART_CAPTURED, "edit_lines"): P.PART_CAPTURED,
     (P.CAPTURED, "refund"): P.PART_REFUNDED,
-    (P.CAPTURED, "add_return_fee"): P.CAPTURED,
+    (P.CAPTURED, "add_return_fee"): P.REFUNDED,
     (P.PART_REFUNDED, "refund"): P.PART_REFUNDED,
+    (P.PART_REFUNDED, "add_return_fee"): P.REFUNDED,
 }
 
 PAYMENT_PAIRS = [(status, action) for status in P for action in PAYMENT_ACTIONS]
-PAYMENT_ALLOWED = [pair for pair in PAYMENT_PAIRS if pair[1] in SEED_PAYMENT_ACTIONS[pair[0]]]
+PAYMENT_ALLOWED = [pair for pair in PAYMENT_PAIRS if pair[1] in ALLOWED_PAYMENT_ACTIONS[pair[0]]]
 PAYMENT_REFUSED = [pair for pair in PAYMENT_PAIRS if pair not in PAYMENT_ALLOWED]
 
 
@@ -66,12 +72,12 @@ def test_action_listed_for_the_payment_status_is_carried_out(pair: tuple[Payment
     # Given
     status, action = pair
     world = World().in_payment_status(status)
-    cls, fields, event_type = PAYMENT_ACTIONS[action]
+    cls, fields, event_types = PAYMENT_ACTIONS[action]
     # When
     outcome = world.do(cls, **fields)
     # Then
     assert outcome.status == "accepted", outcome
-    assert [e.type for e in outcome.events] == [event_type]
+    assert [e.type for e in outcome.events] == event_types
     assert world.order.payment_status is PAYMENT_NEXT[pair]
 
 
@@ -99,18 +105,31 @@ def test_authorization_expiry_before_the_reservation_deadline_is_refused():
     watch.assert_refused(outcome, "RESERVATION_NOT_DUE")
 
 
-def test_authorization_expiry_after_the_deadline_releases_what_is_still_reserved():
+def test_authorization_expiry_after_a_part_capture_releases_only_the_rest():
     # Given
     world = World().in_payment_status(P.PART_CAPTURED)
     world.clock.advance(days=28, seconds=1)
     # When
     outcome = world.do(c.ExpireAuthorization)
-    # Then
+    # Then: the 700.00 still reserved is let go, the 300.00 captured stays refundable
     assert outcome.status == "accepted", outcome
     (event,) = outcome.events
     assert (event.type, event.released_amount) == ("payment.expired", 70_000)
-    assert world.order.payment_status is P.EXPIRED
+    assert world.order.payment_status is P.CAPTURED
     assert world.order.balance.captured == 30_000
+    assert world.do(c.RefundPayment, amount=5_000).status == "accepted"
+
+
+def test_authorization_expiry_with_nothing_captured_makes_the_order_expired():
+    # Given
+    world = World().authorized()
+    world.clock.advance(days=28, seconds=1)
+    # When
+    outcome = world.do(c.ExpireAuthorization)
+    # Then
+    assert outcome.status == "accepted", outcome
+    assert world.order.payment_status is P.EXPIRED
+    assert world.order.balance.released == ORDER_AMOUNT
 
 
 def test_refunding_all_that_was_captured_of_a_part_captured_order_leaves_it_part_refunded():

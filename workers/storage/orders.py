@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, delete, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from domain.expiry import LinkExpiry
-from domain.ledger import EntryKind, LedgerEntry, ReleaseReason
+from domain.ledger import EntryKind, LedgerEntry, LineShare, ReleaseReason
 from domain.lines import OrderLine
 from domain.links import Delivery, Link
 from domain.order import CustomerContact, Order
@@ -55,8 +55,7 @@ _PG_CHILDREN = (
     ).label("lines_json"),
     _children_json(
         "ledger_entries",
-        "c.entry_id, c.kind, c.amount, c.at, c.command_id, c.reason, c.line_references, "
-        "c.description",
+        "c.entry_id, c.kind, c.amount, c.at, c.command_id, c.reason, c.lines, c.description",
         "seq",
     ).label("ledger_json"),
     _children_json(
@@ -135,10 +134,27 @@ def _line(r: Sequence[Any]) -> OrderLine:
     )
 
 
+def _shares(value: Any) -> tuple[LineShare, ...]:
+    """The ``lines`` column: a JSON list of shares (text on some drivers)."""
+    items = json.loads(value) if isinstance(value, str) else value or []
+    return tuple(
+        LineShare(i["reference"], i["quantity"], i["amount"], i["tax_amount"]) for i in items
+    )
+
+
+def _share_rows(shares: tuple[LineShare, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "reference": s.reference,
+            "quantity": s.quantity,
+            "amount": s.amount,
+            "tax_amount": s.tax_amount,
+        }
+        for s in shares
+    ]
+
+
 def _entry(r: Sequence[Any]) -> LedgerEntry:
-    refs = r[6]
-    if isinstance(refs, str):
-        refs = json.loads(refs)
     return LedgerEntry(
         entry_id=_uuid(r[0]),  # type: ignore[arg-type]
         kind=EntryKind(r[1]),
@@ -146,7 +162,7 @@ def _entry(r: Sequence[Any]) -> LedgerEntry:
         at=_ts(r[3]),
         command_id=_uuid(r[4]),
         reason=ReleaseReason(r[5]) if r[5] else None,
-        line_references=tuple(refs),
+        lines=_shares(r[6]),
         description=r[7],
     )
 
@@ -259,7 +275,7 @@ class SqlOrderRepository:
                 at=r.at,
                 command_id=r.command_id,
                 reason=ReleaseReason(r.reason) if r.reason else None,
-                line_references=tuple(r.line_references),
+                lines=_shares(r.lines),
                 description=r.description,
             )
             for r in self.session.execute(
@@ -407,7 +423,7 @@ class SqlOrderRepository:
                         "at": e.at,
                         "command_id": e.command_id,
                         "reason": e.reason.value if e.reason else None,
-                        "line_references": list(e.line_references),
+                        "lines": _share_rows(e.lines),
                         "description": e.description,
                     }
                     for i, e in enumerate(new_entries)

@@ -150,7 +150,9 @@ ledger_entries = Table(
     Column("at", UtcDateTime, nullable=False),
     Column("command_id", Uuid),
     Column("reason", String(16)),
-    Column("line_references", JSON, nullable=False),
+    #: The lines a capture or refund named, each one's share (reference, quantity,
+    #: amount, tax_amount); a return fee entry holds its fee line. Empty: amount-only.
+    Column("lines", JSON, nullable=False),
     Column("description", String(255)),
 )
 
