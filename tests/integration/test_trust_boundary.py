@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from messages.routing import DEAD_LETTER_REASON_HEADER, Queue, command_bytes
-from tests.harness import Harness
-from tests.integration.commands import configure_store
+from messages.routing import BY_ACTOR, DEAD_LETTER_REASON_HEADER, Queue, command_bytes
+from tests.harness import Harness, now, token_from_outbox
+from tests.integration.commands import ADMIN, STORE, configure_store, create_order
 from workers.broker import MAX_BACKOFF_MS
 from workers.settings import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -212,3 +212,83 @@ def test_a_terminal_escape_in_a_store_name_is_refused(harness: Harness) -> None:
     assert rejected["code"] == "VALIDATION_FAILED"
     assert "store_name" in rejected["message"]
     assert "U+001B" in rejected["message"]
+
+
+def test_an_unknown_actor_role_is_answered_with_a_rejection(harness: Harness) -> None:
+    # Given a command whose actor claims a role the portal does not have
+    h = harness
+    h.start_all()
+    command = _store_command()
+    command["actor"] = {**command["actor"], "role": "Root"}
+
+    # When it is published, then it is rejected as invalid, naming the field
+    h.publish_raw(Q, json.dumps(_envelope([command])).encode())
+    rejected = h.wait_event("order.rejected", command_id=uuid.UUID(command["command_id"]))
+    assert rejected["code"] == "VALIDATION_FAILED"
+    assert "actor.role" in rejected["message"]
+
+
+def _order_with_link(h: Harness) -> tuple[uuid.UUID, str]:
+    store = configure_store()
+    h.publish(store)
+    h.wait_event("store.configured", command_id=store.command_id)
+    order = create_order()
+    h.publish(order)
+    sent = h.wait_event("link.sent", order_id=order.order_id)
+    return order.order_id, token_from_outbox(h.workdir / "outbox", sent["link_id"])
+
+
+def _publish_to(h: Harness, actor_name: str, command: dict[str, Any]) -> dict[str, Any]:
+    route = BY_ACTOR[actor_name]
+    envelope = {**_envelope([command]), "queue_name": route.queue_name, "actor_name": actor_name}
+    h.publish_raw(route.queue_name, json.dumps(envelope).encode())
+    return h.wait_event("order.rejected", command_id=uuid.UUID(command["command_id"]))
+
+
+def test_rejections_name_the_order_and_store_paylink_knows(harness: Harness) -> None:
+    # Given an order of the store, with its link sent
+    h = harness
+    h.start_all()
+    order_id, token = _order_with_link(h)
+    base = {"command_id": str(uuid.uuid4()), "issued_at": now().isoformat()}
+
+    # When an invalid capture by the store's admin and an invalid opening of the link
+    # (they name no store, and the opening no order) are published
+    capture = _publish_to(
+        h,
+        "capture_payment",
+        {**base, "actor": ADMIN, "order_id": str(order_id), "amount": "lots"},
+    )
+    opened = _publish_to(
+        h, "payment_link_opened", {**base, "command_id": str(uuid.uuid4()), "token": token, "x": 1}
+    )
+
+    # Then the capture's rejection names the order's store, the opening's the order too
+    assert (capture["order_id"], capture["store_id"]) == (str(order_id), STORE)
+    assert (opened["order_id"], opened["store_id"]) == (str(order_id), STORE)
+
+
+def test_a_rejection_does_not_tell_a_stranger_which_store_an_order_is_in(
+    harness: Harness,
+) -> None:
+    # Given an order of the store
+    h = harness
+    h.start_all()
+    order_id, _token = _order_with_link(h)
+    stranger = {"user_id": "intruder", "role": "Admin", "store_ids": ["other-store"]}
+
+    # When another store's actor sends an invalid capture for it
+    rejected = _publish_to(
+        h,
+        "capture_payment",
+        {
+            "command_id": str(uuid.uuid4()),
+            "issued_at": now().isoformat(),
+            "actor": stranger,
+            "order_id": str(order_id),
+            "amount": 1.5,
+        },
+    )
+
+    # Then the rejection names no store
+    assert rejected["store_id"] is None
