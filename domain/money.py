@@ -8,9 +8,7 @@ Floats never appear: ``0.1 + 0.2`` is not a price.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from domain.errors import AmountError, ValidationFailed
+from domain.errors import ValidationFailed
 
 #: The limits are the wire contract's (DESIGN §2): one definition, in messages/.
 from messages.common import MAX_AMOUNT as MAX_AMOUNT
@@ -58,31 +56,3 @@ def line_tax_amount(total_amount: int, tax_rate: int) -> int:
             code="TAX_RATE_OUT_OF_RANGE",
         )
     return round_half_up(total_amount * tax_rate, _BASIS_POINTS + tax_rate)
-
-
-def split_proportionally(total: int, weights: Sequence[int]) -> list[int]:
-    """Spread ``total`` over ``weights`` so the shares sum to ``total`` exactly.
-
-    Largest-remainder method: each share is the exact proportional share rounded
-    towards zero, and the units left over go to the largest remainders (earlier
-    positions win ties), so every share is within one minor unit of its exact value and
-    a zero weight always gets zero. Used to spread a partial capture or refund over
-    order lines.
-    """
-    if not weights or any(weight < 0 for weight in weights) or sum(weights) == 0:
-        raise AmountError(
-            "Cannot split an amount over no lines, negative weights or only zero weights",
-            code="SPLIT_WEIGHTS_INVALID",
-        )
-    if total < 0:
-        return [-share for share in split_proportionally(-total, weights)]
-    weight_sum = sum(weights)
-    floors_and_remainders = [divmod(total * weight, weight_sum) for weight in weights]
-    shares = [floor for floor, _ in floors_and_remainders]
-    left_over = total - sum(shares)
-    by_remainder = sorted(
-        range(len(weights)), key=lambda index: (-floors_and_remainders[index][1], index)
-    )
-    for index in by_remainder[:left_over]:
-        shares[index] += 1
-    return shares

@@ -186,3 +186,34 @@ def test_malformed_messages_in_every_queue_are_dead_lettered_with_reason(harness
         assert any(r.startswith("VALIDATION_FAILED") for r in reasons), reasons
     # the worker is still serving
     _configure(h)
+
+
+def test_captured_money_stays_refundable_after_the_reservation_expires_over_the_wire(
+    harness_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    # Given: reservations that last 3 seconds, and an order part captured by line
+    h = harness_factory(PAYLINK_RESERVATION_TTL_SECONDS="3")
+    h.start_all()
+    _configure(h)
+    order_id, token = _create_and_send(h)
+    h.publish(completed(token))
+    h.wait_event("order.completed", order_id=order_id)
+    sock = {
+        "name": "Socks",
+        "reference": "SOCK-1",
+        "quantity": 1,
+        "unit_price": 10_000,
+        "tax_rate": 2500,
+    }
+    capture = merchant(c.CapturePayment, order_id, order_lines=[sock])
+    h.publish(capture)
+    assert h.wait_event("payment.captured", command_id=capture.command_id)["amount"] == 10_000
+    # When: the scheduler expires the reservation
+    expired = h.wait_event("payment.expired", order_id=order_id)
+    # Then: only the uncaptured rest was released; the capture can still be refunded
+    assert expired["released_amount"] == ORDER_AMOUNT - 10_000
+    assert h.order_row(order_id).status == "CAPTURED"
+    refund = merchant(c.RefundPayment, order_id, amount=5_000)
+    h.publish(refund)
+    refunded = h.wait_event("payment.refunded", command_id=refund.command_id)
+    assert (refunded["amount"], refunded["payment_status"]) == (5_000, "PART_REFUNDED")

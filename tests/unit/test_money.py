@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.errors import AmountError, ValidationFailed
+from domain.errors import ValidationFailed
 from domain.lines import LineType, OrderLine, order_totals
 from domain.money import (
     MAX_AMOUNT,
@@ -14,7 +14,6 @@ from domain.money import (
     line_tax_amount,
     line_total_amount,
     round_half_up,
-    split_proportionally,
 )
 
 amounts = st.integers(min_value=0, max_value=MAX_AMOUNT)
@@ -124,46 +123,6 @@ def test_round_half_up_matches_fraction_oracle(numerator: int, denominator: int)
     assert round_half_up(numerator, denominator) == fraction_half_up(
         Fraction(numerator, denominator)
     )
-
-
-@given(
-    total=st.integers(min_value=-(10**11), max_value=10**11),
-    weights=st.lists(
-        st.integers(min_value=0, max_value=MAX_AMOUNT), min_size=1, max_size=50
-    ).filter(lambda weights: sum(weights) > 0),
-)
-def test_split_proportionally_sums_exactly_and_stays_within_one_of_exact_share(
-    total: int, weights: list[int]
-) -> None:
-    # When
-    shares = split_proportionally(total, weights)
-
-    # Then
-    assert sum(shares) == total
-    assert len(shares) == len(weights)
-    for share, weight in zip(shares, weights, strict=True):
-        exact = Fraction(total * weight, sum(weights))
-        assert abs(share - exact) < 1
-        if weight == 0:
-            assert share == 0
-
-
-def test_split_proportionally_gives_leftover_units_to_largest_remainders() -> None:
-    # Given 100 over weights 1:1:1 → 33.33 each, one unit left over
-    # When
-    shares = split_proportionally(100, [1, 1, 1])
-
-    # Then the first position wins the tie
-    assert shares == [34, 33, 33]
-    assert split_proportionally(10, [5, 3, 2]) == [5, 3, 2]
-    assert split_proportionally(1, [1, 2]) == [0, 1]
-
-
-@pytest.mark.parametrize("weights", [[], [0, 0], [5, -1]])
-def test_split_proportionally_with_unusable_weights_is_rejected(weights: list[int]) -> None:
-    with pytest.raises(AmountError) as raised:
-        split_proportionally(100, weights)
-    assert raised.value.code == "SPLIT_WEIGHTS_INVALID"
 
 
 line_inputs = st.tuples(
