@@ -8,11 +8,14 @@ again: delivery is at-least-once and every consumer de-duplicates by id.
 
 Partitions: one relay is one Python process, CPU-bound on AMQP framing under load
 (measured here: 20 000 due expiries published in 7.3 s by one relay, 3.3 to 3.7 s by
-two; ``python -m bench --quick --only expiry --expiry-n 20000``), so several may run, each with ``partition=i`` of ``n``: it takes only the
-rows whose order hashes to ``i`` (rows without an order go to partition 0). All of an
-order's messages go through one relay, in commit order, so consumers see an order's
-events in the order they happened. A relay without a partition takes every row; run
-either that one or one per partition, not both.
+two; ``python -m bench --quick --only expiry --expiry-n 20000``), so several may
+run, each publishing the rows whose order hashes to its partitions (rows without an
+order go to partition 0). All of an order's messages go through one relay, in commit
+order, so consumers see an order's events in the order they happened. With ``claim``
+(deploy/) relays take partitions live (``workers.relay_partitions``): however many
+run, every partition is published by exactly one. ``partition=i`` (``paylink run``)
+fixes one; a relay with neither takes every row: run either that one or partitioned
+ones, not both.
 
 Link tokens travel inside send-link commands; once such a command is confirmed its
 payload is blanked, so the database keeps only the token hash.
@@ -54,8 +57,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 
 from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE
+from workers import process_metrics as metrics
 from workers.broker import XQ_ARGUMENTS, queue_arguments
 from workers.bulk_publish import Outgoing, publish_batch
+from workers.relay_partitions import PartitionClaim, PartitionLost
 from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine
@@ -79,8 +84,13 @@ async def declare_topology(
 
 def partition_clause(partition: int, partitions: int) -> ColumnElement[bool]:
     """Outbox rows of partition ``partition`` of ``partitions`` (PostgreSQL)."""
+    return partitions_clause(frozenset({partition}), partitions)
+
+
+def partitions_clause(held: frozenset[int], partitions: int) -> ColumnElement[bool]:
+    """Outbox rows of the partitions ``held`` of ``partitions`` (PostgreSQL); none if empty."""
     hashed = func.hashtext(func.coalesce(cast(t.outbox.c.order_id, Text), ""))
-    return hashed.op("&")(0x7FFFFFFF) % partitions == partition
+    return (hashed.op("&")(0x7FFFFFFF) % partitions).in_(sorted(held))
 
 
 def _mark_sent(postgresql: bool) -> Update:
@@ -154,93 +164,6 @@ def _conninfo(database_url: str) -> str | None:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-#: First key of the relays' advisory locks (the second is the partition).
-LOCK_NAMESPACE = 0x706C6B31  # "plk1"
-#: How often a relay holding a partition checks that its lock's connection is alive.
-CLAIM_CHECK_SECONDS = 5.0
-#: How often a standby relay tries to take a partition.
-STANDBY_RETRY_SECONDS = 2.0
-
-
-class PartitionClaim:
-    """A relay that takes whichever partition is free, for as long as it lives.
-
-    Each partition is a PostgreSQL session advisory lock held on a connection of its
-    own: the database releases it when that connection ends (the relay died or lost the
-    database), and a standby relay then takes it. A relay that finds every partition
-    taken waits as a standby. A relay that can no longer confirm its lock stops
-    publishing before anyone else could take the partition over, so no two relays
-    ever publish one partition, and each order's events stay in order. Run as many
-    relays as partitions, plus standbys for failover (Kubernetes, compose).
-    """
-
-    def __init__(self, conninfo: str, partitions: int) -> None:
-        # Keepalives: a connection that silently died frees its lock within seconds.
-        self.conninfo = (
-            conninfo
-            + ("&" if "?" in conninfo else "?")
-            + "keepalives=1&keepalives_idle=5&keepalives_interval=2&keepalives_count=3"
-        )
-        self.partitions = partitions
-        self.partition: int | None = None
-        self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._checked = 0.0
-
-    async def acquire(self, stop: asyncio.Event) -> int | None:
-        """Wait until a partition is free and take it; None once ``stop`` is set."""
-        waiting_logged = False
-        while not stop.is_set():
-            try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = await psycopg.AsyncConnection.connect(
-                        self.conninfo, autocommit=True
-                    )
-                for slot in range(self.partitions):
-                    cur = await self._conn.execute(
-                        "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, slot)
-                    )
-                    row = await cur.fetchone()
-                    if row is not None and row[0]:
-                        self.partition, self._checked = slot, time.monotonic()
-                        log.info("relay partition claimed", partition=slot)
-                        return slot
-                if not waiting_logged:
-                    log.info("every relay partition is taken: standing by")
-                    waiting_logged = True
-            except psycopg.Error as exc:
-                log.warning("partition claim failed", error=type(exc).__name__)
-                await self.release()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), STANDBY_RETRY_SECONDS)
-        return None
-
-    async def still_held(self) -> bool:
-        """Whether the lock's connection still answers (checked every few seconds)."""
-        if self._conn is None or self.partition is None:
-            return False
-        if time.monotonic() - self._checked < CLAIM_CHECK_SECONDS:
-            return True
-        try:
-            await asyncio.wait_for(self._conn.execute("SELECT 1"), CLAIM_CHECK_SECONDS)
-        except (psycopg.Error, TimeoutError):
-            log.warning("relay partition lost", partition=self.partition)
-            await self.release()
-            return False
-        self._checked = time.monotonic()
-        return True
-
-    async def release(self) -> None:
-        self.partition = None
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.close()
-        self._conn = None
-
-
-class PartitionLost(Exception):
-    """This relay can no longer show that it holds its partition."""
-
-
 class Relay:
     def __init__(
         self,
@@ -254,19 +177,21 @@ class Relay:
         self.engine = engine or make_engine(settings.database_url)
         self.unsent = t.outbox.c.sent_at.is_(None)
         self._mark = _mark_sent(self.engine.dialect.name == "postgresql")
-        self._take([self.unsent])
         self.claim: PartitionClaim | None = None
         partitions = settings.relay_partitions
+        self._take(None)
         if partitions > 1 and (claim or partition is not None):
             conninfo = _conninfo(settings.database_url)
             if conninfo is None:
                 raise ValueError("relay partitions need PostgreSQL; run one relay on SQLite")
             if claim:
                 self.claim = PartitionClaim(conninfo, partitions)
+                self._take(frozenset())
             elif partition is not None:
                 if not 0 <= partition < partitions:
                     raise ValueError(f"partition {partition} is not one of 0..{partitions - 1}")
-                self._take([self.unsent, partition_clause(partition, partitions)])
+                self._take(frozenset({partition}))
+        metrics.PARTITIONS.set(partitions)
         self.published = 0
         self.connected = False
         self._stop = asyncio.Event()
@@ -276,9 +201,24 @@ class Relay:
         self._stop.set()
         self.signal.event.set()
 
-    def _take(self, where: list[ColumnElement[bool]]) -> None:
-        """The rows this relay publishes; the batch query is built once for them (a
-        statement built per batch cost SQLAlchemy a new cache key every time)."""
+    def ready(self) -> bool:
+        """Publishing with a broker connection, or a healthy standby: a spare that can
+        take over is as ready as it is meant to be (a standby reported unready stalled
+        Kubernetes rollouts and node drains)."""
+        if self.claim is not None and not self.claim.held:
+            return self.claim.healthy_standby()
+        return self.connected
+
+    def _take(self, held: frozenset[int] | None) -> None:
+        """The rows this relay publishes (``held``: its partitions; None: every row); the
+        batch query is built once for them (a statement built per batch cost SQLAlchemy
+        a new cache key every time)."""
+        self.held = held
+        partitions = self.settings.relay_partitions
+        where = [self.unsent]
+        if held is not None:
+            where.append(partitions_clause(held, partitions))
+        metrics.HELD.set(partitions if held is None else len(held))
         self._batch_query = (
             select(
                 t.outbox.c.id,
@@ -286,6 +226,7 @@ class Relay:
                 t.outbox.c.destination,
                 t.outbox.c.message_id,
                 t.outbox.c.payload,
+                t.outbox.c.created_at,
             )
             .where(*where)
             .order_by(t.outbox.c.id)
@@ -309,7 +250,7 @@ class Relay:
             if not rows:
                 return 0
             outgoing = []
-            for _id, kind, destination, message_id, payload in rows:
+            for _id, kind, destination, message_id, payload, _created in rows:
                 event = kind == "event"
                 properties = Basic.Properties(
                     message_id=str(message_id),
@@ -332,8 +273,10 @@ class Relay:
             for row, confirmation in zip(rows, confirmations, strict=True):
                 if not isinstance(confirmation, Basic.Ack):
                     raise RuntimeError(f"{row.destination}: message {row.message_id} was returned")
-            db.execute(self._mark, {"ids": [r.id for r in rows], "sent_at": datetime.now(UTC)})
+            now = datetime.now(UTC)
+            db.execute(self._mark, {"ids": [r.id for r in rows], "sent_at": now})
         self.published += len(rows)
+        metrics.published(len(rows), now, rows[0].created_at)
         return len(rows)
 
     async def run(self) -> None:
@@ -351,12 +294,24 @@ class Relay:
         """In claim mode, hold a partition before publishing; False once stopping."""
         if self.claim is None:
             return True
-        if self.claim.partition is None:
-            slot = await self.claim.acquire(self._stop)
-            if slot is None:
+        if not self.claim.held:
+            self._take(frozenset())
+            held = await self.claim.acquire(self._stop)
+            if held is None:
                 return False
-            self._take([self.unsent, partition_clause(slot, self.settings.relay_partitions)])
+            self._take(held)
         return True
+
+    async def _check_claim(self) -> None:
+        """In claim mode, between batches: still holding? partitions adopted or handed over?"""
+        if self.claim is None:
+            return
+        held = await self.claim.check()
+        if not held:
+            self._take(frozenset())
+            raise PartitionLost("the partition's lock connection is gone")
+        if held != self.held:
+            self._take(held)
 
     async def _run(self) -> None:
         backoff = 0.5
@@ -375,8 +330,8 @@ class Relay:
                         self.connected, backoff = True, 0.5
                         log.info("relay connected")
                         while not self._stop.is_set():
-                            if self.claim is not None and not await self.claim.still_held():
-                                raise PartitionLost("the partition's lock connection is gone")
+                            await self._check_claim()
+                            metrics.LAST_POLL.set_to_current_time()
                             self.signal.clear()  # a commit from now on wakes the wait below
                             n = await self._publish_batch(underlay, db)
                             if n < self.settings.relay_batch_size:
@@ -413,7 +368,7 @@ def run_relay(
     if partition is not None:
         structlog.contextvars.bind_contextvars(partition=partition)
     if health_port:
-        start_health_server(health_port, lambda: relay.connected)
+        start_health_server(health_port, relay.ready)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from domain.expiry import DueLink, expire_due_links
 from domain.status import LinkStatus
 from messages import commands as c
+from workers import process_metrics as metrics
 from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine, make_session_factory
@@ -183,6 +184,7 @@ class Scheduler:
         )
         if links or reservations:
             log.info("expiries released", links=links, reservations=reservations)
+        metrics.ticked(links, reservations)
         self.released += links + reservations
         return max(links, reservations)
 

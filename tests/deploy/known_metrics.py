@@ -27,6 +27,14 @@ PAYLINK_METRICS = frozenset(
         "paylink_captures_total",
         "paylink_refunds_total",
         "paylink_uncertain_sends_total",
+        "paylink_relay_published_total",
+        "paylink_relay_batch_size",
+        "paylink_relay_lag_seconds",
+        "paylink_relay_partitions_held",
+        "paylink_relay_partitions",
+        "paylink_relay_last_poll_timestamp_seconds",
+        "paylink_scheduler_released_total",
+        "paylink_scheduler_last_tick_timestamp_seconds",
     }
 )
 
@@ -42,7 +50,7 @@ DRAMATIQ_METRICS = frozenset(
 )
 
 #: Histograms, exposed as <name>_bucket, <name>_sum and <name>_count.
-HISTOGRAMS = frozenset({"dramatiq_message_duration_milliseconds"})
+HISTOGRAMS = frozenset({"dramatiq_message_duration_milliseconds", "paylink_relay_batch_size"})
 
 RABBITMQ_METRICS = frozenset(
     {

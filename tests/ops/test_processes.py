@@ -129,13 +129,33 @@ def test_worker_process_runs_actors_and_serves_dramatiq_metrics(
     assert all(line.startswith("{") for line in lines), lines
 
 
+#: What each process says about itself on /metrics (docs/architecture.md).
+OWN_METRICS = {
+    "relay": (
+        "paylink_relay_published_total",
+        "paylink_relay_partitions_held 2.0",
+        "paylink_relay_partitions 2.0",
+        "paylink_relay_last_poll_timestamp_seconds",
+        "paylink_relay_batch_size_bucket",
+    ),
+    "scheduler": (
+        'paylink_scheduler_released_total{kind="link"}',
+        'paylink_scheduler_released_total{kind="reservation"}',
+        "paylink_scheduler_last_tick_timestamp_seconds",
+    ),
+}
+
+
 @pytest.mark.parametrize("command", ["relay", "scheduler"])
-def test_relay_and_scheduler_serve_health_until_sigterm(
+def test_relay_and_scheduler_serve_health_and_their_own_metrics_until_sigterm(
     start: Callable[..., Started], command: str
 ) -> None:
     port = free_port()
     process = start(PAYLINK, command, "--health-port", str(port))
     wait_for(lambda: http_get(port, "/readyz")[0] == 200, f"the {command}", process.log)
     assert http_get(port, "/healthz")[0] == 200
-    assert http_get(port, "/metrics")[0] == 200
+    status, body = http_get(port, "/metrics")
+    assert status == 200
+    for needle in OWN_METRICS[command]:
+        assert needle in body, needle
     assert process.stop() == 0
