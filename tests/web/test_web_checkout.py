@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from prometheus_client import REGISTRY
 
 from messages import commands as c
 from tests.integration.commands import ORDER_AMOUNT
@@ -89,6 +90,7 @@ def test_a_payment_the_worker_has_not_applied_yet_shows_a_confirming_receipt(
 def test_a_declined_payment_publishes_nothing_and_lets_the_customer_retry(page: Page) -> None:
     # Given a customer on a live link
     order_id, token = page.shop.order()
+    declines = _payments("declined")
 
     # When the sandbox declines
     response = page.pay(token, "decline")
@@ -99,6 +101,13 @@ def test_a_declined_payment_publishes_nothing_and_lets_the_customer_retry(page: 
     assert 'id="pay"' in response.text
     assert page.publisher.of(c.CheckoutCompleted) == []
     assert page.shop.row(order_id).link_status == "IN_PROGRESS"
+    assert _payments("declined") == declines + 1
+
+
+def _payments(outcome: str) -> float:
+    """paylink_web_payments_total{outcome} as the health port's /metrics serves it."""
+    value = REGISTRY.get_sample_value("paylink_web_payments_total", {"outcome": outcome})
+    return value or 0.0
 
 
 def test_a_gateway_error_publishes_nothing_and_says_nothing_was_charged(page: Page) -> None:

@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+from prometheus_client import REGISTRY
 
 from messages import commands as c
 from tests.web.support import Page, csrf_field
@@ -118,6 +119,7 @@ def test_token_lookups_are_rate_limited_per_client_and_recover(page_factory) -> 
     assert limited.status_code == 429
     assert int(limited.headers["retry-after"]) >= 1
     assert 'data-state="busy"' in limited.text
+    assert REGISTRY.get_sample_value("paylink_web_rate_limited_total") >= 1
     assert after.status_code == 200
 
 

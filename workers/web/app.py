@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 from babel import Locale
+from prometheus_client import Counter
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -45,6 +46,16 @@ from workers.web.security import AccessLog, CsrfSigner, RateLimiter, SecurityHea
 from workers.web.wording import negotiate_locale
 
 log = structlog.get_logger("paylink.web")
+
+#: Served on the health port (:9303): what customers meet, and where paying fails.
+LOOKUPS = Counter("paylink_web_lookups", "Link lookups by what was found.", ["state"])
+PAYMENTS = Counter(
+    "paylink_web_payments",
+    "Pay form submissions by outcome (approved, declined, gateway_error, publish_failed, "
+    "csrf_refused).",
+    ["outcome"],
+)
+RATE_LIMITED = Counter("paylink_web_rate_limited", "Link requests refused by the rate limit.")
 
 #: While the worker applies an approved payment, the receipt page reloads itself (no JS).
 RECEIPT_REFRESH_SECONDS = 2
@@ -109,6 +120,7 @@ class LinkPages:
         cookie = request.cookies.get(CsrfSigner.COOKIE)
         if not self.csrf.valid(cookie, link_id, field if isinstance(field, str) else None):
             w = pages.words(locale)
+            PAYMENTS.labels("csrf_refused").inc()
             return self._order_page(request, view, locale, notice=w.form_expired, status=403)
         outcome = form.get("outcome")
         ask = AuthorizationRequest(
@@ -124,9 +136,11 @@ class LinkPages:
             answer = await run_in_threadpool(self.gateway.authorize, ask)
         except GatewayUnavailable:
             log.warning("checkout gateway unavailable", order_id=str(view.order_id))
+            PAYMENTS.labels("gateway_error").inc()
             return self._order_page(request, view, locale, notice=w.gateway_error, status=503)
         if not isinstance(answer, Approved):
             log.info("payment declined", order_id=str(view.order_id))
+            PAYMENTS.labels("declined").inc()
             return self._order_page(request, view, locale, notice=w.declined, status=402)
         command = c.CheckoutCompleted(
             command_id=completed_command_id(link_id),
@@ -141,7 +155,9 @@ class LinkPages:
             await run_in_threadpool(self.publisher.publish, command)
         except PublishFailed as exc:
             log.error("checkout not reported; the customer is asked to retry", error=str(exc))
+            PAYMENTS.labels("publish_failed").inc()
             return self._message(locale, w.unavailable_title, w.unavailable, "unavailable", 503)
+        PAYMENTS.labels("approved").inc()
         log.info(
             "payment approved", order_id=str(view.order_id), command_id=str(command.command_id)
         )
@@ -168,6 +184,7 @@ class LinkPages:
         client = request.client.host if request.client else "unknown"
         wait = self.limiter.allow(client)
         if wait is not None:
+            RATE_LIMITED.inc()
             w = pages.words(fallback)
             response = self._message(fallback, w.busy_title, w.busy, "busy", 429)
             response.headers["retry-after"] = str(max(1, round(wait)))
@@ -180,6 +197,7 @@ class LinkPages:
             log.error("link lookup failed", error=type(exc).__name__)
             w = pages.words(fallback)
             return self._message(fallback, w.unavailable_title, w.unavailable, "unavailable", 503)
+        LOOKUPS.labels(view.state.value).inc()
         return view, pages.page_locale(view, fallback)
 
     async def _live(self, request: Request) -> tuple[LinkView, Locale] | Response:
