@@ -163,3 +163,16 @@ def test_lookups_of_unknown_and_dead_tokens_run_the_same_statements(page: Page) 
     # Then the database did the same work for each
     assert len(for_dead) == 2
     assert for_dead == for_unknown == for_malformed
+
+
+def test_a_link_checkers_head_request_does_not_open_the_link(page: Page) -> None:
+    # Given a link a mail scanner probes before the customer reads the message
+    order_id, token = page.shop.order()
+
+    # When the scanner sends HEAD
+    probed = page.client.head(f"/l/{token}")
+
+    # Then the link is not reported opened
+    assert probed.status_code == 200
+    assert page.publisher.of(c.PaymentLinkOpened) == []
+    assert page.shop.row(order_id).link_status == "CREATED"

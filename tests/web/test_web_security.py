@@ -40,7 +40,9 @@ def test_every_answer_carries_the_strict_headers(page: Page) -> None:
         assert "server" not in answer.headers
 
 
-def test_the_csrf_cookie_is_http_only_and_same_site_strict(page: Page) -> None:
+def test_the_csrf_cookie_is_http_only_and_never_sent_with_another_sites_post(
+    page: Page,
+) -> None:
     # Given a live link
     _, token = page.shop.order()
 
@@ -50,7 +52,7 @@ def test_the_csrf_cookie_is_http_only_and_same_site_strict(page: Page) -> None:
     # Then the cookie behind the form field is out of scripts' and other sites' reach
     assert cookie.startswith(f"{CsrfSigner.COOKIE}=")
     assert "HttpOnly" in cookie
-    assert "SameSite=strict" in cookie
+    assert "SameSite=lax" in cookie
     assert "Path=/l/" in cookie
 
 

@@ -99,7 +99,8 @@ class LinkPages:
         if isinstance(found, Response):
             return found
         view, locale = found
-        if not view.opened:
+        # A HEAD is a link checker's probe (mail scanners), not the customer looking.
+        if not view.opened and request.method == "GET":
             await self._publish_quietly(
                 c.PaymentLinkOpened(
                     command_id=opened_command_id(_id(view.link_id)),
@@ -239,7 +240,9 @@ class LinkPages:
             cookie,
             path="/l/",
             httponly=True,
-            samesite="strict",
+            # Lax: sent when the customer arrives from their mail (a cross-site GET), so
+            # an open tab's form stays valid; never sent with another site's POST.
+            samesite="lax",
             secure=request.url.scheme == "https",
         )
         return response

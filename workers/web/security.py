@@ -106,8 +106,9 @@ class AccessLog:
 class CsrfSigner:
     """Signed double-submit: a random cookie, and in the form an HMAC of it and the link.
 
-    A forged form from another site cannot read the cookie (SameSite=Strict, HttpOnly),
-    so it cannot produce the field; the field of one link does not pay another.
+    A forged form from another site cannot read the cookie (HttpOnly) and does not get
+    it sent with its POST (SameSite=Lax), so it cannot produce the field; the field of
+    one link does not pay another.
     """
 
     COOKIE = "paylink_csrf"
