@@ -43,7 +43,7 @@ from messages import commands as c
 from messages.common import CommandBase
 
 if TYPE_CHECKING:
-    from domain.handlers import Context
+    from domain.ports import Context
 
 Continuation = Callable[[], Outcome]
 C = TypeVar("C", c.CreateOrder, c.SendPaymentLink)

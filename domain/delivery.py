@@ -6,8 +6,9 @@ The provider call happens between two transactions, never while a row lock is he
 2. call the notifier;
 3. record the outcome (``SENT`` with the provider's id, or ``FAILED``) with its event.
 
-A database failure while recording step 3 is retried in process (the provider has
-already answered; redelivering would send again). A redelivered command whose link
+A database failure while recording step 3 is retried in process, as long as the
+context's ``patience`` allows (the provider has already answered; redelivering would
+send again). A redelivered command whose link
 is already ``SENT`` does nothing again. One that
 finds ``ATTEMPTING`` means a worker died between 2 and 3: the provider may or may
 not have accepted the message. That attempt is counted in ``uncertain_attempts`` and
@@ -20,19 +21,12 @@ duplicates survives a kill right after that send.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from domain.errors import (
-    DeliveryDeferred,
-    DeliveryRejected,
-    DomainError,
-    NotFound,
-    TransientError,
-)
+from domain.errors import DeliveryDeferred, DeliveryRejected, DomainError, NotFound
 from domain.links import Link, hash_token
 from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
 from domain.order import Order
@@ -41,11 +35,7 @@ from domain.ports import NotificationRecord, NotificationState, ProcessedCommand
 from messages import commands as c
 
 if TYPE_CHECKING:
-    from domain.handlers import Context
-
-#: How long recording a provider's answer retries the database before giving up
-#: (then the redelivery would send again); below the 60 s actor time limit.
-RECORD_PATIENCE_SECONDS = 40.0
+    from domain.ports import Context
 
 
 def _load(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> tuple[Order, Link]:
@@ -110,7 +100,6 @@ def begin_attempt(cmd: c.SendPaymentLink, digest: str, uow: UnitOfWork, ctx: Con
 def send_payment_link(
     cmd: c.SendPaymentLink, digest: str, uow_factory: UowFactory, ctx: Context
 ) -> Outcome:
-    assert ctx.notifier is not None, "send-link needs a notifier"
     # 1. record the attempt
     try:
         with uow_factory() as uow:
@@ -136,7 +125,6 @@ def deliver(
     caller whose message it is. After an uncertain attempt the provider is asked
     first; a message it already holds is not sent again."""
     notifier = ctx.notifier
-    assert notifier is not None, "send-link needs a notifier"
     try:
         if attempt.uncertain:
             trace = notifier.find(attempt.notification)
@@ -217,24 +205,21 @@ def _record_outcome(
 
     The provider has already answered: giving up now (a TransientError to the runtime)
     would send the link again on redelivery. So a database hiccup is waited out in
-    process, up to ``RECORD_PATIENCE_SECONDS`` (below the actor time limit).
+    process, for as long as ``ctx.patience`` says (workers set it below the actor's time
+    limit); a domain refusal (a resend replaced the link meanwhile) is recorded.
     """
     cmd = attempt.cmd
-    delay = 0.2
-    deadline = time.monotonic() + RECORD_PATIENCE_SECONDS
-    while True:
-        try:
-            with uow_factory() as uow:
-                outcome = _outcome_in(attempt, uow, ctx, apply)
-                uow.commit()
-                return outcome
-        except DomainError as error:  # e.g. a resend replaced the link meanwhile
-            return record_rejection(Cause.of(cmd), error, uow_factory, ctx, attempt.digest)
-        except TransientError:
-            if time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+
+    def record() -> Outcome:
+        with uow_factory() as uow:
+            outcome = _outcome_in(attempt, uow, ctx, apply)
+            uow.commit()
+            return outcome
+
+    try:
+        return ctx.patience.call(record)
+    except DomainError as error:
+        return record_rejection(Cause.of(cmd), error, uow_factory, ctx, attempt.digest)
 
 
 def _outcome_in(

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from domain.delivery import send_payment_link
 from domain.errors import DomainError
-from domain.handlers import HANDLERS, Context, Events
+from domain.handlers import HANDLERS, Events
 from domain.outcomes import Cause, Outcome, UowFactory, payload_hash, record_rejection, replay
-from domain.ports import ProcessedCommand, UnitOfWork
+from domain.ports import Context, ProcessedCommand, UnitOfWork
 from messages import commands as c
 from messages.common import CommandBase
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 from domain.currency import currency_for_country
@@ -19,45 +17,16 @@ from domain.errors import NotFound, ValidationFailed
 from domain.line_ledger import LineRequest
 from domain.lines import OrderLine, order_totals
 from domain.links import hash_token
-from domain.notifications import Notifier
 from domain.order import CustomerContact, Order, ensure_editable_lines
 from domain.permissions import authorize
-from domain.ports import Clock, TokenGenerator, UnitOfWork
+from domain.ports import Context, UnitOfWork
 from domain.store import Store
 from messages import commands as c
 from messages import events as ev
 from messages.common import CommandBase, EventBase, LineType, MerchantCommand, OrderLineIn
 
-#: Links stay valid for 48 hours (seed 000: "only active in 48 hours").
-LINK_TTL = timedelta(hours=48)
-#: Reservations expire 28 days after authorization unless configured otherwise.
-RESERVATION_TTL = timedelta(days=28)
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    clock: Clock
-    tokens: TokenGenerator
-    link_ttl: timedelta = LINK_TTL
-    reservation_ttl: timedelta = RESERVATION_TTL
-    checkout_base_url: str = "https://pay.paylink.example/l"
-    notifier: Notifier | None = None
-
-
 Events = list[EventBase]
-C = TypeVar("C", bound=CommandBase)
 Handler = Callable[[Any, UnitOfWork, Context], Events]
-HANDLERS: dict[type[CommandBase], Handler] = {}
-
-
-def handles(
-    command_type: type[C],
-) -> Callable[[Callable[[C, UnitOfWork, Context], Events]], Handler]:
-    def register(fn: Callable[[C, UnitOfWork, Context], Events]) -> Handler:
-        HANDLERS[command_type] = fn
-        return fn
-
-    return register
 
 
 def to_line(line: OrderLineIn) -> OrderLine:
@@ -148,7 +117,6 @@ def _send_link_command(
     )
 
 
-@handles(c.ConfigureStore)
 def configure_store(cmd: c.ConfigureStore, uow: UnitOfWork, ctx: Context) -> Events:
     authorize(cmd.actor, "ConfigureStore", [cmd.store_id])
     terms = str(cmd.terms_url) if cmd.terms_url is not None else None
@@ -180,7 +148,6 @@ def _configured_store(store_id: str, uow: UnitOfWork) -> Store:
     return store
 
 
-@handles(c.CreateOrder)
 def create_order(cmd: c.CreateOrder, uow: UnitOfWork, ctx: Context) -> Events:
     authorize(cmd.actor, "CreateOrder", [cmd.store_id])
     store = _configured_store(cmd.store_id, uow)
@@ -222,7 +189,6 @@ def create_order(cmd: c.CreateOrder, uow: UnitOfWork, ctx: Context) -> Events:
     return order.events
 
 
-@handles(c.ResendPaymentLink)
 def resend_payment_link(cmd: c.ResendPaymentLink, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     # Seed 000: without Terms and Conditions "you will not be able to create or send order(s)".
@@ -233,21 +199,18 @@ def resend_payment_link(cmd: c.ResendPaymentLink, uow: UnitOfWork, ctx: Context)
     return order.events
 
 
-@handles(c.ExpirePaymentLink)
 def expire_payment_link(cmd: c.ExpirePaymentLink, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     order.expire_link(cmd.link_id)
     return order.events
 
 
-@handles(c.PaymentLinkOpened)
 def payment_link_opened(cmd: c.PaymentLinkOpened, uow: UnitOfWork, ctx: Context) -> Events:
     order, token_hash = _order_by_token(cmd, uow, ctx)
     order.open_link(token_hash)
     return order.events
 
 
-@handles(c.CheckoutCompleted)
 def checkout_completed(cmd: c.CheckoutCompleted, uow: UnitOfWork, ctx: Context) -> Events:
     order, token_hash = _order_by_token(cmd, uow, ctx)
     order.complete_checkout(
@@ -260,7 +223,6 @@ def checkout_completed(cmd: c.CheckoutCompleted, uow: UnitOfWork, ctx: Context) 
     return order.events
 
 
-@handles(c.CapturePayment)
 def capture_payment(cmd: c.CapturePayment, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     if to_fees(cmd.order_lines):
@@ -271,7 +233,6 @@ def capture_payment(cmd: c.CapturePayment, uow: UnitOfWork, ctx: Context) -> Eve
     return order.events
 
 
-@handles(c.RefundPayment)
 def refund_payment(cmd: c.RefundPayment, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     order.refund(
@@ -280,14 +241,12 @@ def refund_payment(cmd: c.RefundPayment, uow: UnitOfWork, ctx: Context) -> Event
     return order.events
 
 
-@handles(c.CancelOrder)
 def cancel_order(cmd: c.CancelOrder, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     order.cancel()
     return order.events
 
 
-@handles(c.ReleaseRemainingAuthorization)
 def release_remaining_authorization(
     cmd: c.ReleaseRemainingAuthorization, uow: UnitOfWork, ctx: Context
 ) -> Events:
@@ -296,7 +255,6 @@ def release_remaining_authorization(
     return order.events
 
 
-@handles(c.AddReturnFee)
 def add_return_fee(cmd: c.AddReturnFee, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     fee = OrderLine.create(
@@ -311,22 +269,39 @@ def add_return_fee(cmd: c.AddReturnFee, uow: UnitOfWork, ctx: Context) -> Events
     return order.events
 
 
-@handles(c.UpdateOrderLines)
 def update_order_lines(cmd: c.UpdateOrderLines, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     order.update_lines(to_lines(cmd.order_lines))
     return order.events
 
 
-@handles(c.UpdateCustomerDetails)
 def update_customer_details(cmd: c.UpdateCustomerDetails, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     order.update_customer(str(cmd.email) if cmd.email else None, cmd.phone, cmd.name)
     return order.events
 
 
-@handles(c.ExpireAuthorization)
 def expire_authorization(cmd: c.ExpireAuthorization, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     order.expire_authorization()
     return order.events
+
+
+#: Every command paylink handles, and its handler. SendPaymentLink calls the outside
+#: world between two transactions: ``domain.delivery`` runs it.
+HANDLERS: dict[type[CommandBase], Handler] = {
+    c.ConfigureStore: configure_store,
+    c.CreateOrder: create_order,
+    c.ResendPaymentLink: resend_payment_link,
+    c.ExpirePaymentLink: expire_payment_link,
+    c.PaymentLinkOpened: payment_link_opened,
+    c.CheckoutCompleted: checkout_completed,
+    c.CapturePayment: capture_payment,
+    c.RefundPayment: refund_payment,
+    c.CancelOrder: cancel_order,
+    c.ReleaseRemainingAuthorization: release_remaining_authorization,
+    c.AddReturnFee: add_return_fee,
+    c.UpdateOrderLines: update_order_lines,
+    c.UpdateCustomerDetails: update_customer_details,
+    c.ExpireAuthorization: expire_authorization,
+}

@@ -16,7 +16,7 @@ from messages import events as ev
 from messages.common import CommandBase, EventBase
 
 if TYPE_CHECKING:
-    from domain.handlers import Context
+    from domain.ports import Context
 
 UowFactory = Callable[[], UnitOfWork]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar
 from uuid import UUID
 
+from domain.notifications import Notifier
 from domain.order import Order
 from domain.store import Store
 from messages.common import CommandBase, EventBase
@@ -20,6 +21,27 @@ class Clock(Protocol):
 
 class TokenGenerator(Protocol):
     def new_token(self) -> str: ...
+
+
+T = TypeVar("T")
+
+
+class Patience(Protocol):
+    """How long to keep trying a step whose retry must not be a redelivery: recording
+    a provider's answer (a redelivery would send the link again). Policy, so it lives
+    in workers/ (``workers.patience``); the domain only asks for it."""
+
+    def call(self, step: Callable[[], T]) -> T:
+        """``step()``, tried again after a ``TransientError`` while patience lasts; the
+        last ``TransientError`` propagates."""
+        ...
+
+
+class NoPatience:
+    """Try once: a ``TransientError`` goes straight to the runtime (which redelivers)."""
+
+    def call(self, step: Callable[[], T]) -> T:
+        return step()
 
 
 class OrderRepository(Protocol):
@@ -122,3 +144,22 @@ class UnitOfWork(Protocol):
         locked when ``lock``, stores, notification records): the repositories then
         answer from it. Only fewer round trips; an adapter may do nothing."""
         ...
+
+
+#: Links stay valid for 48 hours (seed 000: "only active in 48 hours").
+LINK_TTL = timedelta(hours=48)
+#: Reservations expire 28 days after authorization unless configured otherwise.
+RESERVATION_TTL = timedelta(days=28)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every handler may use besides the unit of work."""
+
+    clock: Clock
+    tokens: TokenGenerator
+    notifier: Notifier
+    link_ttl: timedelta = LINK_TTL
+    reservation_ttl: timedelta = RESERVATION_TTL
+    checkout_base_url: str = "https://pay.paylink.example/l"
+    patience: Patience = field(default_factory=NoPatience)

@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Self
 from uuid import UUID
 
-from domain.handlers import Context
 from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
 from domain.order import Order
-from domain.ports import NotificationRecord, ProcessedCommand
+from domain.ports import Context, NotificationRecord, ProcessedCommand
 from domain.store import Store
 from messages.common import CommandBase, EventBase
 

@@ -40,9 +40,9 @@ from domain.batch import (
 )
 from domain.delivery import Attempt, deliver, record_sent
 from domain.dispatch import dispatch
-from domain.handlers import Context
 from domain.notifications import DeliveryReceipt
 from domain.outcomes import Outcome, UowFactory
+from domain.ports import Context
 from messages import commands as c
 from messages.common import CommandBase
 

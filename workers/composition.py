@@ -10,9 +10,10 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from domain.handlers import Context
 from domain.notifications import Notifier
+from domain.ports import Context
 from workers.batching import Batcher
+from workers.patience import Backoff
 from workers.settings import Settings, get_settings
 from workers.storage.engine import make_engine, make_session_factory
 from workers.storage.uow import SqlUnitOfWork
@@ -26,8 +27,11 @@ class SystemClock:
 class SecretTokens:
     """Link tokens: 256 bits from ``secrets`` (the OS CSPRNG)."""
 
+    #: 32 random bytes = 256 bits, url-safe base64 (43 characters).
+    token_bytes = 32
+
     def new_token(self) -> str:
-        return secrets.token_urlsafe(32)
+        return secrets.token_urlsafe(self.token_bytes)
 
 
 @dataclass
@@ -64,6 +68,7 @@ class App:
             reservation_ttl=self.settings.reservation_ttl,
             checkout_base_url=self.settings.checkout_base_url,
             notifier=self.notifier,
+            patience=Backoff(),
         )
 
 

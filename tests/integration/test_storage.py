@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from domain.dispatch import dispatch
-from domain.handlers import Context
+from domain.ports import Context
 from messages import commands as c
 from tests.fakes import FakeClock, RecordingNotifier, SequentialTokens
 from tests.integration.commands import (

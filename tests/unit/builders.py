@@ -16,9 +16,8 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from domain.dispatch import Outcome, dispatch
-from domain.handlers import LINK_TTL, RESERVATION_TTL
 from domain.order import Order
-from domain.ports import NotificationRecord
+from domain.ports import LINK_TTL, RESERVATION_TTL, NotificationRecord
 from domain.status import LinkStatus, PaymentStatus
 from messages import commands as c
 from messages.common import CommandBase, EventBase, Role

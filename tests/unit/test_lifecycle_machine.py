@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from domain.dispatch import Outcome
-from domain.handlers import LINK_TTL, RESERVATION_TTL
+from domain.ports import LINK_TTL, RESERVATION_TTL
 from domain.status import LinkStatus, PaymentStatus
 from messages import commands as c
 from messages.common import CommandBase

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from domain import links
 from domain.errors import DeliveryDeferred, DeliveryRejected
-from domain.handlers import LINK_TTL
 from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
 from domain.outcomes import Outcome
 from domain.permissions import ORDER_ROLES
-from domain.ports import NotificationState
+from domain.ports import LINK_TTL, NotificationState
 from domain.status import PAYMENT_ACTIONS, LinkStatus, PaymentAction, PaymentStatus
 from messages import commands as c
 from messages.common import CommandBase, Role
@@ -34,6 +31,7 @@ from tests.unit.builders import (
     actor,
     build,
 )
+from workers.composition import SecretTokens
 
 #: DESIGN section 1, as written there.
 DESIGN_COUNTRIES = (
@@ -537,25 +535,17 @@ def test_tokens_are_stored_only_as_hashes():
     ]
 
 
-def test_tokens_carry_at_least_128_bits_from_secrets(monkeypatch: pytest.MonkeyPatch):
-    # Given
-    asked: list[int] = []
-    real = secrets.token_urlsafe
-
-    def token_urlsafe(nbytes: int) -> str:
-        asked.append(nbytes)
-        return real(nbytes)
-
-    monkeypatch.setattr(links.secrets, "token_urlsafe", token_urlsafe)
+def test_the_tokens_paylink_issues_carry_256_random_bits():
+    # Given the token generator the service runs with
+    tokens = SecretTokens()
     # When
-    tokens = {links.new_token() for _ in range(1000)}
-    # Then
-    assert asked[0] * 8 >= 128
-    assert len(tokens) == 1000
-    for token in list(tokens)[:20]:
+    issued = {tokens.new_token() for _ in range(1000)}
+    # Then: all distinct, 32 bytes each, and they fit the wire format
+    assert len(issued) == 1000
+    for token in list(issued)[:20]:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        assert len(raw) * 8 >= 128
-        assert build(c.PaymentLinkOpened, token=token).token == token  # fits the wire format
+        assert len(raw) * 8 == 256
+        assert build(c.PaymentLinkOpened, token=token).token == token
 
 
 def test_a_resent_command_with_a_fresh_issued_at_is_a_duplicate_not_a_conflict() -> None:

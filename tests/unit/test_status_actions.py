@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from domain.handlers import LINK_TTL
+from domain.ports import LINK_TTL
 from domain.status import LinkStatus, PaymentStatus
 from messages import commands as c
 from messages.common import CommandBase

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 
 from domain.dispatch import Outcome, dispatch
-from domain.handlers import Context
+from domain.ports import Context
 from messages import commands as c
 from messages.common import CommandBase
 from tests.fakes import FakeClock, RecordingNotifier, SequentialTokens
