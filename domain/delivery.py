@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from domain.errors import DeliveryDeferred, DeliveryRejected, DomainError, NotFound
+from domain.errors import (
+    DeliveryDeferred,
+    DeliveryRejected,
+    DomainError,
+    InvariantViolation,
+    NotFound,
+)
 from domain.links import Link, hash_token
 from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
 from domain.order import Order
@@ -50,7 +56,8 @@ def _notification(
     order: Order, store_name: str, link: Link, token: str, ctx: Context
 ) -> PaymentLinkNotification:
     recipient = order.customer.email or order.customer.phone
-    assert recipient is not None
+    if recipient is None:
+        raise InvariantViolation("an order keeps an email or a phone to send its link to")
     return PaymentLinkNotification(
         notification_id=link.link_id,
         order_id=order.order_id,

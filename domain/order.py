@@ -219,7 +219,8 @@ class Order:
 
     def record_created(self) -> None:
         link = self.current_link
-        assert link is not None
+        if link is None:
+            raise InvariantViolation("an order is created with its first link issued")
         self._record(
             ev.OrderCreated,
             created_by=self.created_by,
