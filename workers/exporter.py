@@ -1,18 +1,25 @@
 """`paylink exporter`: the paylink_* metrics of docs/architecture.md, computed at scrape time.
 
-Queue depths come from RabbitMQ (a passive ``queue_declare`` gives ready messages and
-consumers; the management API, when reachable, gives unacknowledged ones). Everything
-else comes from the database, so every number is the same whichever process or replica
-is scraped: outbox backlog and age, pending and overdue expiries, and business
-counters aggregated from the event rows of the outbox.
+Only what the broker cannot know: queue depths, consumers and dead letters come from
+RabbitMQ's own prometheus plugin (deploy/prometheus scrapes it), which the exporter
+once re-implemented with passive declares, a management-API call and a fresh AMQP
+connection per scrape. Everything here comes from the database, so every number is
+the same whichever process or replica is scraped: outbox backlog and age, pending and
+overdue expiries, and business counters aggregated from the event rows of the outbox.
+
+A source that does not answer is reported, never shown as zero:
+``paylink_exporter_up{source}`` is 0 and its series are absent, and
+``paylink_exporter_scrape_errors_total{source}`` counts the failed scrapes.
 """
 
 from __future__ import annotations
 
+import itertools
 import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,8 +33,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
-from workers.cli_rabbitmq import ManagementApi, inspect_queues
+from domain.currency import COUNTRY_CURRENCY
 from workers.cli_rabbitmq import connect as connect  # moved there; kept for older imports
+from workers.providers.failures import AUTH_REFUSED
 from workers.settings import Settings
 from workers.storage import tables as t
 
@@ -75,15 +83,29 @@ def _json_text_sqlite(element: JsonText, compiler: SQLCompiler, **kw: Any) -> st
     return f"json_extract({column}, '$.{key}')"
 
 
-#: Event type -> (counter label, payload field giving it), for the business counters.
-COUNTED_EVENTS: dict[str, tuple[str, str] | None] = {
-    "order.created": ("currency", "currency"),
-    "order.rejected": ("code", "code"),
-    "link.sent": ("channel", "channel"),
-    "link.delivery_failed": ("channel", "channel"),
+def _field(name: str) -> Callable[[Any], Any]:
+    return lambda payload: _json_text(payload, name)
+
+
+def _failure_label(payload: Any) -> Any:
+    """``channel|reason`` of a link.delivery_failed: ``auth`` when the provider refused
+    paylink's own credentials (``workers.providers.failures``), else ``rejected``."""
+    reason = case(
+        (_json_text(payload, "reason").like(f"{AUTH_REFUSED}%"), literal_column("'auth'")),
+        else_=literal_column("'rejected'"),
+    )
+    return _json_text(payload, "channel") + literal_column("'|'") + reason
+
+
+#: Event type -> the SQL giving its counter's label value(s, joined by "|") from the payload.
+COUNTED_EVENTS: dict[str, Callable[[Any], Any] | None] = {
+    "order.created": _field("currency"),
+    "order.rejected": _field("code"),
+    "link.sent": _field("channel"),
+    "link.delivery_failed": _failure_label,
     "link.expired": None,
-    "payment.captured": ("currency", "currency"),
-    "payment.refunded": ("currency", "currency"),
+    "payment.captured": _field("currency"),
+    "payment.refunded": _field("currency"),
 }
 _AMOUNT_EVENTS = ("payment.captured", "payment.refunded")
 
@@ -96,7 +118,7 @@ def _event_totals_query(after_id: int, up_to_id: int | None) -> Any:
     earlier = o.alias("earlier")
     label = case(
         *[
-            (o.c.destination == event, _json_text(o.c.payload, spec[1]))
+            (o.c.destination == event, spec(o.c.payload))
             for event, spec in COUNTED_EVENTS.items()
             if spec is not None
         ],
@@ -169,17 +191,11 @@ def _utcnow() -> datetime:
 class PaylinkCollector(Collector):
     """Computes every paylink_* metric when Prometheus scrapes, never in between."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        broker_url: str,
-        *,
-        api: ManagementApi | None = None,
-        clock: Callable[[], datetime] = _utcnow,
-    ) -> None:
-        self.engine, self.broker_url, self.api = engine, broker_url, api
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self.engine = engine
         self.clock = clock
         self.events = EventTotals()
+        self.errors: Counter[str] = Counter({source: 0 for source in SOURCES})
         self._lock = threading.Lock()
 
     def describe(self) -> Iterable[Metric]:
@@ -187,45 +203,38 @@ class PaylinkCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
-            return [*self._queue_metrics(), *self._database_metrics()]
+            database = self._database_metrics()
+            up = GaugeMetricFamily(
+                "paylink_exporter_up",
+                "1 if the exporter read this source at this scrape; 0: its series are absent.",
+                labels=["source"],
+            )
+            up.add_metric(["database"], 0 if database is None else 1)
+            errors = CounterMetricFamily(
+                "paylink_exporter_scrape_errors",
+                "Scrapes at which the exporter could not read this source.",
+                labels=["source"],
+            )
+            for source, count in sorted(self.errors.items()):
+                errors.add_metric([source], count)
+            return [up, errors, *(database or [])]
 
     def ready(self) -> bool:
-        """Ready while the database answers: it is the source of most metrics."""
+        """Ready while the database answers: it is the source of every metric."""
         with self.engine.connect() as conn:
             conn.execute(select(1))
         return True
 
-    def _queue_metrics(self) -> list[Metric]:
-        messages = GaugeMetricFamily(
-            "paylink_queue_messages",
-            "Messages in a command queue: ready, unacked, or dead (its .XQ).",
-            labels=["queue", "state"],
-        )
-        consumers = GaugeMetricFamily(
-            "paylink_queue_consumers", "Consumers of a command queue.", labels=["queue"]
-        )
-        try:
-            depths = inspect_queues(self.broker_url, api=self.api, timeout=3.0)
-        except Exception as exc:
-            log.warning("queue depths unavailable", error=f"{type(exc).__name__}: {exc}")
-            return [messages, consumers]
-        for d in depths:
-            for state, value in (("ready", d.ready), ("unacked", d.unacked), ("dead", d.dead)):
-                if value is not None:
-                    messages.add_metric([d.queue, state], value)
-            if d.consumers is not None:
-                consumers.add_metric([d.queue], d.consumers)
-        return [messages, consumers]
-
-    def _database_metrics(self) -> list[Metric]:
+    def _database_metrics(self) -> list[Metric] | None:
         now = self.clock()
         try:
             with self.engine.connect() as conn:
                 gauges = self._gauges(conn, now)
                 totals = self.events.current(conn, now)
         except Exception as exc:
+            self.errors["database"] += 1
             log.warning("database metrics unavailable", error=f"{type(exc).__name__}: {exc}")
-            return []
+            return None
         return [*gauges, *_counters(totals)]
 
     def _gauges(self, conn: Any, now: datetime) -> list[Metric]:
@@ -291,47 +300,107 @@ def _uncertain_sends(conn: Any) -> Metric:
     return family
 
 
-#: The business counters: (name, help, label, event type, what is summed).
-COUNTERS: tuple[tuple[str, str, str | None, str, str], ...] = (
-    ("paylink_orders_created_total", "Orders created.", "currency", "order.created", "count"),
-    ("paylink_orders_rejected_total", "Commands refused.", "code", "order.rejected", "count"),
-    ("paylink_links_sent_total", "Payment links delivered.", "channel", "link.sent", "count"),
-    (
+#: Label values whose series exist from the first scrape, at 0: an alert comparing
+#: channels (failures against deliveries) must see a channel that never succeeded.
+CHANNELS = ("email", "sms")
+FAILURE_REASONS = ("auth", "rejected")
+#: Where a scrape reads from (``paylink_exporter_up{source}``).
+SOURCES = ("database",)
+CURRENCIES = tuple(sorted(set(COUNTRY_CURRENCY.values())))
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessCounter:
+    name: str
+    doc: str
+    labels: tuple[str, ...]
+    event: str
+    measure: str  # "count" or "amount"
+    initial: tuple[tuple[str, ...], ...] = ()
+
+
+def _each(*axes: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    return tuple(itertools.product(*axes))
+
+
+COUNTERS: tuple[BusinessCounter, ...] = (
+    BusinessCounter(
+        "paylink_orders_created_total",
+        "Orders created.",
+        ("currency",),
+        "order.created",
+        "count",
+        _each(CURRENCIES),
+    ),
+    BusinessCounter(
+        "paylink_orders_rejected_total", "Commands refused.", ("code",), "order.rejected", "count"
+    ),
+    BusinessCounter(
+        "paylink_links_sent_total",
+        "Payment links delivered.",
+        ("channel",),
+        "link.sent",
+        "count",
+        _each(CHANNELS),
+    ),
+    BusinessCounter(
         "paylink_link_delivery_failures_total",
-        "Payment links that could not be delivered.",
-        "channel",
+        "Payment links that could not be delivered; reason auth: the provider refused "
+        "paylink's credentials (401/403), rejected: it refused the message.",
+        ("channel", "reason"),
         "link.delivery_failed",
         "count",
+        _each(CHANNELS, FAILURE_REASONS),
     ),
-    ("paylink_links_expired_total", "Payment links expired.", None, "link.expired", "count"),
-    (
+    BusinessCounter(
+        "paylink_links_expired_total", "Payment links expired.", (), "link.expired", "count", ((),)
+    ),
+    BusinessCounter(
         "paylink_captured_minor_units_total",
         "Captured amount in minor units.",
-        "currency",
+        ("currency",),
         "payment.captured",
         "amount",
+        _each(CURRENCIES),
     ),
-    (
+    BusinessCounter(
         "paylink_refunded_minor_units_total",
         "Refunded amount in minor units.",
-        "currency",
+        ("currency",),
         "payment.refunded",
         "amount",
+        _each(CURRENCIES),
     ),
-    ("paylink_captures_total", "Captures.", "currency", "payment.captured", "count"),
-    ("paylink_refunds_total", "Refunds.", "currency", "payment.refunded", "count"),
+    BusinessCounter(
+        "paylink_captures_total",
+        "Captures.",
+        ("currency",),
+        "payment.captured",
+        "count",
+        _each(CURRENCIES),
+    ),
+    BusinessCounter(
+        "paylink_refunds_total",
+        "Refunds.",
+        ("currency",),
+        "payment.refunded",
+        "count",
+        _each(CURRENCIES),
+    ),
 )
 
 
 def _counters(totals: Totals) -> list[Metric]:
     families: list[Metric] = []
-    for name, doc, label, event, measure in COUNTERS:
-        family = CounterMetricFamily(name, doc, labels=[label] if label else None)
-        for (destination, value, what), amount in sorted(totals.items()):
-            if destination == event and what == measure:
-                family.add_metric([value] if label else [], amount)
-        if not label and not family.samples:
-            family.add_metric([], 0)
+    for counter in COUNTERS:
+        values: Counter[tuple[str, ...]] = Counter({labels: 0 for labels in counter.initial})
+        for (destination, value, what), amount in totals.items():
+            if destination == counter.event and what == counter.measure:
+                labels = tuple(value.split("|")) if counter.labels else ()
+                values[labels] += amount
+        family = CounterMetricFamily(counter.name, counter.doc, labels=list(counter.labels))
+        for labels, amount in sorted(values.items()):
+            family.add_metric(list(labels), amount)
         families.append(family)
     return families
 
@@ -358,9 +427,7 @@ def run_exporter(
 
     configure_logging(settings)
     engine = make_engine(settings.database_url)
-    collector = PaylinkCollector(
-        engine, settings.broker_url, api=ManagementApi.from_settings(settings)
-    )
+    collector = PaylinkCollector(engine)
     server = start_health_server(port, collector.ready, registry=build_registry(collector))
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():

@@ -3,16 +3,18 @@
 paylink_* and dramatiq_* are copied from docs/architecture.md (a test checks the copy
 against the document; whether the service really exports them is for the service's tests).
 rabbitmq_* are a selection of the names read off RabbitMQ 3.10.8 with rabbitmq_prometheus on:
-`curl -s localhost:15692/metrics | grep -o '^rabbitmq_[a-z_]*' | sort -u` (the same names
-appear on /metrics/per-object, which deploy/prometheus/prometheus.yml scrapes).
+`curl -s localhost:15692/metrics | grep -o '^rabbitmq_[a-z_]*' | sort -u`, and the per-queue
+rabbitmq_detailed_queue_* of `/metrics/detailed?family=queue_coarse_metrics&family=
+queue_consumer_count` (deploy/prometheus/prometheus.yml scrapes both; /metrics/per-object
+does not serve rabbitmq_alarms_*).
 """
 
 from __future__ import annotations
 
 PAYLINK_METRICS = frozenset(
     {
-        "paylink_queue_messages",
-        "paylink_queue_consumers",
+        "paylink_exporter_up",
+        "paylink_exporter_scrape_errors_total",
         "paylink_outbox_backlog",
         "paylink_outbox_oldest_unsent_age_seconds",
         "paylink_expiries_pending",
@@ -77,6 +79,10 @@ RABBITMQ_METRICS = frozenset(
         "rabbitmq_connections_closed_total",
         "rabbitmq_connections_opened_total",
         "rabbitmq_consumers",
+        "rabbitmq_detailed_queue_consumers",
+        "rabbitmq_detailed_queue_messages",
+        "rabbitmq_detailed_queue_messages_ready",
+        "rabbitmq_detailed_queue_messages_unacked",
         "rabbitmq_disk_space_available_bytes",
         "rabbitmq_disk_space_available_limit_bytes",
         "rabbitmq_global_consumers",

@@ -68,9 +68,10 @@ def test_template_variables_read_only_known_metrics() -> None:
 @pytest.mark.parametrize(
     "needle",
     [
-        'paylink_queue_messages{state="ready"',
-        'paylink_queue_messages{state="unacked"',
-        'paylink_queue_messages{state="dead"',
+        "rabbitmq_detailed_queue_messages_ready{",
+        "rabbitmq_detailed_queue_messages_unacked{",
+        'rabbitmq_detailed_queue_messages{vhost="paylink", queue=~"($queue)\\\\.XQ"}',
+        "rabbitmq_detailed_queue_consumers{",
         "rate(dramatiq_messages_total",
         "histogram_quantile(0.95, sum by (le, actor_name) (rate(dramatiq_message_duration_milliseconds_bucket",
         "rate(dramatiq_message_errors_total",
@@ -85,7 +86,6 @@ def test_template_variables_read_only_known_metrics() -> None:
         "sum by (currency) (rate(paylink_orders_created_total",
         "sum by (currency) (increase(paylink_captured_minor_units_total",
         "sum by (currency) (increase(paylink_refunded_minor_units_total",
-        "rabbitmq_queue_messages_ready",
     ],
 )
 def test_dashboard_shows(needle: str) -> None:

@@ -34,15 +34,15 @@ def test_histogram_series_and_created_series_are_known() -> None:
 
     assert "dramatiq_message_duration_milliseconds_bucket" in known
     assert "paylink_orders_created_created" in known
-    assert "paylink_queue_messages_bucket" not in known
+    assert "paylink_outbox_backlog_bucket" not in known
 
 
 @pytest.mark.parametrize(
     ("expr", "names"),
     [
         (
-            'paylink_queue_messages{state="ready", queue=~"$queue"} > 1000',
-            {"paylink_queue_messages"},
+            'rabbitmq_detailed_queue_messages_ready{vhost="paylink", queue=~"$queue"} > 1000',
+            {"rabbitmq_detailed_queue_messages_ready"},
         ),
         (
             "histogram_quantile(0.95, sum by (le, actor_name) "

@@ -40,9 +40,21 @@ def test_process_is_scraped_on_its_fixed_port(process: str) -> None:
     assert targets(JOBS[f"paylink-{process}"]) == {(process, PORTS[process])}
 
 
-def test_rabbitmq_is_scraped_per_queue_on_the_plugin_port() -> None:
+def test_rabbitmq_node_metrics_come_from_the_endpoint_that_serves_its_alarms() -> None:
     assert targets(JOBS["rabbitmq"]) == {("rabbitmq", 15692)}
-    assert JOBS["rabbitmq"]["metrics_path"] == "/metrics/per-object"
+    assert JOBS["rabbitmq"]["metrics_path"] == "/metrics"
+    assert "params" not in JOBS["rabbitmq"]
+
+
+def test_rabbitmq_queues_are_scraped_per_queue_in_the_paylink_vhost() -> None:
+    job = JOBS["rabbitmq-queues"]
+
+    assert targets(job) == {("rabbitmq", 15692)}
+    assert job["metrics_path"] == "/metrics/detailed"
+    assert job["params"] == {
+        "vhost": ["paylink"],
+        "family": ["queue_coarse_metrics", "queue_consumer_count"],
+    }
 
 
 def test_alert_rule_file_is_loaded_from_beside_the_config() -> None:
@@ -75,8 +87,11 @@ def test_alert_reads_only_known_metrics(rule: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("alert", "needle"),
     [
-        ("PaylinkCommandQueueBacklog", 'paylink_queue_messages{state="ready"}'),
-        ("PaylinkDeadLetters", 'paylink_queue_messages{state="dead"}) > 0'),
+        ("PaylinkCommandQueueBacklog", "rabbitmq_detailed_queue_messages_ready{queue=~"),
+        ("PaylinkDeadLetters", "rabbitmq_detailed_queue_messages{queue=~"),
+        ("PaylinkBrokerResourceAlarm", "rabbitmq_alarms_memory_used_watermark"),
+        ("PaylinkLinkDeliveryAuthRefused", 'paylink_link_delivery_failures_total{reason="auth"}'),
+        ("PaylinkExporterSourceDown", "paylink_exporter_up"),
         ("PaylinkOutboxLag", "paylink_outbox_oldest_unsent_age_seconds) > 60"),
         ("PaylinkExpiriesOverdue", "paylink_expiries_overdue) > 0"),
         ("PaylinkLinkDeliveryFailures", "rate(paylink_link_delivery_failures_total"),

@@ -91,9 +91,9 @@ class SeededShop:
     token: str
 
 
-def make_shop(database_url: str, outbox_dir: Path) -> Shop:
-    settings = Settings(DATABASE_URL=database_url, PAYLINK_OUTBOX_DIR=outbox_dir)
-    return Shop(App(settings))
+def make_shop(database_url: str, outbox_dir: Path, **settings: Any) -> Shop:
+    """A shop on ``database_url``; ``settings`` by their variable names (providers, say)."""
+    return Shop(App(Settings(DATABASE_URL=database_url, PAYLINK_OUTBOX_DIR=outbox_dir, **settings)))
 
 
 def http_get(port: int, path: str) -> tuple[int, str]:

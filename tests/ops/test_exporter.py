@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pika
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pytest_httpserver import HTTPServer
 from sqlalchemy import Engine, update
 
 from messages import commands as c
-from messages.routing import Queue, command_bytes
+from messages.routing import Queue
 from tests.harness import create_database, drop_database
 from tests.integration.commands import configure_store, create_order, merchant
 from tests.ops.support import Shop, http_get, make_shop
 from tests.services import require_postgres
-from workers.cli_rabbitmq import ManagementApi, fetch_unacked
 from workers.exporter import PaylinkCollector, build_registry
 from workers.observability import HealthServer, start_health_server
-from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine
 from workers.storage.migrate import upgrade
@@ -67,13 +64,8 @@ class Exporter:
         }
 
 
-def serve(engine: Engine, broker_url: str, clock: Callable[[], datetime] | None = None) -> Exporter:
-    collector = PaylinkCollector(
-        engine,
-        broker_url,
-        api=ManagementApi.from_settings(Settings(BROKER_URL=broker_url)),
-        **({"clock": clock} if clock else {}),
-    )
+def serve(engine: Engine, clock: Callable[[], datetime] | None = None) -> Exporter:
+    collector = PaylinkCollector(engine, **({"clock": clock} if clock else {}))
     registry = build_registry(collector)
     server = start_health_server(0, collector.ready, registry=registry, host="127.0.0.1")
     return Exporter(server, collector)
@@ -97,8 +89,8 @@ def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shop]:
 
 
 @pytest.fixture
-def exporter(shop: Shop, vhost: str) -> Iterator[Exporter]:
-    exporter = serve(shop.app.engine, vhost)
+def exporter(shop: Shop) -> Iterator[Exporter]:
+    exporter = serve(shop.app.engine)
     yield exporter
     exporter.server.shutdown()
     exporter.server.server_close()
@@ -153,9 +145,9 @@ def _counters(samples: Samples) -> Samples:
     return {k: v for k, v in samples.items() if k[0].endswith("_total")}
 
 
-def test_settled_events_are_added_up_once_then_incrementally(shop: Shop, vhost: str) -> None:
+def test_settled_events_are_added_up_once_then_incrementally(shop: Shop) -> None:
     # Given an exporter whose clock is an hour ahead, so every row is settled
-    ahead = serve(shop.app.engine, vhost, clock=lambda: datetime.now(UTC) + timedelta(hours=1))
+    ahead = serve(shop.app.engine, clock=lambda: datetime.now(UTC) + timedelta(hours=1))
     try:
         placed, _ = shop.placed_order()
         shop.capture(placed, 1_000)
@@ -230,65 +222,70 @@ def test_exports_exactly_the_documented_metrics(shop: Shop, exporter: Exporter) 
     assert exporter.families() == documented_metrics()
 
 
-# ---- the RabbitMQ side ------------------------------------------------------------
+def test_a_readable_database_is_reported_up(shop: Shop, exporter: Exporter) -> None:
+    samples = exporter.scrape()
+
+    assert value(samples, "paylink_exporter_up", source="database") == 1
+    assert value(samples, "paylink_exporter_scrape_errors_total", source="database") == 0
+
+
+def test_channel_series_exist_before_any_link_went_out(shop: Shop, exporter: Exporter) -> None:
+    # Given a service that has sent nothing yet
+    # When Prometheus scrapes
+    samples = exporter.scrape()
+    # Then every channel has its series, at zero: "failures and no deliveries" can be true
+    for channel in ("email", "sms"):
+        assert value(samples, "paylink_links_sent_total", channel=channel) == 0
+        for reason in ("auth", "rejected"):
+            failures = value(
+                samples, "paylink_link_delivery_failures_total", channel=channel, reason=reason
+            )
+            assert failures == 0
+    assert value(samples, "paylink_orders_created_total", currency="SEK") == 0
+    assert value(samples, "paylink_captured_minor_units_total", currency="EUR") == 0
+
+
+TWILIO_SID = "AC" + "0" * 32
 
 
 @pytest.fixture
-def idle_create_queue(vhost: str) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
-    """paylink.create-order, emptied, with nobody consuming it."""
-    connection = pika.BlockingConnection(pika.URLParameters(vhost))
-    channel = connection.channel()
-    try:
-        channel.queue_purge(CREATE)
-        yield channel
-        channel.queue_purge(CREATE)
-    finally:
-        if connection.is_open:
-            connection.close()
+def twilio_refusing_our_key(httpserver: HTTPServer) -> str:
+    """A Twilio that answers every send with 401 (a wrong or rotated auth token)."""
+    httpserver.expect_request(
+        f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json", method="POST"
+    ).respond_with_json(
+        {"code": 20003, "message": "Authenticate", "more_info": "", "status": 401}, status=401
+    )
+    return httpserver.url_for("/").rstrip("/")
 
 
-@pytest.mark.parametrize("shop", ["postgresql"], indirect=True)
-def test_queue_depth_follows_published_messages(
-    exporter: Exporter, idle_create_queue: pika.adapters.blocking_connection.BlockingChannel
+@pytest.mark.parametrize("shop", ["sqlite"], indirect=True)
+def test_a_provider_refusing_our_credentials_is_a_delivery_failure_of_its_own(
+    shop: Shop, exporter: Exporter, twilio_refusing_our_key: str, tmp_path: Path
 ) -> None:
-    ready = ("paylink_queue_messages", (("queue", CREATE), ("state", "ready")))
-    assert exporter.scrape()[ready] == 0
-    # When five commands wait with no worker
-    for _ in range(5):
-        idle_create_queue.basic_publish("", CREATE, command_bytes(create_order()))
+    # Given the SMS provider refuses paylink's credentials
+    refused = make_shop(
+        str(shop.app.engine.url),
+        tmp_path / "outbox",
+        PAYLINK_SMS_PROVIDER="twilio",
+        TWILIO_ACCOUNT_SID=TWILIO_SID,
+        TWILIO_AUTH_TOKEN="wrong",
+        TWILIO_FROM_NUMBER="+46700000000",
+        TWILIO_BASE_URL=twilio_refusing_our_key,
+    )
+    order = create_order(customer={"phone": "+46701234567"})
+    refused.ok(order)
+    # When its link is sent
+    refused.deliver(order.order_id)
+    refused.app.engine.dispose()
+    # Then the link is a delivery failure, counted with the reason auth
     samples = exporter.scrape()
-    # Then
-    assert samples[ready] == 5
-    assert value(samples, "paylink_queue_consumers", queue=CREATE) == 0
-    assert value(samples, "paylink_queue_messages", queue=CREATE, state="dead") is not None
-    # and when they are gone, the depth is back to zero
-    idle_create_queue.queue_purge(CREATE)
-    assert exporter.scrape()[ready] == 0
-
-
-@pytest.mark.parametrize("shop", ["postgresql"], indirect=True)
-def test_unacked_messages_come_from_the_management_api(
-    exporter: Exporter,
-    idle_create_queue: pika.adapters.blocking_connection.BlockingChannel,
-    vhost: str,
-) -> None:
-    api = ManagementApi.from_settings(Settings(BROKER_URL=vhost))
-    assert api is not None
-    if fetch_unacked(api, pika.URLParameters(vhost).virtual_host) is None:
-        pytest.skip("the RabbitMQ management API is not enabled")
-    for _ in range(2):
-        idle_create_queue.basic_publish("", CREATE, command_bytes(create_order()))
-    for _ in range(2):
-        method, _, _ = idle_create_queue.basic_get(CREATE, auto_ack=False)
-        assert method is not None
-    # The management API refreshes its statistics every few seconds.
-    deadline = time.monotonic() + 30
-    while True:
-        unacked = value(exporter.scrape(), "paylink_queue_messages", queue=CREATE, state="unacked")
-        if unacked == 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert unacked == 2
+    assert value(samples, "paylink_link_delivery_failures_total", channel="sms", reason="auth") == 1
+    assert (
+        value(samples, "paylink_link_delivery_failures_total", channel="sms", reason="rejected")
+        == 0
+    )
+    assert value(samples, "paylink_links_sent_total", channel="sms") == 0
 
 
 # ---- health ------------------------------------------------------------------------
@@ -302,14 +299,23 @@ def test_health_endpoints(exporter: Exporter) -> None:
     assert http_get(port, "/nothing")[0] == 404
 
 
-def test_not_ready_without_the_database_but_still_serving(vhost: str) -> None:
+def test_a_database_it_cannot_read_is_reported_never_shown_as_zero() -> None:
     require_postgres()
+    # Given an exporter whose database does not answer
     engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/paylink_no_such_db")
-    exporter = serve(engine, vhost)
+    exporter = serve(engine)
     try:
+        # When Prometheus scrapes it twice
+        exporter.scrape()
+        samples = exporter.scrape()
+        # Then the scrape succeeds and says the source is down, with no zeros in its place
+        assert value(samples, "paylink_exporter_up", source="database") == 0
+        assert value(samples, "paylink_exporter_scrape_errors_total", source="database") == 2
+        assert not [name for name, _ in samples if name.startswith("paylink_outbox")]
+        assert not [name for name, _ in samples if name.startswith("paylink_links")]
+        # and it is alive but not ready
         assert http_get(exporter.server.port, "/readyz") == (503, "not ready\n")
         assert http_get(exporter.server.port, "/healthz")[0] == 200
-        assert "paylink_outbox_backlog" not in exporter.families()
     finally:
         exporter.server.shutdown()
         exporter.server.server_close()

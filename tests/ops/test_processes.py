@@ -93,7 +93,7 @@ def test_exporter_process_serves_metrics_until_sigterm(
     status, body = http_get(port, "/metrics")
     assert status == 200
     assert "paylink_outbox_backlog" in body
-    assert "paylink_queue_messages" in body
+    assert 'paylink_exporter_up{source="database"} 1.0' in body
     assert "python_gc" not in body  # only the paylink_* metrics
     assert exporter.stop() == 0
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from domain.errors import DeliveryDeferred, DeliveryRejected
-from workers.providers.failures import classify, retry_after_seconds, scrub
+from workers.providers.failures import AUTH_REFUSED, classify, retry_after_seconds, scrub
 
 NOW = datetime(2025, 7, 15, 12, 0, tzinfo=UTC)
 
@@ -50,8 +50,8 @@ def test_scrub_masks_addresses_and_numbers_but_not_codes(text: str, expected: st
         (400, DeliveryRejected),
         (404, DeliveryRejected),
         (413, DeliveryRejected),
-        (401, DeliveryDeferred),
-        (403, DeliveryDeferred),
+        (401, DeliveryRejected),
+        (403, DeliveryRejected),
         (408, DeliveryDeferred),
         (429, DeliveryDeferred),
         (500, DeliveryDeferred),
@@ -63,6 +63,20 @@ def test_status_decides_between_retry_and_rejection(status: int, kind: type[Exce
         "sendgrid", status, "nope", headers={}, recipient="a@b.se", provider_code=str(status)
     )
     assert isinstance(failure, kind)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_a_delivery_failure_with_their_own_reason(status: int) -> None:
+    failure = classify(
+        "twilio",
+        status,
+        "Authenticate",
+        headers=None,
+        recipient="+15005550001",
+        provider_code="20003",
+    )
+    assert isinstance(failure, DeliveryRejected)
+    assert failure.reason == f"{AUTH_REFUSED} by twilio ({status}): Authenticate"
 
 
 def test_rejection_names_its_provider_and_code() -> None:

@@ -16,6 +16,7 @@ from werkzeug import Request, Response
 from domain.errors import DeliveryDeferred, DeliveryRejected
 from domain.notifications import PaymentLinkNotification
 from workers.notifications import render
+from workers.providers.failures import AUTH_REFUSED
 from workers.providers.sendgrid import SendGridNotifier
 
 API_KEY = "SG.test-key.0123456789"
@@ -154,7 +155,7 @@ def test_bad_address_is_rejected_with_sendgrids_words_and_the_address_masked(
     assert rejected.__suppress_context__
 
 
-def test_refused_credentials_wait_for_an_operator_instead_of_failing_the_link(
+def test_refused_credentials_fail_the_delivery_as_refused_credentials(
     httpserver: HTTPServer,
     notifier: SendGridNotifier,
     email_notification: PaymentLinkNotification,
@@ -164,8 +165,9 @@ def test_refused_credentials_wait_for_an_operator_instead_of_failing_the_link(
         status=401,
     )
 
-    with pytest.raises(DeliveryDeferred, match="authorization grant is invalid"):
+    with pytest.raises(DeliveryRejected, match="authorization grant is invalid") as refused:
         notifier.send(email_notification)
+    assert refused.value.reason.startswith(f"{AUTH_REFUSED} by sendgrid (401)")
 
 
 def test_unreachable_provider_is_deferred(

@@ -16,9 +16,14 @@ from domain.errors import DeliveryDeferred, DeliveryRejected
 from workers.redaction import redact
 
 #: 4xx answers that are worth retrying: the request, not the recipient, was the problem.
-#: 401/403 mean *our* credentials or account were refused; marking the customer's link
-#: undeliverable for that would lose it, so they wait for an operator instead.
-RETRYABLE_CLIENT_STATUSES = frozenset({401, 403, 408, 425, 429})
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 425, 429})
+#: The provider refused *our* credentials or account. Retried, a wrong key showed only as
+#: worker errors while every link waited; now each is a delivery failure of its own
+#: reason (the exporter's ``reason="auth"``, alert PaylinkLinkDeliveryAuthRefused), and
+#: the merchant resends the links once the key is fixed.
+AUTH_STATUSES = frozenset({401, 403})
+#: How a ``link.delivery_failed`` reason for such a refusal starts (the exporter counts by it).
+AUTH_REFUSED = "credentials refused"
 
 
 def scrub(text: str, recipient: str | None = None) -> str:
@@ -67,6 +72,12 @@ def classify(
 ) -> DeliveryDeferred | DeliveryRejected:
     """The exception for an unsuccessful HTTP answer; ``reason`` is scrubbed here."""
     reason = scrub(reason, recipient) or f"HTTP {status}"
+    if status in AUTH_STATUSES:
+        return DeliveryRejected(
+            f"{AUTH_REFUSED} by {provider} ({status}): {reason}",
+            provider_code=provider_code,
+            provider=provider,
+        )
     if status >= 500 or status in RETRYABLE_CLIENT_STATUSES:
         return DeliveryDeferred(
             f"{provider} answered {status}: {reason}",
