@@ -6,7 +6,9 @@ The wire format is Dramatiq's JSON message, so any language can publish::
      "args": [{...the command...}], "kwargs": {}, "options": {},
      "message_id": "<uuid>", "message_timestamp": <unix millis>}
 
-published to the default exchange with routing key = queue name, persistent.
+published persistent to the topic exchange ``paylink.commands`` with routing key =
+command type and the AMQP ``user_id`` of the publisher's broker user; or, for one more
+release, to the default exchange with routing key = queue name.
 """
 
 from __future__ import annotations
@@ -86,6 +88,18 @@ ROUTES: tuple[CommandRoute, ...] = (
 
 BY_ACTOR: dict[str, CommandRoute] = {r.actor_name: r for r in ROUTES}
 BY_TYPE: dict[str, CommandRoute] = {r.command_type: r for r in ROUTES}
+
+#: Topic exchange upstream systems publish commands to, routing key = command type
+#: (``CreateOrder``), with the AMQP ``user_id`` property set to their broker user.
+COMMANDS_EXCHANGE = "paylink.commands"
+#: Commands only paylink's own processes send: the commands exchange never routes them.
+INTERNAL_COMMANDS = frozenset({"SendPaymentLink", "ExpirePaymentLink", "ExpireAuthorization"})
+#: Commands the hosted checkout sends (its own broker user, ``deploy/rabbitmq``).
+CHECKOUT_COMMANDS = frozenset({"PaymentLinkOpened", "CheckoutCompleted"})
+#: What the commands exchange routes: every command but the internal ones.
+PUBLISHED_ROUTES: tuple[CommandRoute, ...] = tuple(
+    r for r in ROUTES if r.command_type not in INTERNAL_COMMANDS
+)
 
 
 def route_for(command: CommandBase | type[CommandBase]) -> CommandRoute:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -55,7 +56,16 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from messages.routing import DEAD_LETTER_REASON_HEADER, ParseError, decode_body
+from messages.routing import (
+    ALL_QUEUES,
+    BY_ACTOR,
+    COMMANDS_EXCHANGE,
+    DEAD_LETTER_REASON_HEADER,
+    INTERNAL_COMMANDS,
+    PUBLISHED_ROUTES,
+    ParseError,
+    decode_body,
+)
 from workers.redaction import known_values, personal_values, redact
 from workers.settings import DEFAULT_MAX_MESSAGE_BYTES, Settings
 
@@ -191,10 +201,48 @@ def _scalars(payload: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """How a delivery reached its queue: the exchange, routing key and AMQP ``user_id``."""
+
+    exchange: str
+    routing_key: str
+    user_id: str | None
+
+    def problem(self, data: dict[str, Any]) -> str:
+        """Why the envelope's command may not arrive this way ("" if it may).
+
+        Through the commands exchange the routing key is what RabbitMQ's topic
+        permissions allowed this publisher, so the envelope's command must be the one
+        it names (two commands share a queue: an upstream allowed ResendPaymentLink
+        must not slip a SendPaymentLink in), and the publisher must say who it is.
+        """
+        if self.exchange != COMMANDS_EXCHANGE:
+            return ""  # the default exchange: paylink's own processes, or upstreams for
+            # one more release (deploy/rabbitmq grants them only the commands exchange)
+        route = BY_ACTOR[data["actor_name"]]
+        if route.command_type in INTERNAL_COMMANDS or self.routing_key != route.command_type:
+            return (
+                f"WRONG_ROUTING_KEY: {route.command_type} may not be published as "
+                f"{self.routing_key[:100]!r} to {COMMANDS_EXCHANGE}"
+            )
+        if not self.user_id:
+            return "NO_PUBLISHER: set the AMQP user_id property to your broker user"
+        return ""
+
+
+def _publication(method: Any, properties: Any) -> Publication:
+    return Publication(
+        str(method.exchange or ""),
+        str(method.routing_key or ""),
+        getattr(properties, "user_id", None),
+    )
+
+
 class _PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
     def __next__(self) -> Any:
         try:
-            method, _properties, body = next(self.iterator)
+            method, properties, body = next(self.iterator)
             if method is None:
                 return None
         except (
@@ -206,7 +254,7 @@ class _PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
                 self.broker.queues_pending.add(q_name(self.queue_name))
             raise ConnectionClosed(e) from None
         try:
-            message = self._checked(body)
+            message = self._checked(body, _publication(method, properties))
         except Exception as exc:  # a body must never stop the consumer
             message = f"MALFORMED_MESSAGE: {type(exc).__name__} while reading the body"
         if isinstance(message, str):
@@ -217,7 +265,7 @@ class _PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
         self.known_tags.add(method.delivery_tag)
         return _RabbitmqMessage(method.redelivered, method.delivery_tag, message)
 
-    def _checked(self, body: bytes) -> Message[Any] | str:
+    def _checked(self, body: bytes, publication: Publication) -> Message[Any] | str:
         """The message to run, or why it goes to the dead-letter queue.
 
         The size is checked before anything is parsed: a large body costs memory for
@@ -236,6 +284,8 @@ class _PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
         if not isinstance(data, dict):
             return "MALFORMED_MESSAGE: body is not a Dramatiq message (not a JSON object)"
         problem, rejectable = envelope_problem(self.broker, self.queue_name, data, decoded.problem)
+        if not problem:
+            problem, rejectable = publication.problem(data), _command_id_in(data.get("args"))
         if problem and not rejectable:
             return problem
         if problem:  # its actor records the rejection; nothing else of the envelope is used
@@ -314,6 +364,11 @@ class PaylinkBroker(RabbitmqBroker):  # type: ignore[misc]
     def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:
         return queue_arguments(queue_name, quorum=self.quorum, delivery_limit=self.delivery_limit)
 
+    def _declare_queue(self, queue_name: str) -> Any:
+        declared = super()._declare_queue(queue_name)
+        declare_commands_exchange(self.channel, (queue_name,))
+        return declared
+
 
 def build_broker(settings: Settings, *, prometheus: bool = False) -> PaylinkBroker:
     middleware: list[dramatiq.Middleware] = [
@@ -349,10 +404,18 @@ def declare_command_queues(channel: Any, *, quorum: bool) -> None:
     Upstream publishers use mandatory publishes: the queues must exist before the
     first worker starts (deploy/ declares them through the RabbitMQ definitions).
     """
-    from messages.routing import ALL_QUEUES
-
     for queue in ALL_QUEUES:
         args = queue_arguments(queue, quorum=quorum)
         channel.queue_declare(queue, durable=True, arguments=args)
         channel.queue_declare(f"{queue}.DQ", durable=True, arguments=args)
         channel.queue_declare(xq_name(queue), durable=True, arguments=XQ_ARGUMENTS)
+    declare_commands_exchange(channel, ALL_QUEUES)
+
+
+def declare_commands_exchange(channel: Any, queues: tuple[str, ...]) -> None:
+    """The commands exchange, and a binding per published command of ``queues``
+    (routing key = command type; internal commands have none)."""
+    channel.exchange_declare(COMMANDS_EXCHANGE, "topic", durable=True)
+    for route in PUBLISHED_ROUTES:
+        if route.queue_name in queues:
+            channel.queue_bind(route.queue_name, COMMANDS_EXCHANGE, route.command_type)

@@ -31,6 +31,7 @@ set_password() {
 
 set_password paylink-worker "${PAYLINK_RABBITMQ_WORKER_PASSWORD:-}"
 set_password paylink-upstream "${PAYLINK_RABBITMQ_UPSTREAM_PASSWORD:-}"
+set_password paylink-checkout "${PAYLINK_RABBITMQ_CHECKOUT_PASSWORD:-}"
 set_password paylink-monitor "${PAYLINK_RABBITMQ_MONITOR_PASSWORD:-}"
 set_password paylink-admin "${PAYLINK_RABBITMQ_ADMIN_PASSWORD:-}"
 touch "$ready"

@@ -23,6 +23,7 @@ from deploy_contract import (
     xq,
 )
 
+from messages.routing import COMMANDS_EXCHANGE
 from workers.broker import XQ_ARGUMENTS, queue_arguments
 
 Operation = Literal["configure", "write", "read"]
@@ -118,8 +119,9 @@ def test_dead_lettering_policy_covers_command_and_delay_queues_not_dead_letters(
 
 
 def test_events_go_to_a_durable_topic_exchange_bound_to_the_upstream_queue() -> None:
-    (exchange,) = DEFINITIONS["exchanges"]
-    (binding,) = DEFINITIONS["bindings"]
+    exchanges = {e["name"]: e for e in DEFINITIONS["exchanges"]}
+    (binding,) = [b for b in DEFINITIONS["bindings"] if b["source"] == EVENTS_EXCHANGE]
+    exchange = exchanges[EVENTS_EXCHANGE]
 
     assert (exchange["name"], exchange["type"], exchange["durable"]) == (
         EVENTS_EXCHANGE,
@@ -140,7 +142,13 @@ def test_events_go_to_a_durable_topic_exchange_bound_to_the_upstream_queue() -> 
 def test_users_carry_no_password_and_only_the_expected_tags() -> None:
     users = {u["name"]: u for u in DEFINITIONS["users"]}
 
-    assert set(users) == {"paylink-worker", "paylink-upstream", "paylink-monitor", "paylink-admin"}
+    assert set(users) == {
+        "paylink-worker",
+        "paylink-upstream",
+        "paylink-checkout",
+        "paylink-monitor",
+        "paylink-admin",
+    }
     assert all(u["password_hash"] == "" and "password" not in u for u in users.values())
     assert users["paylink-worker"]["tags"] == []
     assert users["paylink-upstream"]["tags"] == []
@@ -162,8 +170,11 @@ def test_upstream_cannot_read_or_configure_any_command_queue(queue: str) -> None
     assert not allowed("paylink-upstream", "configure", queue)
 
 
-def test_upstream_publishes_commands_through_the_default_exchange_only() -> None:
-    assert allowed("paylink-upstream", "write", DEFAULT_EXCHANGE)
+def test_upstream_publishes_commands_through_the_commands_exchange_only() -> None:
+    # Write on the default exchange cannot be narrowed by routing key: it would reach
+    # every queue (internal, retry and dead-letter ones too).
+    assert allowed("paylink-upstream", "write", COMMANDS_EXCHANGE)
+    assert not allowed("paylink-upstream", "write", DEFAULT_EXCHANGE)
     assert not allowed("paylink-upstream", "write", EVENTS_EXCHANGE)
     assert not any(allowed("paylink-upstream", "write", n) for n in FOREIGN_NAMES)
 

@@ -12,9 +12,16 @@ import time
 import uuid
 from typing import Any
 
+import pika
 import pytest
 
-from messages.routing import BY_ACTOR, DEAD_LETTER_REASON_HEADER, Queue, command_bytes
+from messages.routing import (
+    BY_ACTOR,
+    COMMANDS_EXCHANGE,
+    DEAD_LETTER_REASON_HEADER,
+    Queue,
+    command_bytes,
+)
 from tests.harness import Harness, now, token_from_outbox
 from tests.integration.commands import ADMIN, STORE, configure_store, create_order
 from workers.broker import MAX_BACKOFF_MS
@@ -292,3 +299,83 @@ def test_a_rejection_does_not_tell_a_stranger_which_store_an_order_is_in(
 
     # Then the rejection names no store
     assert rejected["store_id"] is None
+
+
+def _publish_to_commands_exchange(
+    h: Harness, routing_key: str, body: bytes, *, user_id: str | None = "guest"
+) -> None:
+    with pika.BlockingConnection(pika.URLParameters(h.broker_url)) as conn:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(
+            COMMANDS_EXCHANGE,
+            routing_key,
+            body,
+            pika.BasicProperties(delivery_mode=2, user_id=user_id),
+            mandatory=True,
+        )
+
+
+def test_a_command_published_to_the_commands_exchange_by_its_user_is_carried_out(
+    harness: Harness,
+) -> None:
+    # Given workers (they declare the exchange and its bindings)
+    h = harness
+    h.start_all()
+    command = configure_store()
+
+    # When an upstream publishes it with its type as routing key and its broker user
+    _publish_to_commands_exchange(h, "ConfigureStore", command_bytes(command))
+
+    # Then it is carried out
+    h.wait_event("store.configured", command_id=command.command_id)
+
+
+def test_a_command_without_its_publishers_user_id_is_refused(harness: Harness) -> None:
+    h = harness
+    h.start_all()
+    command = configure_store()
+
+    _publish_to_commands_exchange(h, "ConfigureStore", command_bytes(command), user_id=None)
+
+    rejected = h.wait_event("order.rejected", command_id=command.command_id)
+    assert "NO_PUBLISHER" in rejected["message"]
+    assert not h.events_for(command.command_id, "store.configured")
+
+
+def test_an_internal_command_cannot_be_slipped_in_under_a_public_routing_key(
+    harness: Harness,
+) -> None:
+    # Given an order whose link was sent, and its token known to an attacker
+    h = harness
+    h.start_all()
+    order_id, token = _order_with_link(h)
+    forged = {
+        "command_id": str(uuid.uuid4()),
+        "issued_at": now().isoformat(),
+        "order_id": str(order_id),
+        "link_id": str(uuid.uuid4()),
+        "token": token,
+    }
+    envelope = {
+        **_envelope([forged]),
+        "queue_name": Queue.SEND_LINK,
+        "actor_name": "send_payment_link",
+    }
+
+    # When a SendPaymentLink is published as a ResendPaymentLink (same queue)
+    _publish_to_commands_exchange(h, "ResendPaymentLink", json.dumps(envelope).encode())
+
+    # Then it is refused and nothing is sent again
+    rejected = h.wait_event("order.rejected", command_id=uuid.UUID(forged["command_id"]))
+    assert "WRONG_ROUTING_KEY" in rejected["message"]
+    assert len(h.events_for(type_="link.sent", order_id=order_id)) == 1
+
+
+def test_internal_commands_have_no_route_from_the_commands_exchange(harness: Harness) -> None:
+    h = harness
+    h.start_all()
+    _then_a_valid_command_is_processed(h)  # the workers have declared the bindings
+
+    with pytest.raises(pika.exceptions.UnroutableError):
+        _publish_to_commands_exchange(h, "SendPaymentLink", b"{}")
