@@ -220,10 +220,11 @@ class Publication:
         if self.exchange != COMMANDS_EXCHANGE:
             return ""  # the default exchange: paylink's own processes, or upstreams for
             # one more release (deploy/rabbitmq grants them only the commands exchange)
-        route = BY_ACTOR[data["actor_name"]]
-        if route.command_type in INTERNAL_COMMANDS or self.routing_key != route.command_type:
+        route = BY_ACTOR.get(data["actor_name"])
+        command_type = route.command_type if route else str(data["actor_name"])[:100]
+        if command_type in INTERNAL_COMMANDS or self.routing_key != command_type:
             return (
-                f"WRONG_ROUTING_KEY: {route.command_type} may not be published as "
+                f"WRONG_ROUTING_KEY: {command_type} may not be published as "
                 f"{self.routing_key[:100]!r} to {COMMANDS_EXCHANGE}"
             )
         if not self.user_id:
