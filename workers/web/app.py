@@ -24,6 +24,7 @@ from babel import Locale
 from prometheus_client import Counter
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -99,16 +100,19 @@ class LinkPages:
         if isinstance(found, Response):
             return found
         view, locale = found
+        page = self._order_page(request, view, locale)
         # A HEAD is a link checker's probe (mail scanners), not the customer looking.
         if not view.opened and request.method == "GET":
-            await self._publish_quietly(
+            # After the page is sent: a slow or absent broker never delays the customer.
+            page.background = BackgroundTask(
+                self._publish_quietly,
                 c.PaymentLinkOpened(
                     command_id=opened_command_id(_id(view.link_id)),
                     issued_at=self.now(),
                     token=request.path_params["token"],
-                )
+                ),
             )
-        return self._order_page(request, view, locale)
+        return page
 
     async def pay(self, request: Request) -> Response:
         found = await self._live(request)

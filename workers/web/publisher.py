@@ -21,6 +21,10 @@ from workers.exporter import connect
 
 log = structlog.get_logger("paylink.web")
 
+#: A customer waits on a payment's publish: fail fast and say "try again" rather than
+#: hang (a reconnect is tried once, so at most twice this).
+CONNECT_TIMEOUT_SECONDS = 3.0
+
 
 class PublishFailed(Exception):
     """The broker did not confirm the command; the page says "try again"."""
@@ -58,7 +62,7 @@ class BrokerPublisher:
     def _open(self) -> pika.adapters.blocking_connection.BlockingChannel:
         if self._channel is None or not self._channel.is_open:
             self._drop()
-            self._connection = connect(self._url)
+            self._connection = connect(self._url, timeout=CONNECT_TIMEOUT_SECONDS)
             self._channel = self._connection.channel()
             self._channel.confirm_delivery()
         return self._channel
