@@ -1,8 +1,14 @@
-"""What every `paylink` command shares: settings, consoles, and one-line errors.
+"""What every `paylink` command shares: settings, consoles, tables and one-line errors.
 
 A person at a terminal gets one red line saying what is wrong and an exit code
 (1 for a failure, 2 for a usage error), never a traceback. ``PAYLINK_DEBUG=1``
 lets exceptions through when a developer wants the traceback.
+
+Stored text (a customer's name, an actor's user id, a dead letter's body) reaches the
+operator's terminal only through :func:`printable`: a control character in it
+(``ESC]0;`` retitles a terminal, ``ESC[2J`` clears it) is shown as its escape, never
+sent. Tables keep ids whole: on a terminal their columns never fold, and piped into a
+file or ``grep`` they are plain tab-separated lines.
 """
 
 from __future__ import annotations
@@ -10,14 +16,18 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pika
 import pydantic
 import sqlalchemy.exc
+import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
 from typer.core import TyperGroup
 
 from messages.routing import ALL_QUEUES
@@ -40,18 +50,88 @@ def stderr() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def printable(value: object) -> str:
+    """``value`` as text a terminal shows and never obeys: control and format characters
+    (Unicode Cc, Cf, line separators) appear as their escapes (``\\x1b``, ``\\u202e``);
+    ``None`` is ``-``."""
+    text = "-" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def note(message: str) -> None:
     """A remark for the person running the command (stderr, so stdout stays parseable)."""
-    stderr().print(f"[dim]{escape(message)}[/dim]")
+    stderr().print(f"[dim]{escape(printable(message))}[/dim]")
 
 
 def one_line(text: str, limit: int = 500) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
+    text = printable(re.sub(r"\s+", " ", text).strip())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def print_error(message: str) -> None:
     stderr().print(f"[bold red]error:[/bold red] [red]{escape(one_line(message))}[/red]")
+
+
+def interactive() -> bool:
+    """Whether stdout is a person's terminal (rich tables) or a pipe or file (plain lines)."""
+    return sys.stdout.isatty()
+
+
+def emit_table(
+    title: str,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    ids: Sequence[str] = (),
+    right: Sequence[str] = (),
+    caption: str | None = None,
+) -> None:
+    """A table of ``rows`` under ``headers``; every cell through :func:`printable`.
+
+    On a terminal: a rich table whose ``ids`` columns are as wide as their longest value
+    and never wrap (other columns fold). Otherwise: the title, then tab-separated header
+    and rows, then a blank line, so ``grep`` finds a whole id on its row.
+    """
+    cells = [[printable(v) for v in row] for row in rows]
+    if not interactive():
+        lines = [printable(title), "\t".join(headers), *("\t".join(row) for row in cells)]
+        typer.echo("\n".join(lines) + "\n")
+        if caption:
+            note(caption)
+        return
+    table = Table(
+        title=escape(printable(title)),
+        title_justify="left",
+        caption=escape(caption) if caption else None,
+        caption_justify="left",
+    )
+    for i, header in enumerate(headers):
+        justify = "right" if header in right else "left"
+        if header in ids:
+            width = max([len(header), *(len(row[i]) for row in cells)])
+            table.add_column(header, no_wrap=True, min_width=width, justify=justify)
+        else:
+            table.add_column(header, overflow="fold", justify=justify)
+    for row in cells:
+        table.add_row(*(escape(c) for c in row))
+    stdout().print(table)
+
+
+@contextmanager
+def progress(total: int, what: str) -> Iterator[Any]:
+    """A progress bar on stderr while ``what`` goes through ``total`` items (a terminal
+    only: piped, it stays quiet); yields ``advance()``."""
+    console = stderr()
+    if not console.is_terminal or total <= 0:
+        yield lambda: None
+        return
+    with Progress(
+        TextColumn(escape(what)), BarColumn(), MofNCompleteColumn(), console=console, transient=True
+    ) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda: bar.advance(task)
 
 
 def load_settings() -> Settings:
@@ -91,6 +171,39 @@ def open_broker(settings: Settings, *, timeout: float = 5.0) -> pika.BlockingCon
         ) from None
 
 
+#: What a database error means for the person at the terminal: (pattern, hint).
+_DATABASE_HINTS: tuple[tuple[str, str], ...] = (
+    (
+        r'database "[^"]+" does not exist',
+        "the server has no such database: create it (createdb) or fix DATABASE_URL; "
+        "`paylink migrate` creates tables, not databases",
+    ),
+    (
+        r"no such table|relation \S+ does not exist|column \S+ does not exist",
+        "the schema is missing or older than this paylink: run `paylink migrate`",
+    ),
+    (
+        r"connection refused|could not connect|timeout expired|name or service not known",
+        "is PostgreSQL running where DATABASE_URL points?",
+    ),
+    (
+        r"password authentication failed|role \S+ does not exist",
+        "check DATABASE_URL's user and password",
+    ),
+    (
+        r"unable to open database file",
+        "the SQLite file's directory does not exist or is not writable",
+    ),
+)
+
+
+def database_hint(reason: str) -> str:
+    for pattern, hint in _DATABASE_HINTS:
+        if re.search(pattern, reason, re.IGNORECASE):
+            return f"; {hint}"
+    return ""
+
+
 def describe(exc: BaseException) -> tuple[str, int]:
     """The one line and exit code for an exception that reached the command line."""
     if isinstance(exc, CliError):
@@ -109,10 +222,7 @@ def describe(exc: BaseException) -> tuple[str, int]:
         return f"invalid input: {exc.errors(include_url=False)[0]['msg']}", 1
     if isinstance(exc, sqlalchemy.exc.DBAPIError):
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        hint = ""
-        if "no such table" in reason or "does not exist" in reason:
-            hint = "; run `paylink migrate` first"
-        return f"database error: {reason}{hint}", 1
+        return f"database error: {reason}{database_hint(reason)}", 1
     if isinstance(exc, sqlalchemy.exc.ArgumentError):
         return f"bad DATABASE_URL: {exc}", 1
     if isinstance(exc, pika.exceptions.AMQPConnectionError):

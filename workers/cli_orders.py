@@ -11,18 +11,18 @@ import json
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 from sqlalchemy import Engine, String, cast, func, or_, select
+from sqlalchemy.engine import make_url
 
 from domain.currency import format_minor
 from domain.errors import DomainError
 from domain.status import LinkStatus, PaymentStatus
-from workers.cli_common import CliError, load_settings, stdout
+from workers.cli_common import CliError, emit_table, load_settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine
 
@@ -36,7 +36,17 @@ CHANNEL_NAMES = {"email": "Email", "sms": "SMS"}
 
 
 def _engine() -> Engine:
-    return make_engine(load_settings().database_url)
+    """The database to read; a SQLite file that is not there is an error, not created."""
+    url = load_settings().database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database)
+        if not path.exists():
+            raise CliError(
+                f"no database at {path}: run `paylink migrate` to create it there, "
+                "or point DATABASE_URL at yours"
+            )
+    return make_engine(url)
 
 
 def status_name(status: str) -> str:
@@ -146,7 +156,9 @@ def list_orders(
             "--completed-only", help="Only orders the customer placed (the portal's Orders page)."
         ),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines for machines.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON lines for machines: one order per line.")
+    ] = False,
 ) -> None:
     """List orders, newest first, as the portal's order history shows them."""
     o = t.orders
@@ -184,23 +196,26 @@ def list_orders(
     finally:
         engine.dispose()
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        for row in rows:  # ensure_ascii: no control character reaches the terminal
+            typer.echo(json.dumps(row))
         return
-    table = Table(title=f"Order history ({len(rows)} shown)", title_justify="left")
-    for header in ("Order ID", "Status", "Communication method", "Order amount"):
-        table.add_column(header, overflow="fold", justify="right" if "amount" in header else "left")
-    table.add_column("Date and time created", overflow="fold")
-    table.add_column("Created by", overflow="fold")
-    for r in rows:
-        table.add_row(
-            r["order_id"],
-            status_name(r["status"]),
-            r["communication_method"],
-            r["order_amount_display"],
-            when(datetime.fromisoformat(r["created_at"])),
-            escape(r["created_by"]),
-        )
-    stdout().print(table)
+    emit_table(
+        f"Order history ({len(rows)} shown)",
+        HISTORY_COLUMNS,
+        [
+            (
+                r["order_id"],
+                status_name(r["status"]),
+                r["communication_method"],
+                r["order_amount_display"],
+                when(datetime.fromisoformat(r["created_at"])),
+                r["created_by"],
+            )
+            for r in rows
+        ],
+        ids=("Order ID",),
+        right=("Order amount",),
+    )
 
 
 # ---- one order ---------------------------------------------------------------------
@@ -279,13 +294,21 @@ def _uncertain(notification: Any) -> str:
     return f"{uncertain} ({blind} sent again blind)" if uncertain else "0"
 
 
-def _table(title: str, headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        table.add_row(*(escape(str(v)) if v is not None else "-" for v in row))
-    return table
+#: The order history's columns, as the portal names them (seed 000).
+HISTORY_COLUMNS = (
+    "Order ID",
+    "Status",
+    "Communication method",
+    "Order amount",
+    "Date and time created",
+    "Created by",
+)
+#: Columns of ``orders show`` that hold ids: shown whole, never folded.
+ID_COLUMNS = ("Value", "Link ID")
+
+
+def _table(title: str, headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    emit_table(title, headers, rows, ids=[h for h in headers if h in ID_COLUMNS])
 
 
 @app.command("show")
@@ -333,106 +356,94 @@ def show_order(
         "Reservation expires": when(o["reservation_expires_at"]),
         "Version": o["version"],
     }
-    console = stdout()
-    console.print(_table("Order", ("Field", "Value"), list(fields.items())))
-    console.print(
-        _table(
-            "Order lines",
-            ("#", "Name", "Reference", "Type", "Qty", "Unit price", "Tax rate", "Total", "Tax"),
-            [
-                (
-                    ln["position"],
-                    ln["name"],
-                    ln["reference"],
-                    ln["type"],
-                    ln["quantity"],
-                    money(ln["unit_price"], cur),
-                    _tax_rate(ln["tax_rate"]),
-                    money(ln["total_amount"], cur),
-                    money(ln["total_tax_amount"], cur),
-                )
-                for ln in data["lines"]
-            ],
-        )
-    )
-    console.print(
-        _table(
-            "Ledger",
-            ("#", "Kind", "Amount", "At", "Reason", "Lines", "Description"),
-            [
-                (
-                    e["seq"],
-                    e["kind"],
-                    money(e["amount"], cur),
-                    when(e["at"]),
-                    e["reason"],
-                    ", ".join(f"{s['reference']} ×{s['quantity']}" for s in e["lines"] or [])
-                    or None,
-                    e["description"],
-                )
-                for e in data["ledger"]
-            ],
-        )
-    )
-    console.print(
-        _table(
-            "Links",
-            ("#", "Link ID", "Created", "Expires", "Delivery", "Superseded"),
-            [
-                (
-                    lk["seq"],
-                    lk["link_id"],
-                    when(lk["created_at"]),
-                    when(lk["expires_at"]),
-                    lk["delivery"],
-                    "yes" if lk["superseded"] else "no",
-                )
-                for lk in data["links"]
-            ],
-        )
-    )
-    console.print(
-        _table(
-            "Notifications",
+    _table("Order", ("Field", "Value"), list(fields.items()))
+    _table(
+        "Order lines",
+        ("#", "Name", "Reference", "Type", "Qty", "Unit price", "Tax rate", "Total", "Tax"),
+        [
             (
-                "Link ID",
-                "Channel",
-                "State",
-                "Attempts",
-                "Uncertain",
-                "Provider",
-                "Error",
-                "Updated",
-            ),
-            [
-                (
-                    n["link_id"],
-                    n["channel"],
-                    n["state"],
-                    n["attempts"],
-                    _uncertain(n),
-                    " ".join(filter(None, (n["provider"], n["provider_message_id"]))) or None,
-                    n["error"],
-                    when(n["updated_at"]),
-                )
-                for n in data["notifications"]
-            ],
-        )
+                ln["position"],
+                ln["name"],
+                ln["reference"],
+                ln["type"],
+                ln["quantity"],
+                money(ln["unit_price"], cur),
+                _tax_rate(ln["tax_rate"]),
+                money(ln["total_amount"], cur),
+                money(ln["total_tax_amount"], cur),
+            )
+            for ln in data["lines"]
+        ],
     )
-    console.print(
-        _table(
-            "Timeline",
-            ("#", "At", "Kind", "Type / queue", "Published", "Detail"),
-            [
-                (
-                    e["id"],
-                    when(e["created_at"]),
-                    e["kind"],
-                    e["destination"],
-                    when(e["sent_at"]) if e["sent_at"] else "pending",
-                    _summary(e["kind"], e["payload"]) or None,
-                )
-                for e in data["timeline"]
-            ],
-        )
+    _table(
+        "Ledger",
+        ("#", "Kind", "Amount", "At", "Reason", "Lines", "Description"),
+        [
+            (
+                e["seq"],
+                e["kind"],
+                money(e["amount"], cur),
+                when(e["at"]),
+                e["reason"],
+                ", ".join(f"{s['reference']} ×{s['quantity']}" for s in e["lines"] or []) or None,
+                e["description"],
+            )
+            for e in data["ledger"]
+        ],
+    )
+    _table(
+        "Links",
+        ("#", "Link ID", "Created", "Expires", "Delivery", "Superseded"),
+        [
+            (
+                lk["seq"],
+                lk["link_id"],
+                when(lk["created_at"]),
+                when(lk["expires_at"]),
+                lk["delivery"],
+                "yes" if lk["superseded"] else "no",
+            )
+            for lk in data["links"]
+        ],
+    )
+    _table(
+        "Notifications",
+        (
+            "Link ID",
+            "Channel",
+            "State",
+            "Attempts",
+            "Uncertain",
+            "Provider",
+            "Error",
+            "Updated",
+        ),
+        [
+            (
+                n["link_id"],
+                n["channel"],
+                n["state"],
+                n["attempts"],
+                _uncertain(n),
+                " ".join(filter(None, (n["provider"], n["provider_message_id"]))) or None,
+                n["error"],
+                when(n["updated_at"]),
+            )
+            for n in data["notifications"]
+        ],
+    )
+    _table(
+        "Timeline",
+        ("#", "At", "Kind", "Type / queue", "Published", "Detail"),
+        [
+            (
+                e["id"],
+                when(e["created_at"]),
+                e["kind"],
+                e["destination"],
+                when(e["sent_at"]) if e["sent_at"] else "pending",
+                _summary(e["kind"], e["payload"]) or None,
+            )
+            for e in data["timeline"]
+        ],
     )

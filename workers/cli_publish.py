@@ -2,6 +2,12 @@
 
 The command is validated here first, with the same parser the workers use, so a bad
 file is refused field by field and nothing reaches the queue.
+
+Publishing again must not act again: a file without a ``command_id`` gets one derived
+from the command type and the file's content (``issued_at`` aside, which the
+idempotency check ignores too), so re-running a publish that timed out is a duplicate
+paylink recognises, never a second capture. ``--command-id`` gives one explicitly; a
+fresh UUID there sends the same content as a new command.
 """
 
 from __future__ import annotations
@@ -45,6 +51,18 @@ def read_json(file: Path) -> Any:
         ) from None
 
 
+#: Namespace of the command ids derived from a file's content (uuid5).
+DERIVED_ID_NAMESPACE = uuid.UUID("8f6c3b62-2a4f-5e1d-9c57-0d1f6a7b2c31")
+
+
+def derived_command_id(command_type: str, payload: dict[str, Any]) -> uuid.UUID:
+    """The same command type and content (``command_id`` and ``issued_at`` aside) give
+    the same id: a retried publish is recognised as the same command."""
+    content = {k: v for k, v in payload.items() if k not in ("command_id", "issued_at")}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return uuid.uuid5(DERIVED_ID_NAMESPACE, f"{command_type}:{canonical}")
+
+
 def publish(
     command: Annotated[
         str, typer.Argument(help="Command type (CreateOrder) or actor name (create_order).")
@@ -52,6 +70,14 @@ def publish(
     file: Annotated[
         Path, typer.Option("--file", "-f", help="The command as JSON; '-' reads stdin.")
     ],
+    command_id: Annotated[
+        str | None,
+        typer.Option(
+            "--command-id",
+            help="The idempotency key. Default: the file's command_id, else one derived from "
+            "the command type and the file's content (publishing it again is a duplicate).",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and print the message; send nothing.")
     ] = False,
@@ -61,8 +87,16 @@ def publish(
     payload = read_json(file)
     if not isinstance(payload, dict):
         raise CliError(f"{file}: a command is a JSON object, not {type(payload).__name__}")
+    if command_id is not None:
+        try:
+            given = uuid.UUID(command_id.strip())
+        except ValueError:
+            raise CliError(f"--command-id: not a UUID: {command_id!r}", 2) from None
+        if "command_id" in payload and str(payload["command_id"]) != str(given):
+            raise CliError(f"--command-id {given} differs from the file's command_id", 2)
+        payload = {**payload, "command_id": str(given)}
     filled = {
-        "command_id": str(uuid.uuid4()),
+        "command_id": str(derived_command_id(route.command_type, payload)),
         "issued_at": datetime.now(UTC).isoformat(),
     }
     filled = {k: v for k, v in filled.items() if k not in payload}
@@ -73,8 +107,10 @@ def publish(
                 f"{route.command_type} is invalid: {error['loc'] or '(root)'}: {error['msg']}"
             )
         raise typer.Exit(1)
-    for key, value in filled.items():
-        note(f"note: no {key} given; using {value}")
+    if "command_id" in filled:
+        note(f"note: no command_id given; derived from the file: {filled['command_id']}")
+    if "issued_at" in filled:
+        note(f"note: no issued_at given; using {filled['issued_at']}")
     body = command_bytes(parsed)
     if dry_run:
         typer.echo(body.decode())

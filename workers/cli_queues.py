@@ -1,36 +1,40 @@
 """`paylink queues` and `paylink dlq`: queue depths, and the dead letters of each queue.
 
-Dead letters are read with ``basic_get`` and acknowledged only once their copy is
-confirmed back on the command queue, so a crash mid-replay duplicates at worst (the
-command id makes that harmless) and never loses a message.
+Dead letters are read one at a time with ``basic_get`` (a replay of a million holds
+one in memory, not all of them) and acknowledged only once their copy is confirmed
+back on the command queue, so a crash mid-replay duplicates at worst (the command id
+makes that harmless) and never loses a message. Those left alone go back to the
+``.XQ`` when the connection closes.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 import pika
 import typer
 from dramatiq.common import xq_name
-from rich.markup import escape
-from rich.table import Table
 
-from messages.routing import ALL_QUEUES, DEAD_LETTER_REASON_HEADER, ParseError, parse_message
+from messages.routing import DEAD_LETTER_REASON_HEADER, ParseError, parse_message
 from workers.cli_common import (
     CliError,
     check_queue,
+    emit_table,
     load_settings,
     note,
     open_broker,
     print_error,
-    stdout,
+    printable,
+    progress,
 )
 from workers.cli_rabbitmq import ManagementApi, broker_location, inspect_queues
 
 dlq_app = typer.Typer(
-    help="Dead letters (<queue>.XQ): list, replay to the queue, purge.", no_args_is_help=True
+    help="Dead letters (<queue>.XQ): list, replay to the queue, delete one, purge.",
+    no_args_is_help=True,
 )
 
 ManagementUrl = Annotated[
@@ -71,28 +75,27 @@ def queues(
     if as_json:
         typer.echo(json.dumps([asdict(d) for d in depths], indent=2))
         return
-    table = Table(
-        title="Command queues",
-        title_justify="left",
+    counts = ("Ready", "Unacked", "Consumers", "Dead", "Delayed")
+    emit_table(
+        "Command queues",
+        ("Queue", *counts),
+        [
+            (d.queue, "not declared", "", "", _count(d.dead), _count(d.delayed))
+            if d.ready is None
+            else (
+                d.queue,
+                _count(d.ready),
+                _count(d.unacked),
+                _count(d.consumers),
+                _count(d.dead),
+                _count(d.delayed),
+            )
+            for d in depths
+        ],
+        ids=("Queue",),
+        right=counts,
         caption="Dead: in <queue>.XQ; delayed: retries waiting in <queue>.DQ.",
-        caption_justify="left",
     )
-    table.add_column("Queue", no_wrap=True, min_width=max(len(q) for q in ALL_QUEUES))
-    for header in ("Ready", "Unacked", "Consumers", "Dead", "Delayed"):
-        table.add_column(header, justify="right")
-    for d in depths:
-        if d.ready is None:
-            table.add_row(d.queue, "not declared", "", "", _count(d.dead), _count(d.delayed))
-            continue
-        table.add_row(
-            d.queue,
-            _count(d.ready),
-            _count(d.unacked),
-            _count(d.consumers),
-            _count(d.dead),
-            _count(d.delayed),
-        )
-    stdout().print(table)
     if any(d.unacked is None and d.ready is not None for d in depths):
         note("unacked counts need the RabbitMQ management API (--management-url)")
 
@@ -156,14 +159,14 @@ class _DeadLetterQueue:
         if self.connection.is_open:
             self.connection.close()  # unacknowledged deliveries return to the XQ
 
-    def take(self, limit: int) -> list[tuple[int, pika.BasicProperties, bytes]]:
-        taken = []
+    def stream(self, limit: int) -> Iterator[tuple[int, pika.BasicProperties, bytes]]:
+        """Up to ``limit`` dead letters, one at a time; each stays unacknowledged (so is
+        not handed out again) until the caller acks it or the connection closes."""
         for _ in range(limit):
             method, properties, body = self.channel.basic_get(self.xq, auto_ack=False)
             if method is None:
-                break
-            taken.append((method.delivery_tag, properties, body))
-        return taken
+                return
+            yield method.delivery_tag, properties, body
 
 
 @dlq_app.command("list")
@@ -174,17 +177,18 @@ def dlq_list(
 ) -> None:
     """Show dead letters of QUEUE (left in place): message id, actor, reason, body start."""
     with _DeadLetterQueue(check_queue(queue)) as dlq:
-        letters = [read_dead_letter(p, b) for _, p, b in dlq.take(min(limit, dlq.size))]
+        letters = [read_dead_letter(p, b) for _, p, b in dlq.stream(min(limit, dlq.size))]
         size, xq = dlq.size, dlq.xq
     if as_json:
-        typer.echo(json.dumps([asdict(d) for d in letters], indent=2))
+        for letter in letters:  # ensure_ascii: no control character reaches the terminal
+            typer.echo(json.dumps(asdict(letter)))
         return
-    table = Table(title=f"{xq}: {size} dead letter(s)", title_justify="left")
-    for header in ("Message ID", "Actor", "Reason", "Body (first 200 characters)"):
-        table.add_column(header, overflow="fold")
-    for d in letters:
-        table.add_row(*(escape(v) for v in (d.message_id, d.actor, d.reason, d.body)))
-    stdout().print(table)
+    emit_table(
+        f"{xq}: {size} dead letter(s)",
+        ("Message ID", "Actor", "Reason", "Body (first 200 characters)"),
+        [(d.message_id, d.actor, d.reason, d.body) for d in letters],
+        ids=("Message ID",),
+    )
 
 
 def fresh_body(body: bytes, queue: str) -> bytes:
@@ -206,6 +210,36 @@ def _clean_headers(properties: pika.BasicProperties) -> dict[str, Any] | None:
     return headers or None
 
 
+def _replay_one(
+    dlq: _DeadLetterQueue, queue: str, properties: pika.BasicProperties, body: bytes
+) -> str | None:
+    """Publish one dead letter back onto ``queue`` (confirmed); why not, if it was not."""
+    parsed = parse_message(body)
+    if isinstance(parsed, ParseError):
+        return f"{parsed.code}: {parsed.reason}"
+    if parsed.route.queue_name != queue:
+        return f"it is for {parsed.route.queue_name}"
+    try:
+        dlq.channel.basic_publish(
+            exchange="",
+            routing_key=queue,
+            body=fresh_body(body, queue),
+            properties=pika.BasicProperties(
+                delivery_mode=2,
+                content_type="application/json",
+                message_id=properties.message_id,
+                headers=_clean_headers(properties),
+            ),
+            mandatory=True,
+        )
+    except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+        raise CliError(
+            f"RabbitMQ did not take the copy for {queue} ({type(exc).__name__}); "
+            f"{read_dead_letter(properties, body).message_id} stays in {dlq.xq}"
+        ) from None
+    return None
+
+
 @dlq_app.command("replay")
 def dlq_replay(
     queue: QueueArg,
@@ -214,48 +248,27 @@ def dlq_replay(
     ] = None,
     replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
 ) -> None:
-    """Move dead letters of QUEUE back onto QUEUE (confirmed, then removed from the XQ)."""
+    """Move dead letters of QUEUE back onto QUEUE (confirmed, then removed from the XQ),
+    one at a time, with a progress bar on a terminal."""
     if bool(message_id) == replay_all:
         raise CliError("say which: --message-id ID or --all", 2)
     name = check_queue(queue)
     replayed, left, found = 0, 0, False
-    with _DeadLetterQueue(name) as dlq:
+    with _DeadLetterQueue(name) as dlq, progress(dlq.size, f"replaying {dlq.xq}") as advance:
         dlq.channel.confirm_delivery()
-        for tag, properties, body in dlq.take(dlq.size):
+        for tag, properties, body in dlq.stream(dlq.size):
+            advance()
             letter = read_dead_letter(properties, body)
             if message_id and letter.message_id != message_id:
                 continue
             found = True
-            parsed = parse_message(body)
-            if isinstance(parsed, ParseError) or parsed.route.queue_name != name:
-                why = (
-                    f"{parsed.code}: {parsed.reason}"
-                    if isinstance(parsed, ParseError)
-                    else f"it is for {parsed.route.queue_name}"
-                )
+            why = _replay_one(dlq, name, properties, body)
+            if why is not None:
                 print_error(f"{letter.message_id}: not replayed, left in {dlq.xq} ({why})")
                 left += 1
-                continue
-            try:
-                dlq.channel.basic_publish(
-                    exchange="",
-                    routing_key=name,
-                    body=fresh_body(body, name),
-                    properties=pika.BasicProperties(
-                        delivery_mode=2,
-                        content_type="application/json",
-                        message_id=properties.message_id,
-                        headers=_clean_headers(properties),
-                    ),
-                    mandatory=True,
-                )
-            except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
-                raise CliError(
-                    f"RabbitMQ did not take the copy for {name} ({type(exc).__name__}); "
-                    f"{letter.message_id} stays in {dlq.xq}, {replayed} replayed before it"
-                ) from None
-            dlq.channel.basic_ack(tag)
-            replayed += 1
+            else:
+                dlq.channel.basic_ack(tag)
+                replayed += 1
             if message_id:
                 break
         xq = dlq.xq
@@ -264,6 +277,28 @@ def dlq_replay(
     typer.echo(f"replayed {replayed} message(s) from {xq} to {name}")
     if left:
         raise typer.Exit(1)
+
+
+@dlq_app.command("delete")
+def dlq_delete(
+    queue: QueueArg,
+    message_id: Annotated[str, typer.Option("--message-id", help="The dead letter to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: the message is lost.")] = False,
+) -> None:
+    """Delete one dead letter of QUEUE, for good; the others stay."""
+    name = check_queue(queue)
+    if not yes:
+        raise CliError(f"this deletes {message_id} from {xq_name(name)} for good; add --yes", 2)
+    with _DeadLetterQueue(name) as dlq, progress(dlq.size, f"searching {dlq.xq}") as advance:
+        for tag, properties, body in dlq.stream(dlq.size):
+            advance()
+            if read_dead_letter(properties, body).message_id == message_id:
+                dlq.channel.basic_ack(tag)
+                break
+        else:
+            raise CliError(f"no message {message_id} in {dlq.xq}")
+        xq = dlq.xq
+    typer.echo(f"deleted {printable(message_id)} from {xq}")
 
 
 @dlq_app.command("purge")

@@ -111,6 +111,54 @@ def test_publish_accepts_the_actor_name_and_keeps_a_given_command_id(
     assert actual["args"] == expected["args"]
 
 
+def test_publishing_a_file_again_sends_the_same_command(
+    cli: Cli, create_queue: str, channel: Channel, tmp_path: Path
+) -> None:
+    # Given a command file without a command_id
+    path = _order_file(tmp_path)
+    # When it is published twice (a retry after a timeout)
+    first = cli("publish", "CreateOrder", "--file", str(path))
+    second = cli("publish", "CreateOrder", "--file", str(path))
+    # Then both carry the same command id, derived from the file: paylink sees a duplicate
+    assert first.exit_code == second.exit_code == 0, first.output + second.output
+    assert first.stdout == second.stdout
+    messages = [json.loads(body) for _, body in _take_all(channel, create_queue)]
+    assert [m["args"][0]["command_id"] for m in messages] == [first.stdout.strip()] * 2
+
+
+def test_other_content_gets_another_derived_id(cli: Cli, tmp_path: Path) -> None:
+    one = cli("publish", "CreateOrder", "--file", str(_order_file(tmp_path)), "--dry-run")
+    other = cli("publish", "CreateOrder", "--file", str(_order_file(tmp_path)), "--dry-run")
+
+    ids = [json.loads(r.stdout)["args"][0]["command_id"] for r in (one, other)]
+    assert ids[0] != ids[1]
+
+
+def test_a_given_command_id_is_used(cli: Cli, create_queue: str, tmp_path: Path) -> None:
+    wanted = str(uuid.uuid4())
+
+    result = cli(
+        "publish", "CreateOrder", "--file", str(_order_file(tmp_path)), "--command-id", wanted
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == wanted
+
+
+@pytest.mark.parametrize(
+    ("given", "fragment"), [("nope", "not a UUID"), (str(uuid.uuid4()), "differs")]
+)
+def test_a_command_id_that_cannot_be_used_is_one_line(
+    cli: Cli, tmp_path: Path, given: str, fragment: str
+) -> None:
+    path = tmp_path / "order.json"
+    path.write_text(create_order().model_dump_json())
+
+    result = cli("publish", "CreateOrder", "--file", str(path), "--command-id", given)
+
+    assert_one_line_error(result, fragment)
+
+
 def test_publish_dry_run_sends_nothing(
     cli: Cli, create_queue: str, channel: Channel, tmp_path: Path
 ) -> None:
@@ -180,8 +228,9 @@ def test_queues_shows_ready_dead_and_delayed_per_queue(
     assert depths[create_queue]["delayed"] is not None
     table = cli("queues")
     assert table.exit_code == 0
-    for header in ("Ready", "Unacked", "Consumers", "Dead", "Delayed", "<queue>.XQ"):
+    for header in ("Ready", "Unacked", "Consumers", "Dead", "Delayed"):
         assert header in table.stdout
+    assert "<queue>.XQ" in table.stderr  # the legend, beside the parseable lines
 
 
 def test_queues_without_rabbitmq_is_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,7 +262,7 @@ def test_dead_letters_are_listed_replayed_and_purged(
     # When listed, both show, and both stay
     listed = cli("dlq", "list", CHECKOUT, "--json")
     assert listed.exit_code == 0, listed.output
-    rows = json.loads(listed.stdout)
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(r["actor"], r["reason"]) for r in rows] == [
         ("payment_link_opened", "max retries"),
         ("-", "MALFORMED_MESSAGE: body"),
@@ -246,6 +295,35 @@ def test_dead_letters_are_listed_replayed_and_purged(
     assert purged.exit_code == 0, purged.output
     assert "purged 1 message" in purged.stdout
     assert _ready(channel, checkout_dead_letters) == 0
+
+
+def test_one_dead_letter_is_deleted_and_the_others_stay(
+    cli: Cli, checkout_dead_letters: str, channel: Channel
+) -> None:
+    # Given three dead letters
+    bodies = [json.loads(command_bytes(opened("t" * 43))) for _ in range(3)]
+    for body in bodies:
+        _dead_letter(channel, checkout_dead_letters, json.dumps(body).encode(), "max retries")
+    ids = [str(body["message_id"]) for body in bodies]
+    # When the middle one is deleted (with --yes)
+    refused = cli("dlq", "delete", CHECKOUT, "--message-id", ids[1])
+    deleted = cli("dlq", "delete", CHECKOUT, "--message-id", ids[1], "--yes")
+    # Then only it is gone, and the others are still there, in order
+    assert_one_line_error(refused, "--yes")
+    assert deleted.exit_code == 0, deleted.output
+    listed = cli("dlq", "list", CHECKOUT, "--json")
+    assert [json.loads(line)["message_id"] for line in listed.stdout.splitlines()] == [
+        ids[0],
+        ids[2],
+    ]
+
+
+def test_deleting_a_dead_letter_that_is_not_there_is_one_line(
+    cli: Cli, checkout_dead_letters: str
+) -> None:
+    result = cli("dlq", "delete", CHECKOUT, "--message-id", "nope", "--yes")
+
+    assert_one_line_error(result, "no message nope")
 
 
 def test_replaying_an_unknown_message_id_is_one_line(cli: Cli, checkout_dead_letters: str) -> None:

@@ -12,9 +12,10 @@ from tests.ops.support import Cli, SeededShop, assert_one_line_error
 
 
 def _orders(cli: Cli, *args: str) -> list[dict[str, object]]:
+    """The history as JSON lines: one order object per line."""
     result = cli("orders", "list", "--json", *args)
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def test_migrate_brings_an_empty_database_to_the_current_schema(
