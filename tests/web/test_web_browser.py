@@ -62,6 +62,8 @@ class Stack:
     harness: Harness
     base_url: str
     shots: Path
+    #: What the `paylink web` process wrote (its access log among it).
+    web_log: Path
 
     def order(self, **kw: Any) -> tuple[uuid.UUID, str]:
         """Create an order through the broker; return it and the link the customer got."""
@@ -118,7 +120,7 @@ def stack(harness_factory: Callable[..., Harness], tmp_path: Path) -> Stack:
     harness.wait_event("store.configured", command_id=store.command_id)
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    return Stack(harness, base_url, shots)  # the harness fixture stops every process
+    return Stack(harness, base_url, shots, web.log)  # the harness stops every process
 
 
 def _listening(port: int) -> bool:
@@ -179,6 +181,10 @@ def test_a_customer_opens_the_real_link_and_pays_it_with_the_sandbox(
     assert "Authorized (link Completed)" in stack.orders_show(order_id)
     assert stack.harness.order_row(order_id).authorization_id.startswith("sbx_")
     assert not [p for p in problems if "Content Security Policy" in p], problems
+    # and the page's process logged each request by its route, never the token
+    served = stack.web_log.read_text()
+    assert '"route": "/l/{token}/pay"' in served
+    assert link.rsplit("/", 1)[1] not in served
     context.close()
 
 
