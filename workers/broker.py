@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -232,6 +233,30 @@ class Publication:
         return ""
 
 
+#: Actors whose dead letters lose their link token (see ``_PaylinkConsumer.nack``).
+_TOKEN_BEARING_INTERNAL = frozenset({"send_payment_link"})
+
+
+def dead_letter_body(message: Message[Any]) -> tuple[bytes, bool]:
+    """What a failed message leaves in ``.XQ`` (no token of ours, a redacted
+    traceback), and whether a link token was taken out."""
+    options = dict(message.options)
+    if isinstance(options.get("traceback"), str):
+        options["traceback"] = redact(options["traceback"])
+    args, stripped = message.args, False
+    if message.actor_name in _TOKEN_BEARING_INTERNAL and args and isinstance(args[0], dict):
+        stripped = "token" in args[0]
+        args = ({k: v for k, v in args[0].items() if k != "token"}, *args[1:])
+    return bytes(message.copy(args=args, options=options).encode()), stripped
+
+
+def failure_reason(exception: BaseException | None, token_removed: bool = False) -> str:
+    """The ``x-paylink-reason`` of a message that failed for good."""
+    what = f"{type(exception).__name__}: {redact(str(exception))}" if exception else "unknown"
+    removed = "link token removed, resend the link; " if token_removed else ""
+    return f"FAILED: {removed}{what}"
+
+
 def _publication(method: Any, properties: Any) -> Publication:
     return Publication(
         str(method.exchange or ""),
@@ -265,6 +290,26 @@ class _PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
             return None
         self.known_tags.add(method.delivery_tag)
         return _RabbitmqMessage(method.redelivered, method.delivery_tag, message)
+
+    def nack(self, message: Any) -> None:
+        """A message that failed for good goes to ``.XQ`` as paylink writes it, not as
+        RabbitMQ would dead-letter it: its traceback redacted, the reason in the header
+        and, for SendPaymentLink, without the link token (a dead letter is kept 7 days;
+        such a link is sent again by ResendPaymentLink, with a new token)."""
+        try:
+            self.known_tags.remove(message._tag)
+        except KeyError:
+            log.warning("Failed to nack message: not in known tags.")
+            return
+        body, stripped = dead_letter_body(message._message)
+        reason = failure_reason(getattr(message, "_exception", None), stripped)
+        self.connection.add_callback_threadsafe(
+            partial(self._dead_letter_and_ack, message._tag, body, reason)
+        )
+
+    def _dead_letter_and_ack(self, tag: int, body: bytes, reason: str) -> None:
+        dead_letter(self.channel, self.queue_name, body, reason)
+        self.channel.basic_ack(tag)
 
     def _checked(self, body: bytes, publication: Publication) -> Message[Any] | str:
         """The message to run, or why it goes to the dead-letter queue.

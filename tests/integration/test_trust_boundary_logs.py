@@ -19,7 +19,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import create_engine, text
 from werkzeug import Request, Response
 
-from messages.routing import Queue
+from messages.routing import DEAD_LETTER_REASON_HEADER, Queue
 from tests.harness import Harness
 from tests.integration.commands import configure_store, create_order
 from tests.log_scan import Needles, assert_no_leaks
@@ -54,15 +54,17 @@ def _configure(h: Harness) -> None:
     h.wait_event("store.configured", command_id=store.command_id)
 
 
-def _dead_letter_tracebacks(h: Harness, queue: str) -> str:
-    tracebacks = []
+def _dead_letters(h: Harness, queue: str) -> list[tuple[str, str]]:
+    """(reason, body) of every dead letter of ``queue``, drained."""
+    found = []
     with pika.BlockingConnection(pika.URLParameters(h.broker_url)) as conn:
         channel = conn.channel()
         while True:
-            method, _props, body = channel.basic_get(f"{queue}.XQ", auto_ack=True)
+            method, props, body = channel.basic_get(f"{queue}.XQ", auto_ack=True)
             if method is None:
-                return "\n".join(tracebacks)
-            tracebacks.append(str(json.loads(body)["options"].get("traceback", "")))
+                return found
+            reason = (props.headers or {}).get(DEAD_LETTER_REASON_HEADER, "")
+            found.append((str(reason), body.decode()))
 
 
 def test_a_provider_503_leaves_no_token_email_phone_or_name_in_the_logs(
@@ -104,8 +106,14 @@ def test_a_provider_503_leaves_no_token_email_phone_or_name_in_the_logs(
     needles = Needles(tokens=tokens, emails=(EMAIL,), phones=(PHONE,), names=(NAME,))
     assert "sendgrid answered 503" in h.logs()
     assert_no_leaks(h.logs(), needles)
-    # nor do the tracebacks Dramatiq stored in the dead letters
-    assert_no_leaks(_dead_letter_tracebacks(h, Queue.SEND_LINK), needles)
+    # nor do the dead letters: no token, a redacted traceback, the reason in the header
+    dead = _dead_letters(h, Queue.SEND_LINK)
+    assert len(dead) == 2
+    for reason, body in dead:
+        assert reason.startswith("FAILED: link token removed, resend the link; DeliveryDeferred")
+        assert "token" not in json.loads(body)["args"][0]
+        assert "Traceback" in json.loads(body)["options"]["traceback"]
+    assert_no_leaks(str(dead), needles)
 
 
 def test_a_database_error_leaves_no_email_phone_or_name_in_the_logs(harness: Harness) -> None:
