@@ -1,4 +1,5 @@
-"""The page's publisher on the real broker: confirmed, routed, and back after a cut."""
+"""The page's publisher on the real broker: confirmed, routed as the checkout's own
+broker user, refused when that user may not publish, and back after a cut."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pika
 import pytest
 
 from messages import commands as c
-from messages.routing import Queue, parse_message
+from messages.routing import COMMANDS_EXCHANGE, Queue, parse_message
 from tests.harness import create_vhost, delete_vhost, now
 from tests.services import require_rabbitmq
 from workers.broker import declare_command_queues
@@ -61,6 +62,73 @@ def test_a_published_command_is_the_message_a_worker_parses(vhost: str) -> None:
     assert not hasattr(parsed, "code"), parsed
     assert parsed.command == command  # type: ignore[union-attr]
     assert json.loads(body)["actor_name"] == "payment_link_opened"
+
+
+def test_it_publishes_through_the_commands_exchange_as_its_broker_user(vhost: str) -> None:
+    # Given the command queues, and a publisher connected as guest
+    with pika.BlockingConnection(pika.URLParameters(vhost)) as conn:
+        declare_command_queues(conn.channel(), quorum=False)
+    publisher = BrokerPublisher(vhost)
+
+    # When it publishes
+    publisher.publish(_opened())
+    publisher.close()
+
+    # Then the delivery came through paylink.commands, keyed by the command, signed by user
+    with pika.BlockingConnection(pika.URLParameters(vhost)) as conn:
+        method, props, _body = conn.channel().basic_get(Queue.CHECKOUT, auto_ack=True)
+    assert (method.exchange, method.routing_key) == (COMMANDS_EXCHANGE, "PaymentLinkOpened")
+    assert props.user_id == "guest"
+
+
+def test_a_command_the_broker_user_may_not_publish_is_refused(vhost: str) -> None:
+    # Given a broker user like deploy's paylink-checkout, allowed only the checkout
+    # commands on the commands exchange
+    name = vhost.rsplit("/", 1)[1]
+    with pika.BlockingConnection(pika.URLParameters(vhost)) as conn:
+        declare_command_queues(conn.channel(), quorum=False)
+    user = f"checkout-{uuid.uuid4().hex[:8]}"
+    ctl = ["rabbitmqctl", "-q"]
+    subprocess.run([*ctl, "add_user", user, "pw"], check=True, capture_output=True)
+    try:
+        subprocess.run(
+            [*ctl, "set_permissions", "-p", name, user, "^$", "^paylink\\.commands$", "^$"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *ctl,
+                "set_topic_permissions",
+                "-p",
+                name,
+                user,
+                COMMANDS_EXCHANGE,
+                "^(PaymentLinkOpened|CheckoutCompleted)$",
+                "^$",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        publisher = BrokerPublisher(vhost.replace("guest:guest@", f"{user}:pw@"))
+
+        # When it publishes an opening (allowed) and a command it may not send
+        publisher.publish(_opened())
+        capture = c.CapturePayment(
+            command_id=uuid.uuid4(),
+            issued_at=now(),
+            actor={"user_id": "x", "role": "Admin", "store_ids": ["s"]},
+            order_id=uuid.uuid4(),
+        )
+        with pytest.raises(PublishFailed):
+            publisher.publish(capture)
+        publisher.publish(_opened())
+        publisher.close()
+    finally:
+        subprocess.run([*ctl, "delete_user", user], check=False, capture_output=True)
+
+    # Then the allowed commands arrived, and the refusal did not break the next publish
+    assert len(_take(vhost)) == 2
 
 
 def test_a_connection_the_broker_closed_is_opened_again(

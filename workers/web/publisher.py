@@ -1,9 +1,12 @@
-"""Publishing the page's commands to RabbitMQ, exactly as any upstream system does.
+"""Publishing the page's commands to RabbitMQ, as the hosted checkout's own identity.
 
-The page is a publisher like ``paylink publish``: the command's Dramatiq message
-(``messages.routing.command_bytes``) to its queue, persistent, mandatory, confirmed.
-One connection is kept and shared under a lock (pika's connections are not thread
-safe); a connection the broker closed while idle is opened again once per publish.
+The command's Dramatiq message (``messages.routing.command_bytes``) goes to the
+commands exchange with routing key = command type and the AMQP ``user_id`` of the
+broker user in ``BROKER_URL``, persistent, mandatory, confirmed. In ``deploy/`` that
+user is ``paylink-checkout``, whose topic permissions allow only PaymentLinkOpened and
+CheckoutCompleted. One connection is kept and shared under a lock (pika's connections
+are not thread safe); a connection the broker closed while idle is opened again once
+per publish.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import pika
 import structlog
 
 from messages.common import CommandBase
-from messages.routing import command_bytes, route_for
+from messages.routing import COMMANDS_EXCHANGE, command_bytes, route_for
 from workers.exporter import connect
 
 log = structlog.get_logger("paylink.web")
@@ -37,6 +40,8 @@ class CommandPublisher(Protocol):
 class BrokerPublisher:
     def __init__(self, broker_url: str) -> None:
         self._url = broker_url
+        #: RabbitMQ checks it is the connection's user: the workers know who published.
+        self._user_id = pika.URLParameters(broker_url.split(";")[0].strip()).credentials.username
         self._lock = threading.Lock()
         self._connection: pika.BlockingConnection | None = None
         self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
@@ -44,15 +49,22 @@ class BrokerPublisher:
     def publish(self, command: CommandBase) -> None:
         route = route_for(command)
         body = command_bytes(command)
-        properties = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+        properties = pika.BasicProperties(
+            delivery_mode=2, content_type="application/json", user_id=self._user_id
+        )
         with self._lock:
             for attempt in (1, 2):
                 try:
                     channel = self._open()
-                    channel.basic_publish("", route.queue_name, body, properties, mandatory=True)
+                    channel.basic_publish(
+                        COMMANDS_EXCHANGE, route.command_type, body, properties, mandatory=True
+                    )
                     return
                 except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
-                    raise PublishFailed(f"{route.queue_name}: {type(exc).__name__}") from None
+                    raise PublishFailed(f"{route.command_type}: {type(exc).__name__}") from None
+                except pika.exceptions.ChannelClosedByBroker as exc:
+                    self._drop()  # refused (permissions, user_id): retrying cannot help
+                    raise PublishFailed(f"{route.command_type}: {exc.reply_text}") from None
                 except (pika.exceptions.AMQPError, OSError) as exc:
                     self._drop()
                     if attempt == 2:
