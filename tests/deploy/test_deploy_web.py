@@ -22,11 +22,12 @@ def test_compose_serves_the_page_on_loopback_and_links_point_there() -> None:
     assert web["ports"] == [f"127.0.0.1:{PAGE_PORT}:{PAGE_PORT}"]
     assert web["environment"]["PAYLINK_WEB_HOST"] == "0.0.0.0"
     assert web["environment"]["PAYLINK_WEB_SECRET"].startswith("${PAYLINK_WEB_SECRET:?")
+    assert web["environment"]["BROKER_URL"].startswith("amqp://paylink-checkout:")
     base = COMPOSE["x-paylink-env"]["PAYLINK_CHECKOUT_BASE_URL"]
     assert base.endswith(f":-http://127.0.0.1:{PAGE_PORT}/l}}")
 
 
-def test_kubernetes_runs_replicas_with_a_shared_form_key_from_a_secret() -> None:
+def test_kubernetes_runs_replicas_as_the_checkout_broker_user_with_a_shared_form_key() -> None:
     deployment = K8S[("Deployment", "paylink-web")]
     (web,) = deployment["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in web["env"]}
@@ -34,6 +35,11 @@ def test_kubernetes_runs_replicas_with_a_shared_form_key_from_a_secret() -> None
     assert web["args"] == ["web"]
     assert deployment["spec"]["replicas"] >= 2
     assert env["PAYLINK_WEB_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "paylink-web"
+    assert env["BROKER_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "paylink-web",
+        "key": "BROKER_URL",
+    }
+    assert "paylink-checkout" in (DEPLOY / "k8s" / "secret.template.yaml").read_text()
     assert env["PAYLINK_WEB_HOST"]["value"] == "0.0.0.0"
     assert web["ports"] == [
         {"name": "http", "containerPort": PAGE_PORT},
