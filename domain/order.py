@@ -374,7 +374,12 @@ class Order:
         self._require_payment(PaymentAction.CANCEL)
         remaining = self.balance.remaining(self.order_amount)
         self._entry(EntryKind.RELEASE, remaining, reason=ReleaseReason.CANCEL)
-        self._record(ev.OrderCancelled, stage="payment", released_amount=remaining)
+        self._record(
+            ev.OrderCancelled,
+            stage="payment",
+            released_amount=remaining,
+            payment_status=self.status,
+        )
 
     def _by_lines_or_amount(
         self,
@@ -443,6 +448,12 @@ class Order:
     ) -> None:
         """Refund what was captured; ``fees`` (return_fee lines) are withheld from it."""
         self._require_payment(PaymentAction.REFUND)
+        if fees and amount is None and not lines:
+            # A fee alone must not stand for "refund everything": say what is refunded.
+            raise ValidationFailed(
+                "a refund with a return fee names its amount or its lines",
+                code="REFUND_AMOUNT_REQUIRED",
+            )
         refundable = self.balance.refundable
         value, shares = self._by_lines_or_amount(amount, lines, refundable, refund=True)
         if value > refundable:
@@ -488,7 +499,14 @@ class Order:
                     "amount",
                     code="RETURN_FEE_INVALID",
                 )
-        ensure_unique_references([*self._used_references(), *(fee.reference for fee in fees)])
+        new = [fee.reference for fee in fees]
+        ensure_unique_references(new)
+        taken = sorted(set(self._used_references()).intersection(new))
+        if taken:
+            raise ValidationFailed(
+                f"return fee reference {taken[0]!r} is already used on this order",
+                code="LINE_REFERENCE_DUPLICATE",
+            )
         total = sum(fee.total_amount for fee in fees)
         if total > refunded:
             raise AmountError(
@@ -507,9 +525,9 @@ class Order:
         candidates = ("return-fee", *(f"return-fee-{n}" for n in range(2, len(used) + 3)))
         return next(ref for ref in candidates if ref not in used)
 
-    def add_return_fee(self, fee: OrderLine, refund_amount: int | None) -> None:
-        """Seed 004's "Add return fee" as Klarna has it: a refund (by default of all that
-        is captured and not yet refunded) with the fee withheld from it."""
+    def add_return_fee(self, fee: OrderLine, refund_amount: int) -> None:
+        """Seed 004's "Add return fee" as Klarna has it: a refund of ``refund_amount``
+        with the fee withheld from it."""
         self._require_payment(PaymentAction.ADD_RETURN_FEE)
         self.refund(refund_amount, (), None, fees=(fee,))
 
@@ -536,7 +554,12 @@ class Order:
             )
         remaining = self.balance.remaining(self.order_amount)
         self._entry(EntryKind.RELEASE, remaining, reason=ReleaseReason.EXPIRY)
-        self._record(ev.PaymentExpired, released_amount=remaining, currency=self.currency)
+        self._record(
+            ev.PaymentExpired,
+            released_amount=remaining,
+            currency=self.currency,
+            payment_status=self.status,
+        )
 
     def update_lines(self, lines: tuple[OrderLine, ...]) -> None:
         """Replace the lines. Only uncaptured lines change (seed 004); the new amount can

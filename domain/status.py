@@ -84,10 +84,10 @@ PAYMENT_ACTIONS: Mapping[PaymentStatus, frozenset[PaymentAction]] = {
 }
 
 #: While some authorization is reserved it can be captured or let go (DESIGN §1, "no
-#: money is ever stranded"); the scheduler's reservation expiry is one way to let go.
-RESERVED_ACTIONS: frozenset[PaymentAction] = frozenset(
-    {_A.CAPTURE, _A.CANCEL, _A.RELEASE, _A.EXPIRE}
-)
+#: money is ever stranded"): cancelled, or released once part of it is captured (on an
+#: Authorized order, seed 004's way to let go is Cancel); the scheduler's reservation
+#: expiry is the other way.
+RESERVED_ACTIONS: frozenset[PaymentAction] = frozenset({_A.CAPTURE, _A.CANCEL, _A.EXPIRE})
 #: While something captured is not refunded it can be refunded, with or without a
 #: return fee withheld (a return fee is part of a refund), also after expiry.
 REFUNDABLE_ACTIONS: frozenset[PaymentAction] = frozenset({_A.REFUND, _A.ADD_RETURN_FEE})
@@ -103,8 +103,10 @@ def allowed_actions(
     actions = set(PAYMENT_ACTIONS[status])
     if reserved > 0:
         actions |= RESERVED_ACTIONS
+        if status is not PaymentStatus.AUTHORIZED:
+            actions.add(_A.RELEASE)
     else:
-        actions -= RESERVED_ACTIONS | {_A.EDIT_LINES, _A.EDIT_CUSTOMER}
+        actions -= RESERVED_ACTIONS | {_A.RELEASE, _A.EDIT_LINES, _A.EDIT_CUSTOMER}
     if refundable > 0:
         actions |= REFUNDABLE_ACTIONS
     else:

@@ -144,9 +144,9 @@ class ReleaseRemainingAuthorization(MerchantCommand):
 
 
 class AddReturnFee(MerchantCommand):
-    """A refund with a return fee withheld (Klarna's return_fee line): by default of
-    everything captured and not yet refunded, or of ``refund_amount``. The fee is at
-    most the refund; the customer gets ``refund − amount`` back."""
+    """A refund of ``refund_amount`` with a return fee of ``amount`` withheld (Klarna's
+    return_fee line). The fee is at most the refund; the customer gets
+    ``refund_amount − amount`` back."""
 
     order_id: UUID
     #: The fee, tax included.
@@ -155,8 +155,8 @@ class AddReturnFee(MerchantCommand):
     name: Text255 = "Return fee"
     #: Unique on the order; by default ``return-fee``, ``return-fee-2``, ...
     reference: Text255 | None = None
-    #: What the returned goods are worth (gross); by default all that is refundable.
-    refund_amount: PositiveAmount | None = None
+    #: What the returned goods are worth (gross); the fee is withheld from it.
+    refund_amount: PositiveAmount
 
 
 class UpdateOrderLines(MerchantCommand):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import Field, model_validator
@@ -14,7 +14,7 @@ from messages.common import Channel, EventBase, WireModel
 class LineShareOut(WireModel):
     """One order line's part of a capture or refund, as paylink computed it."""
 
-    reference: str
+    reference: Annotated[str, Field(max_length=255)]
     quantity: int
     #: Minor units, tax included.
     amount: int
@@ -143,9 +143,13 @@ class PaymentReleased(EventBase):
 
 
 class PaymentExpired(EventBase):
+    """The reservation ran out: the uncaptured rest is released; what was captured
+    stays (``payment_status`` says where the order is now)."""
+
     type: Literal["payment.expired"] = "payment.expired"
     released_amount: int
     currency: str
+    payment_status: str | None = None
 
 
 class OrderCancelled(EventBase):
@@ -153,6 +157,8 @@ class OrderCancelled(EventBase):
     #: "link" when cancelled before checkout, "payment" when an authorization was voided.
     stage: Literal["link", "payment"]
     released_amount: int
+    #: After checkout: CANCELLED, or CAPTURED when part was captured (the rest released).
+    payment_status: str | None = None
 
 
 class ReturnFeeAdded(EventBase):

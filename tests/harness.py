@@ -34,14 +34,14 @@ from workers.storage.migrate import upgrade
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def create_database(prefix: str = "paylink_it") -> str:
+def create_database(prefix: str = "paylink_it", revision: str = "head") -> str:
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
+    upgrade(url, revision)
     return url
 
 

@@ -7,6 +7,7 @@ committed file is out of date, so the document can never drift from the models.
 from __future__ import annotations
 
 import copy
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,10 @@ from messages.routing import ALL_QUEUES, DEAD_LETTER_REASON_HEADER, EVENTS_EXCHA
 from messages.schema import command_schemas, event_schemas
 
 #: Version of the contract itself: bump it when a command or event changes shape.
-CONTRACT_VERSION = "1.0.0"
+#: 2.0.0: money per line (events carry line shares; payment.refunded.amount is gross
+#: with return_fee_amount and refunded_to_customer beside it; AddReturnFee is a refund
+#: with a fee withheld and needs refund_amount).
+CONTRACT_VERSION = "2.0.0"
 DEFAULT_PATH = Path("docs/asyncapi.yaml")
 AMQP_BINDING_VERSION = "0.3.0"
 _SCHEMAS = "#/components/schemas/"
@@ -62,7 +66,7 @@ def _event_channel_id(event_type: str) -> str:
 
 
 def _summary(doc: str | None) -> str:
-    return (doc or "").strip().split("\n\n")[0].replace("\n", " ")
+    return " ".join(inspect.cleandoc(doc or "").split("\n\n")[0].split())
 
 
 def _relocate_refs(node: Any) -> Any:

@@ -223,7 +223,15 @@ def run_demo(settings: Settings) -> int:
         lambda e: e["type"] == "payment.captured" and e.get("order_id") == str(fi), "auto-capture"
     )
     up.outcome(
-        up.send(c.AddReturnFee, actor=ACTOR, order_id=fi, amount=495, tax_rate=2550),
+        # The customer sends everything back; a 4.95 return fee is withheld.
+        up.send(
+            c.AddReturnFee,
+            actor=ACTOR,
+            order_id=fi,
+            amount=495,
+            tax_rate=2550,
+            refund_amount=5_990,
+        ),
         "order.return_fee_added",
     )
 

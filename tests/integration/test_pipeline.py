@@ -82,7 +82,7 @@ def test_every_command_end_to_end(harness: Harness) -> None:
     captured = h.wait_event("payment.captured", order_id=sms_id)
     assert captured["auto_capture"] is True
     assert sum(line["amount"] for line in captured["order_lines"]) == ORDER_AMOUNT
-    fee = merchant(c.AddReturnFee, sms_id, amount=4_900, tax_rate=2500)
+    fee = merchant(c.AddReturnFee, sms_id, amount=4_900, tax_rate=2500, refund_amount=ORDER_AMOUNT)
     h.publish(fee)
     refunded = h.wait_event("payment.refunded", command_id=fee.command_id)
     assert (

@@ -91,7 +91,7 @@ MINIMAL: dict[type[CommandBase], dict[str, Any]] = {
     c.RefundPayment: _ORDER,
     c.CancelOrder: _ORDER,
     c.ReleaseRemainingAuthorization: _ORDER,
-    c.AddReturnFee: {**_ORDER, "amount": 5_000, "tax_rate": 2500},
+    c.AddReturnFee: {**_ORDER, "amount": 5_000, "tax_rate": 2500, "refund_amount": 10_000},
     c.UpdateOrderLines: {**_ORDER, "order_lines": LINES_CUT},
     c.UpdateCustomerDetails: {**_ORDER, "name": "Anna Andersson"},
     c.ExpireAuthorization: {"order_id": _ORDER["order_id"]},
@@ -126,11 +126,12 @@ SEED_PAYMENT_ACTIONS: dict[PaymentStatus, frozenset[str]] = {
 
 #: What each status allows in the worlds of :meth:`World.in_payment_status`: seed 004's
 #: actions, plus what the money facts add (DESIGN §1, "no money is ever stranded"):
-#: reserved money can be captured, released or cancelled; refundable money refunded,
+#: reserved money can be captured or cancelled (released, once part is captured);
+#: refundable money refunded,
 #: with or without a return fee withheld.
 ALLOWED_PAYMENT_ACTIONS: dict[PaymentStatus, frozenset[str]] = {
     # 1000.00 reserved, nothing captured
-    PaymentStatus.AUTHORIZED: SEED_PAYMENT_ACTIONS[PaymentStatus.AUTHORIZED] | {"release"},
+    PaymentStatus.AUTHORIZED: SEED_PAYMENT_ACTIONS[PaymentStatus.AUTHORIZED],
     # 300.00 captured, 700.00 reserved
     PaymentStatus.PART_CAPTURED: SEED_PAYMENT_ACTIONS[PaymentStatus.PART_CAPTURED]
     | {"cancel", "add_return_fee"},

@@ -249,7 +249,7 @@ class OrderLifecycle(RuleBasedStateMachine):
             "capture": lambda: self.capture(None, [], "none"),
             "refund": lambda: self.refund(None, [], "none", None),
             "release": self.release,
-            "return_fee": lambda: self.add_return_fee(1),
+            "return_fee": lambda: self.add_return_fee(1, None),
             "cancel": self.cancel,
             "expire": self.expire_authorization,
             "edit": lambda: self.update_lines(self.model.lines, None, False),
@@ -526,7 +526,9 @@ class OrderLifecycle(RuleBasedStateMachine):
         if fee is not None:
             fee_line = line(f"fee-{m.fee_count + 1}", fee, type="return_fee")
             fields["order_lines"] = [*fields.get("order_lines", []), fee_line]
-            if refusal is None and fee > value:
+            if not picks and portion is None:
+                refusal = "REFUND_AMOUNT_REQUIRED"  # a fee alone never means "everything"
+            elif refusal is None and fee > value:
                 refusal = "RETURN_FEE_EXCEEDS_REFUND"
 
         def effect() -> None:
@@ -546,28 +548,34 @@ class OrderLifecycle(RuleBasedStateMachine):
         def effect() -> None:
             m.released += m.remaining
 
+        # Seed 004 lets an Authorized order go by Cancel; release is for the rest of a
+        # part capture.
         self.run(
             self.command(c.ReleaseRemainingAuthorization),
-            m.refusal_unless(m.remaining > 0),
+            m.refusal_unless(m.remaining > 0 and m.captured > 0),
             effect,
         )
 
     @precondition(after_checkout)
-    @rule(fee=st.integers(1, 20_000))
-    def add_return_fee(self, fee: int) -> None:
-        """A refund of everything refundable with ``fee`` withheld from it."""
+    @rule(fee=st.integers(1, 20_000), portion=portions)
+    def add_return_fee(self, fee: int, portion: str | None) -> None:
+        """A refund of ``portion`` of what is refundable, with ``fee`` withheld from it."""
         m = self.model
         limit = m.refundable
-        refusal = m.refusal_unless(limit > 0) or (
-            "RETURN_FEE_EXCEEDS_REFUND" if fee > limit else None
-        )
+        refund = _portion(portion, limit) or max(limit, 1)
+        refusal = m.refusal_unless(limit > 0)
+        if refusal is None and refund > limit:
+            refusal = "REFUND_EXCEEDS_CAPTURED"
+        elif refusal is None and fee > refund:
+            refusal = "RETURN_FEE_EXCEEDS_REFUND"
 
         def effect() -> None:
-            self._moved([], limit, limit, refund=True)
-            m.refunded += limit
+            self._moved([], refund, limit, refund=True)
+            m.refunded += refund
             m.fees += fee
 
-        self.run(self.command(c.AddReturnFee, amount=fee, tax_rate=2500), refusal, effect)
+        cmd = self.command(c.AddReturnFee, amount=fee, tax_rate=2500, refund_amount=refund)
+        self.run(cmd, refusal, effect)
 
     @precondition(after_checkout)
     @rule(
@@ -718,7 +726,7 @@ class OrderLifecycle(RuleBasedStateMachine):
         b = order.balance
         probes: list[tuple[type[CommandBase], dict[str, Any]]] = []
         if b.remaining(order.order_amount) > 0:
-            probes += [(c.CapturePayment, {"amount": 1}), (c.ReleaseRemainingAuthorization, {})]
+            probes += [(c.CapturePayment, {"amount": 1}), (c.CancelOrder, {})]
         if b.refundable > 0:
             probes.append((c.RefundPayment, {"amount": 1}))
         for cls, fields in probes:

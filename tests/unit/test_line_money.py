@@ -148,14 +148,15 @@ def test_a_return_fee_larger_than_the_refund_is_refused():
     world = World().authorized()
     world.ok(c.CapturePayment)
     watch = world.watch()
-    outcome = world.do(c.AddReturnFee, amount=200_000, tax_rate=2500)
+    outcome = world.do(c.AddReturnFee, amount=200_000, tax_rate=2500, refund_amount=ORDER_AMOUNT)
     watch.assert_refused(outcome, "RETURN_FEE_EXCEEDS_REFUND")
 
 
 def test_a_return_fee_is_withheld_from_the_refund_and_charges_nothing_extra():
     world = World().authorized()
     world.ok(c.CapturePayment)
-    refund, fee = world.ok(c.AddReturnFee, amount=4_900, tax_rate=2500).events
+    fee_cmd = {"amount": 4_900, "tax_rate": 2500, "refund_amount": ORDER_AMOUNT}
+    refund, fee = world.ok(c.AddReturnFee, **fee_cmd).events
     assert (refund.amount, refund.return_fee_amount, refund.refunded_to_customer) == (
         ORDER_AMOUNT,
         4_900,
@@ -178,7 +179,7 @@ def test_a_return_fee_line_in_a_refund_is_withheld_from_it():
 def test_a_return_fee_needs_something_refundable():
     world = World().authorized()
     watch = world.watch()
-    outcome = world.do(c.AddReturnFee, amount=100, tax_rate=2500)
+    outcome = world.do(c.AddReturnFee, amount=100, tax_rate=2500, refund_amount=1_000)
     watch.assert_refused(outcome, "ACTION_NOT_ALLOWED_IN_STATUS")
 
 
@@ -204,7 +205,7 @@ def test_a_second_return_fee_gets_a_reference_of_its_own():
     world.ok(c.CapturePayment)
     world.ok(c.RefundPayment, amount=50_000, order_lines=None)
     world.ok(c.AddReturnFee, amount=100, tax_rate=2500, refund_amount=20_000)
-    second = world.ok(c.AddReturnFee, amount=100, tax_rate=2500)
+    second = world.ok(c.AddReturnFee, amount=100, tax_rate=2500, refund_amount=1_000)
     assert second.events[-1].reference == "return-fee-2"
 
 
@@ -212,7 +213,9 @@ def test_a_return_fee_reference_already_on_the_order_is_refused():
     world = World().authorized()
     world.ok(c.CapturePayment)
     watch = world.watch()
-    outcome = world.do(c.AddReturnFee, amount=100, tax_rate=2500, reference="A")
+    outcome = world.do(
+        c.AddReturnFee, amount=100, tax_rate=2500, refund_amount=1_000, reference="A"
+    )
     watch.assert_refused(outcome, "LINE_REFERENCE_DUPLICATE")
 
 
@@ -312,11 +315,13 @@ def test_return_fee_lines_are_refused_in_update_order_lines():
 # ---- line share arithmetic --------------------------------------------------------------------
 
 
-def _line(quantity: int, unit_price: int, discount: int, tax_rate: int) -> OrderLine:
+def _line(
+    quantity: int, unit_price: int, discount: int, tax_rate: int, kind: str = "physical"
+) -> OrderLine:
     return OrderLine.create(
         name="x",
         reference="L",
-        type="physical",
+        type=kind,
         quantity=quantity,
         unit_price=unit_price,
         tax_rate=tax_rate,
@@ -339,12 +344,21 @@ def test_shares_of_a_discounted_line_place_the_remainder_on_the_last_unit():
     unit_price=st.integers(0, 1_000_000),
     discount_share=st.integers(0, 100),
     tax_rate=st.sampled_from([0, 600, 1200, 2000, 2500, 10_000]),
+    negative=st.booleans(),
     data=st.data(),
 )
 def test_shares_sum_to_the_line_exactly_however_it_is_split(
-    quantity: int, unit_price: int, discount_share: int, tax_rate: int, data: st.DataObject
+    quantity: int,
+    unit_price: int,
+    discount_share: int,
+    tax_rate: int,
+    negative: bool,
+    data: st.DataObject,
 ):
-    ln = _line(quantity, unit_price, quantity * unit_price * discount_share // 100, tax_rate)
+    if negative:  # a discount line: negative unit price, a discount deepens it
+        ln = _line(quantity, -max(unit_price, 1), discount_share, tax_rate, "discount")
+    else:
+        ln = _line(quantity, unit_price, quantity * unit_price * discount_share // 100, tax_rate)
     pos, left = LinePosition(), quantity
     while left:
         units = data.draw(st.integers(1, left))

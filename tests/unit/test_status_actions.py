@@ -30,7 +30,7 @@ PAYMENT_ACTIONS: dict[str, tuple[type[CommandBase], dict[str, Any], list[str]]] 
     "cancel": (c.CancelOrder, {}, ["order.cancelled"]),
     "release": (c.ReleaseRemainingAuthorization, {}, ["payment.released"]),
     "refund": (c.RefundPayment, {"amount": 10_000}, ["payment.refunded"]),
-    # A refund of all that is refundable, with the fee withheld from it.
+    # A refund of 100.00 with the fee withheld from it.
     "add_return_fee": (c.AddReturnFee, {}, ["payment.refunded", "order.return_fee_added"]),
 }
 
@@ -40,7 +40,6 @@ PAYMENT_NEXT: dict[tuple[PaymentStatus, str], PaymentStatus] = {
     (P.AUTHORIZED, "edit_customer"): P.AUTHORIZED,
     (P.AUTHORIZED, "capture"): P.PART_CAPTURED,
     (P.AUTHORIZED, "cancel"): P.CANCELLED,
-    (P.AUTHORIZED, "release"): P.CANCELLED,
     (P.PART_CAPTURED, "capture"): P.PART_CAPTURED,
     (P.PART_CAPTURED, "release"): P.CAPTURED,
     (P.PART_CAPTURED, "cancel"): P.CAPTURED,
@@ -48,9 +47,9 @@ PAYMENT_NEXT: dict[tuple[PaymentStatus, str], PaymentStatus] = {
     (P.PART_CAPTURED, "refund"): P.PART_REFUNDED,
     (P.PART_CAPTURED, "edit_lines"): P.PART_CAPTURED,
     (P.CAPTURED, "refund"): P.PART_REFUNDED,
-    (P.CAPTURED, "add_return_fee"): P.REFUNDED,
+    (P.CAPTURED, "add_return_fee"): P.PART_REFUNDED,
     (P.PART_REFUNDED, "refund"): P.PART_REFUNDED,
-    (P.PART_REFUNDED, "add_return_fee"): P.REFUNDED,
+    (P.PART_REFUNDED, "add_return_fee"): P.PART_REFUNDED,
 }
 
 PAYMENT_PAIRS = [(status, action) for status in P for action in PAYMENT_ACTIONS]
