@@ -109,8 +109,14 @@ def dead_letter(channel: Any, queue_name: str, body: bytes, reason: str) -> None
 
 #: Option a sanitised message carries when its envelope was invalid (see module doc).
 INVALID_ENVELOPE_OPTION = "paylink_invalid_envelope"
-#: Options Dramatiq's own retries put on a message (plus ``eta`` on a ``.DQ``).
-_RETRY_OPTIONS = frozenset({"retries", "traceback", "requeue_timestamp", INVALID_ENVELOPE_OPTION})
+#: Option naming the broker user that published a command to the commands exchange
+#: (its AMQP ``user_id``), set by the consumer and kept through retries (workers.grants).
+PUBLISHER_OPTION = "paylink_publisher"
+#: Options Dramatiq's own retries put on a message (plus ``eta`` on a ``.DQ``); a
+#: delivery from the default exchange comes from paylink's processes (deploy/rabbitmq).
+_RETRY_OPTIONS = frozenset(
+    {"retries", "traceback", "requeue_timestamp", INVALID_ENVELOPE_OPTION, PUBLISHER_OPTION}
+)
 #: The keys of a Dramatiq message: the first three are required, the others defaulted.
 _REQUIRED_KEYS = ("queue_name", "actor_name", "args")
 _ENVELOPE_KEYS = frozenset(
@@ -344,12 +350,15 @@ class _PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
                 message_id=str(data.get("message_id"))[:100],
                 message_timestamp=int(time.time() * 1000),
             )
+        options = dict(data.get("options") or {})
+        if publication.exchange == COMMANDS_EXCHANGE:
+            options[PUBLISHER_OPTION] = publication.user_id
         return Message(
             **{
                 **data,
                 "args": tuple(data["args"]),
                 "kwargs": data.get("kwargs") or {},
-                "options": data.get("options") or {},
+                "options": options,
             }
         )
 

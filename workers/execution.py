@@ -24,10 +24,12 @@ import structlog
 from dramatiq.middleware import CurrentMessage
 
 from domain.errors import DomainError, TransientError
-from domain.outcomes import Cause, record_rejection
+from domain.outcomes import Cause, payload_hash, record_rejection
+from messages.common import CommandBase
 from messages.routing import BY_ACTOR, ParseError, parse_command
-from workers.broker import INVALID_ENVELOPE_OPTION, MAX_BACKOFF_MS, dead_letter
-from workers.composition import get_app
+from workers.broker import INVALID_ENVELOPE_OPTION, MAX_BACKOFF_MS, PUBLISHER_OPTION, dead_letter
+from workers.composition import App, get_app
+from workers.grants import GRANTS, apply_grants
 from workers.targets import known_target
 
 log = structlog.get_logger("paylink.worker")
@@ -96,6 +98,23 @@ def _envelope_problem(actor_name: str, payload: Any) -> ParseError | None:
     )
 
 
+def _granted(command: CommandBase, app: App) -> CommandBase | None:
+    """``command`` with its actor narrowed to its publisher's grants (``workers.grants``),
+    or None when it was refused for lack of them (the rejection is recorded)."""
+    message = CurrentMessage.get_current_message()
+    upstream = message.options.get(PUBLISHER_OPTION) if message is not None else None
+    if not isinstance(upstream, str):
+        return command
+    granted = apply_grants(command, upstream, GRANTS.get(app.engine, upstream))
+    if isinstance(granted, CommandBase):
+        return granted
+    outcome = record_rejection(
+        Cause.of(command), granted, app.uow, app.context, payload_hash(command)
+    )
+    log.info("command rejected", code=outcome.code, command_id=str(command.command_id))
+    return None
+
+
 def execute(actor_name: str, payload: Any) -> None:
     structlog.contextvars.clear_contextvars()
     parsed = _envelope_problem(actor_name, payload) or parse_command(actor_name, payload)
@@ -106,13 +125,16 @@ def execute(actor_name: str, payload: Any) -> None:
             structlog.contextvars.bind_contextvars(command_id=str(parsed.command_id))
             _reject_invalid(actor_name, payload, parsed)
         return
+    app = get_app()
+    parsed = _granted(parsed, app)
+    if parsed is None:
+        return
     order_id = getattr(parsed, "order_id", None)
     structlog.contextvars.bind_contextvars(
         command_id=str(parsed.command_id),
         command_type=type(parsed).__name__,
         **({"order_id": str(order_id)} if order_id else {}),
     )
-    app = get_app()
     try:
         outcome = app.batcher.dispatch(parsed)
     except TransientError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pika
 import pytest
+from sqlalchemy import create_engine
 
 from messages.routing import (
     BY_ACTOR,
@@ -25,6 +26,7 @@ from messages.routing import (
 from tests.harness import Harness, now, token_from_outbox
 from tests.integration.commands import ADMIN, STORE, configure_store, create_order
 from workers.broker import MAX_BACKOFF_MS
+from workers.grants import grant
 from workers.settings import DEFAULT_MAX_MESSAGE_BYTES
 
 pytestmark = pytest.mark.integration
@@ -316,12 +318,22 @@ def _publish_to_commands_exchange(
         )
 
 
+def _grant(h: Harness, upstream: str, store: str, *roles: str) -> None:
+    engine = create_engine(h.database_url)
+    try:
+        grant(engine, upstream, store, roles)
+    finally:
+        engine.dispose()
+
+
 def test_a_command_published_to_the_commands_exchange_by_its_user_is_carried_out(
     harness: Harness,
 ) -> None:
-    # Given workers (they declare the exchange and its bindings)
+    # Given workers (they declare the exchange and its bindings), and an upstream
+    # granted the store
     h = harness
     h.start_all()
+    _grant(h, "guest", STORE, "Admin")
     command = configure_store()
 
     # When an upstream publishes it with its type as routing key and its broker user
@@ -379,3 +391,30 @@ def test_internal_commands_have_no_route_from_the_commands_exchange(harness: Har
 
     with pytest.raises(pika.exceptions.UnroutableError):
         _publish_to_commands_exchange(h, "SendPaymentLink", b"{}")
+
+
+@pytest.mark.parametrize(
+    ("actor", "code"),
+    [
+        ({"user_id": "mallory", "role": "Admin", "store_ids": ["store-a"]}, "STORE_ACCESS_DENIED"),
+        ({"user_id": "mallory", "role": "Super Admin", "store_ids": [STORE]}, "ROLE_NOT_ALLOWED"),
+    ],
+    ids=["another_store", "a_higher_role"],
+)
+def test_an_upstream_cannot_assert_an_actor_beyond_its_grants(
+    harness: Harness, actor: dict[str, Any], code: str
+) -> None:
+    # Given an upstream granted store-it as Admin, and store-a configured by its own
+    h = harness
+    h.start_all()
+    _grant(h, "guest", STORE, "Admin")
+    _grant(h, "guest-of-store-a", "store-a", "Admin")
+
+    # When it publishes a ConfigureStore naming another store, or claiming a higher role
+    command = configure_store(store_id=actor["store_ids"][0], actor=actor, store_name="Pwned")
+    _publish_to_commands_exchange(h, "ConfigureStore", command_bytes(command))
+
+    # Then it is refused, and the store is not renamed
+    rejected = h.wait_event("order.rejected", command_id=command.command_id)
+    assert rejected["code"] == code
+    assert not h.events_for(type_="store.configured")

@@ -227,3 +227,13 @@ notifications = Table(
         sqlite_where=text("uncertain_attempts > 0"),
     ),
 )
+
+#: Which stores an upstream system (its broker user, the AMQP ``user_id``) may act for,
+#: and the roles it may assert there (comma-separated); ``workers/grants.py``.
+upstream_grants = Table(
+    "upstream_grants",
+    metadata,
+    Column("upstream", String(128), primary_key=True),
+    Column("store_id", String(64), primary_key=True),
+    Column("roles", String(255), nullable=False),
+)

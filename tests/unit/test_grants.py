@@ -1,0 +1,100 @@
+"""An upstream's grants narrow the actor it asserts (workers.grants)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from domain.errors import PermissionDenied, StoreAccessDenied
+from messages import commands as c
+from messages.common import Role
+from tests.unit.builders import actor, build
+from workers.grants import apply_grants, load_grants, main
+from workers.settings import get_settings
+from workers.storage.engine import make_engine
+from workers.storage.migrate import upgrade
+
+ERP = "upstream-erp"
+
+
+def _create(role: Role = Role.ADMIN, stores: tuple[str, ...] = ("store-1",)) -> c.CreateOrder:
+    return build(c.CreateOrder, actor=actor(role, stores))
+
+
+def test_an_actor_within_its_upstreams_grants_is_unchanged() -> None:
+    command = _create()
+
+    assert apply_grants(command, ERP, {"store-1": frozenset({"Admin"})}) is command
+
+
+def test_stores_the_upstream_may_not_act_for_are_taken_from_the_actor() -> None:
+    command = _create(stores=("store-1", "store-a"))
+
+    granted = apply_grants(command, ERP, {"store-1": frozenset({"Admin"})})
+
+    assert isinstance(granted, c.CreateOrder)
+    assert granted.actor.store_ids == ["store-1"]
+    assert granted.actor.role is Role.ADMIN
+
+
+def test_a_store_where_the_role_is_not_granted_is_taken_too() -> None:
+    command = _create(Role.ADMIN, ("store-1", "store-2"))
+
+    granted = apply_grants(
+        command, ERP, {"store-1": frozenset({"Admin"}), "store-2": frozenset({"User"})}
+    )
+
+    assert isinstance(granted, c.CreateOrder)
+    assert granted.actor.store_ids == ["store-1"]
+
+
+def test_a_role_the_upstream_may_assert_nowhere_is_refused() -> None:
+    refused = apply_grants(_create(Role.SUPER_ADMIN), ERP, {"store-1": frozenset({"Admin"})})
+
+    assert isinstance(refused, PermissionDenied)
+    assert refused.code == "ROLE_NOT_ALLOWED"
+
+
+def test_an_actor_naming_only_other_stores_is_refused() -> None:
+    refused = apply_grants(_create(stores=("store-a",)), ERP, {"store-1": frozenset({"Admin"})})
+
+    assert isinstance(refused, StoreAccessDenied)
+    assert refused.code == "STORE_ACCESS_DENIED"
+
+
+def test_an_upstream_without_grants_may_do_nothing() -> None:
+    assert isinstance(apply_grants(_create(), ERP, {}), PermissionDenied)
+
+
+def test_commands_without_an_actor_are_not_narrowed() -> None:
+    command = build(c.PaymentLinkOpened)
+
+    assert apply_grants(command, ERP, {}) is command
+
+
+def test_an_operator_grants_lists_and_revokes_on_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/paylink.db"
+    upgrade(url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        assert main(["grant", ERP, "store-1", "--roles", "Admin, User"]) == 0
+        assert main(["grant", ERP, "store-2", "--roles", "User"]) == 0
+        assert main(["grant", ERP, "store-3", "--roles", "Root"]) == 2
+        engine = make_engine(url)
+        assert load_grants(engine, ERP) == {
+            "store-1": frozenset({"Admin", "User"}),
+            "store-2": frozenset({"User"}),
+        }
+        assert main(["revoke", ERP, "store-1"]) == 0
+        assert main(["list"]) == 0
+        assert load_grants(engine, ERP) == {"store-2": frozenset({"User"})}
+        engine.dispose()
+    finally:
+        get_settings.cache_clear()
+    out = capsys.readouterr()
+    assert f"{ERP}\tstore-2\tUser" in out.out
+    assert "Root" in out.err
