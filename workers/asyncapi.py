@@ -15,14 +15,23 @@ from typing import Any
 import yaml
 
 from messages.events import EVENT_TYPES
-from messages.routing import ALL_QUEUES, DEAD_LETTER_REASON_HEADER, EVENTS_EXCHANGE, ROUTES
+from messages.routing import (
+    ALL_QUEUES,
+    COMMANDS_EXCHANGE,
+    DEAD_LETTER_REASON_HEADER,
+    EVENTS_EXCHANGE,
+    ROUTES,
+)
 from messages.schema import command_schemas, event_schemas
 
 #: Version of the contract itself: bump it when a command or event changes shape.
 #: 2.0.0: money per line (events carry line shares; payment.refunded.amount is gross
 #: with return_fee_amount and refunded_to_customer beside it; AddReturnFee is a refund
 #: with a fee withheld and needs refund_amount).
-CONTRACT_VERSION = "2.0.0"
+#: 2.1.0: commands published to the paylink.commands exchange with the AMQP user_id;
+#: types enforced as the schemas state them (no "yes" for a boolean, no "2" or 2.0 for
+#: an integer); text refuses control and format characters.
+CONTRACT_VERSION = "2.1.0"
 DEFAULT_PATH = Path("docs/asyncapi.yaml")
 AMQP_BINDING_VERSION = "0.3.0"
 _SCHEMAS = "#/components/schemas/"
@@ -31,8 +40,9 @@ _DESCRIPTION = f"""\
 paylink turns commands on RabbitMQ into order state and events.
 
 **Commands** are Dramatiq messages (JSON) whose single positional argument is the
-command object. Publish them to the default exchange with routing key = queue name,
-persistent (delivery mode 2), content type application/json, for example:
+command object. Publish them to the topic exchange `{COMMANDS_EXCHANGE}` with routing
+key = the command type (`CreateOrder`), persistent (delivery mode 2), content type
+application/json, and the AMQP `user_id` property set to your broker user, for example:
 
 ```json
 {{"queue_name": "paylink.create-order", "actor_name": "create_order",
@@ -40,6 +50,16 @@ persistent (delivery mode 2), content type application/json, for example:
  "kwargs": {{}}, "options": {{}},
  "message_id": "<uuid>", "message_timestamp": 1767225600000}}
 ```
+
+**Trust model.** Each upstream system has its own broker user; RabbitMQ authenticates
+it and refuses a `user_id` that is not the connection's, and topic permissions limit
+it to the merchant commands (the hosted checkout to `PaymentLinkOpened` and
+`CheckoutCompleted`; `SendPaymentLink`, `ExpirePaymentLink` and `ExpireAuthorization`
+are paylink's own and not routed from the exchange). The upstream authenticates its
+users and states the `actor`; paylink narrows that actor to the stores and roles an
+operator granted the upstream, then applies its permission table. Publishing to the
+default exchange with routing key = queue name still works for one release where a
+broker allows it, without that narrowing.
 
 `command_id` is the idempotency key: a command id seen before has no second effect.
 A command that cannot be carried out produces an `order.rejected` event naming the
