@@ -14,6 +14,7 @@ hostile value cannot drive the terminal of someone reading a console log.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from functools import lru_cache
@@ -29,6 +30,8 @@ SENSITIVE_KEYS = frozenset(
 MASK = "***"
 #: Known values shorter than this are not searched for ("Al" would mask every "Al...").
 MIN_KNOWN_LENGTH = 3
+#: At most this many values of one message are searched for in each line.
+MAX_KNOWN_VALUES = 64
 
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 #: "+" and 7 to 15 digits, maybe grouped; a bare run of 7 to 15 digits; a national
@@ -52,17 +55,19 @@ _SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
 _PG_DETAIL = re.compile(r"DETAIL:[^\n]*")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
-#: Values of the message this thread is processing: masked wherever they appear.
+#: Values of the message this thread is processing, longest first: masked wherever
+#: they appear.
 known_values: ContextVar[tuple[str, ...]] = ContextVar("paylink_known_values", default=())
 
 
 def redact(text: str, known: Iterable[str] = ()) -> str:
     """``text`` with personal data, tokens and control characters masked."""
-    values = {*known, *known_values.get()}
-    if values:
-        for value in sorted(values, key=len, reverse=True):
-            if len(value) >= MIN_KNOWN_LENGTH and value in text:
-                text = text.replace(value, _mask(value))
+    values = known_values.get()
+    if known:
+        values = tuple(sorted({*known, *values}, key=len, reverse=True))
+    for value in values:
+        if len(value) >= MIN_KNOWN_LENGTH and value in text:
+            text = text.replace(value, _mask(value))
     return _redact_patterns(text) if len(text) > MAX_CACHED_LENGTH else _redact_short(text)
 
 
@@ -110,20 +115,20 @@ def redact_value(value: Any, key: str | None = None) -> Any:
 
 def personal_values(command: Any) -> tuple[str, ...]:
     """The values of a command (a decoded payload) that identify a person or open a
-    link: what ``known_values`` should hold while it is processed."""
-    found: list[str] = []
-    stack = [command]
-    while stack and len(found) < 64:
-        item = stack.pop()
-        if isinstance(item, Mapping):
-            for key, value in item.items():
-                if str(key).lower() in SENSITIVE_KEYS and isinstance(value, str):
-                    found.append(value)
-                elif isinstance(value, Mapping | list):
-                    stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(v for v in item[:1000] if isinstance(v, Mapping | list))
-    return tuple(found)
+    link: what ``known_values`` should hold while it is processed. Breadth first, so a
+    customer's details come before a thousand order lines' names; longest first."""
+    found: set[str] = set()
+    queue: deque[Any] = deque([command])
+    while queue and len(found) < MAX_KNOWN_VALUES:
+        item = queue.popleft()
+        children = item.items() if isinstance(item, Mapping) else enumerate(item)
+        for key, value in children:
+            if isinstance(value, str) and str(key).lower() in SENSITIVE_KEYS:
+                if len(value) >= MIN_KNOWN_LENGTH:
+                    found.add(value)
+            elif isinstance(value, Mapping | list):
+                queue.append(value)
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def _mask(value: str) -> str:

@@ -176,3 +176,16 @@ def test_a_hostile_command_id_is_not_copied_into_the_summary() -> None:
     message = Message("q", "create_order", ({"command_id": "anna@example.com"},), {}, {})
 
     assert "anna" not in str(MessageSummary(message))
+
+
+def test_a_customers_details_are_known_even_behind_a_thousand_order_lines() -> None:
+    command = {
+        "order_lines": [{"name": f"Item {i}"} for i in range(1000)],
+        "customer": {"email": "jörg.müller@exämple.de", "name": "Jörg Müller"},
+    }
+
+    values = personal_values(command)
+
+    assert {"jörg.müller@exämple.de", "Jörg Müller"} <= set(values)
+    assert len(values) <= 70
+    assert list(values) == sorted(values, key=len, reverse=True)
