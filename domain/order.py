@@ -308,8 +308,9 @@ class Order:
         link = self._live_link(token_hash)
         first_open = self.link_status is LinkStatus.CREATED
         self.link_status = next_link_status(self.link_status, LinkAction.OPEN)
-        if first_open:
-            self._record(ev.LinkOpened, link_id=link.link_id)
+        # Every opening is answered (a reload with a fresh command id too), so the
+        # hosted page and upstreams never wait for nothing; first_open tells them apart.
+        self._record(ev.LinkOpened, link_id=link.link_id, first_open=first_open)
 
     def complete_checkout(
         self,

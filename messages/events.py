@@ -76,8 +76,12 @@ class LinkResent(EventBase):
 
 
 class LinkOpened(EventBase):
+    """The customer opened the link; only the first opening moves the order to In
+    Progress (``first_open``), every later one is answered too."""
+
     type: Literal["link.opened"] = "link.opened"
     link_id: UUID
+    first_open: bool = True
 
 
 class LinkExpired(EventBase):

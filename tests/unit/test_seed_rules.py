@@ -562,3 +562,16 @@ def test_a_resent_command_with_a_fresh_issued_at_is_a_duplicate_not_a_conflict()
     # Then it hashes the same, and a changed amount does not
     assert payload_hash(again) == payload_hash(first)
     assert payload_hash(changed) != payload_hash(first)
+
+
+def test_every_opening_of_a_live_link_is_answered_and_only_the_first_moves_the_order():
+    world = World().sent_order()
+    (first,) = world.ok(c.PaymentLinkOpened, token=world.token).events
+    (again,) = world.ok(c.PaymentLinkOpened, token=world.token).events
+    assert (first.type, first.first_open, again.type, again.first_open) == (
+        "link.opened",
+        True,
+        "link.opened",
+        False,
+    )
+    assert world.order.link_status.value == "IN_PROGRESS"
