@@ -200,7 +200,7 @@ def run_demo(settings: Settings) -> int:
     )
     up.outcome(up.send(c.CancelOrder, actor=ACTOR, order_id=no), "order.cancelled")
 
-    print("demo: email order (FI), auto-captured, return fee added", flush=True)
+    print("demo: email order (FI), auto-captured, returned with a return fee withheld", flush=True)
     fi = order(
         customer={"email": "matti@example.fi"},
         purchase_country="FI",
@@ -232,7 +232,7 @@ def run_demo(settings: Settings) -> int:
             tax_rate=2550,
             refund_amount=5_990,
         ),
-        "order.return_fee_added",
+        "payment.refunded",  # then order.return_fee_added, the fee withheld
     )
 
     print("demo: a currency outside the agreement is refused", flush=True)
