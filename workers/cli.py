@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from messages.routing import ALL_QUEUES
 from workers import cli_orders, cli_publish, cli_queues
 from workers.cli_common import CliError, PaylinkGroup, load_settings, note, split_queues
+from workers.cli_worker import WORKER_METRICS_PORT, worker_command
 
 app = typer.Typer(
     cls=PaylinkGroup,
@@ -34,8 +35,6 @@ app.add_typer(cli_queues.dlq_app, name="dlq")
 app.command("queues")(cli_queues.queues)
 app.command("publish")(cli_publish.publish)
 
-#: Dramatiq's Prometheus middleware serves here (docs/architecture.md).
-WORKER_METRICS_PORT = 9191
 RELAY_PORT = 9300
 SCHEDULER_PORT = 9301
 WEB_HEALTH_PORT = 9303
@@ -89,31 +88,27 @@ def worker(
         bool, typer.Option("--dry-run", help="Print the Dramatiq command line; start nothing.")
     ] = False,
 ) -> None:
-    """Run Dramatiq worker processes for the paylink actors (logging JSON lines)."""
+    """Run Dramatiq worker processes for the paylink actors (logging JSON lines).
+
+    The group serves /metrics, /readyz (every process booted and beating) and /healthz
+    on the metrics port. If one process dies the group stops; restart it as a whole.
+    """
     settings = load_settings()
     chosen = split_queues(queues) if queues else list(ALL_QUEUES)
-    argv = [
-        sys.executable,
-        "-m",
-        "workers.cli_worker",
-        "workers.actors",
-        "--skip-logging",
-        "-p",
-        str(processes or settings.worker_processes),
-        "-t",
-        str(threads or settings.worker_threads),
-        "-Q",
-        *chosen,
-    ]
-    env = {**os.environ, "PAYLINK_WORKER_METRICS": "1", "dramatiq_prom_port": str(metrics_port)}
+    argv, extra = worker_command(
+        processes or settings.worker_processes,
+        threads or settings.worker_threads,
+        chosen,
+        metrics_port,
+    )
     if dry_run:
-        typer.echo(f"PAYLINK_WORKER_METRICS=1 dramatiq_prom_port={metrics_port} {' '.join(argv)}")
+        typer.echo(" ".join([*(f"{k}={v}" for k, v in extra.items()), *argv]))
         return
     if sys.stderr.isatty():  # in a container every line on stderr is a JSON log record
-        note(f"starting workers on {', '.join(chosen)}; metrics on :{metrics_port}")
+        note(f"starting workers on {', '.join(chosen)}; metrics and health on :{metrics_port}")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execvpe(sys.executable, argv, env)  # noqa: S606 - our own interpreter, fixed args
+    os.execvpe(sys.executable, argv, {**os.environ, **extra})  # noqa: S606 - fixed args
 
 
 @app.command()

@@ -1,8 +1,14 @@
 """`paylink run` / `make run`: the whole service on one machine, supervised.
 
 Migrates the database, checks RabbitMQ, then starts and watches the worker pool
-(every queue), the outbox relay, the expiry scheduler and the metrics exporter as
-child processes. A child that dies is restarted; Ctrl-C stops everything cleanly.
+(every queue), the outbox relay, the expiry scheduler, the link page and the metrics
+exporter as child processes. A child that dies is restarted (a worker group as a whole:
+Dramatiq stops a group when one of its processes dies).
+
+Ctrl-C and SIGTERM stop everything cleanly: each child runs in a session of its own,
+so the terminal's SIGINT reaches only this supervisor, which sends each child exactly
+one SIGTERM (with the terminal's SIGINT as well, Dramatiq's workers got two signals and
+were killed mid-message: "Killing worker process").
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from dataclasses import dataclass, field
 import pika
 import structlog
 
+from messages.routing import ALL_QUEUES
+from workers.cli_worker import WORKER_METRICS_PORT, worker_command
 from workers.observability import configure_logging
 from workers.settings import Settings
 
@@ -50,7 +58,9 @@ class Child:
     restarts: int = 0
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env})
+        self.process = subprocess.Popen(
+            self.argv, env={**os.environ, **self.env}, start_new_session=True
+        )
         log.info("started", process=self.name, pid=self.process.pid)
 
 
@@ -75,19 +85,11 @@ def relays(settings: Settings) -> list[Child]:
 
 def children(settings: Settings, *, exporter: bool = True) -> list[Child]:
     py = sys.executable
-    worker_argv = [
-        py,
-        "-m",
-        "workers.cli_worker",
-        "workers.actors",
-        "--skip-logging",
-        "-p",
-        str(settings.worker_processes),
-        "-t",
-        str(settings.worker_threads),
-    ]
+    worker_argv, worker_env = worker_command(
+        settings.worker_processes, settings.worker_threads, ALL_QUEUES, WORKER_METRICS_PORT
+    )
     procs = [
-        Child("worker", worker_argv, {"PAYLINK_WORKER_METRICS": "1"}),
+        Child("worker", worker_argv, worker_env),
         *relays(settings),
         Child(
             "scheduler",

@@ -111,7 +111,7 @@ def test_healthcheck_asks_the_metrics_port_by_default() -> None:
     (env,) = [a for a in final("ENV") if "PAYLINK_HEALTHCHECK_URL" in a]
 
     assert "PAYLINK_HEALTHCHECK_URL" in healthcheck
-    assert f"PAYLINK_HEALTHCHECK_URL=http://127.0.0.1:{PORTS['worker']}/metrics" in env
+    assert f"PAYLINK_HEALTHCHECK_URL=http://127.0.0.1:{PORTS['worker']}/readyz" in env
     assert {str(port) for port in PORTS.values()} <= set(final("EXPOSE")[0].split())
 
 

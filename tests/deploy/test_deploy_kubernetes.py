@@ -148,12 +148,12 @@ def test_worker_grace_period_outlasts_the_longest_actor(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(WORKERS))
-def test_worker_probes_use_the_dramatiq_metrics_port(name: str) -> None:
+def test_worker_probes_ask_whether_every_process_booted_and_beats(name: str) -> None:
     worker = container(name)
 
     assert worker["ports"] == [{"name": "metrics", "containerPort": PORTS["worker"]}]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert worker[probe]["tcpSocket"]["port"] == "metrics"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert worker[probe]["httpGet"] == {"path": "/readyz", "port": "metrics"}, probe
 
 
 @pytest.mark.parametrize(("name", "process"), sorted(OTHER_PROCESSES.items()))

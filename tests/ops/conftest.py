@@ -7,8 +7,11 @@ exactly as the workers make them.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pika
@@ -18,7 +21,7 @@ from typer.testing import CliRunner, Result
 
 from tests.harness import create_database, create_vhost, delete_vhost, drop_database
 from tests.integration.commands import configure_store, create_order
-from tests.ops.support import Cli, SeededShop, declare_queues, make_shop
+from tests.ops.support import ROOT, Cli, SeededShop, Started, declare_queues, make_shop
 from tests.services import RABBITMQ_URL, require_postgres, require_rabbitmq
 from workers.cli import app
 from workers.settings import get_settings
@@ -122,3 +125,40 @@ def channel(broker_url: str) -> Iterator[pika.adapters.blocking_connection.Block
     yield connection.channel()
     if connection.is_open:
         connection.close()
+
+
+# ---- processes ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def start(database: str, vhost: str, tmp_path: Path) -> Iterator[Callable[..., Started]]:
+    """Start a paylink process on the scratch database and vhost, in a session of its
+    own (killed with its children at the end); ``env`` adds variables."""
+    started: list[Started] = []
+    base = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "BROKER_URL": vhost,
+        "PAYLINK_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "dramatiq_prom_db": str(tmp_path / "prometheus"),
+        "PAYLINK_LOG_FORMAT": "json",
+    }
+
+    def run(*argv: str, env: dict[str, str] | None = None) -> Started:
+        log = tmp_path / f"process-{len(started)}.log"
+        process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**base, **(env or {})},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        started.append(Started(process, log))
+        return started[-1]
+
+    yield run
+    for each in started:
+        if each.process.poll() is None:
+            os.killpg(each.process.pid, signal.SIGKILL)
+            each.process.wait()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import subprocess
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -11,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from typer.testing import Result
 
@@ -115,3 +120,37 @@ def declare_queues(broker_url: str, *queues: str) -> None:
             broker.declare_queue(queue, ensure=True)
     finally:
         broker.close()
+
+
+# ---- processes ---------------------------------------------------------------------
+
+#: The repository root: processes under test run from there.
+ROOT = Path(__file__).resolve().parents[2]
+#: Generous: a loaded CI machine boots a Dramatiq worker pool slowly.
+BOOT_SECONDS = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + BOOT_SECONDS
+    while not check():
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-2000:] if log else ""
+            pytest.fail(f"timed out waiting for {what}; process output:\n{tail}")
+        time.sleep(0.2)
+
+
+@dataclass
+class Started:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM to the process alone, as Kubernetes stops a container; its exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)

@@ -376,9 +376,12 @@ def test_worker_runs_dramatiq_with_metrics_on_the_chosen_queues(cli: Cli) -> Non
         "--metrics-port", "9999", "--dry-run",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "PAYLINK_WORKER_METRICS=1 dramatiq_prom_port=9999" in result.stdout
+    assert "PAYLINK_WORKER_METRICS=1 PAYLINK_WORKER_PROCESSES=3 dramatiq_prom_port=9999" in (
+        result.stdout
+    )
     assert result.stdout.rstrip().endswith(
-        "-m workers.cli_worker workers.actors --skip-logging -p 3 -t 5 "
+        "-m workers.cli_worker workers.cli_worker_boot --skip-logging "
+        "--fork-function workers.cli_worker_health:serve -p 3 -t 5 "
         "-Q paylink.checkout paylink.send-link"
     )
 

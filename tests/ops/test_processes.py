@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pika
@@ -17,71 +11,9 @@ import pytest
 
 from messages.routing import Queue, command_bytes
 from tests.integration.commands import configure_store
-from tests.ops.support import http_get
+from tests.ops.support import Started, free_port, http_get, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 PAYLINK = str(Path(sys.executable).with_name("paylink"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-#: Generous: a loaded CI machine boots a Dramatiq worker pool slowly.
-BOOT_SECONDS = 120.0
-
-
-def wait_for(check: Callable[[], bool], what: str, log: Path | None = None) -> None:
-    deadline = time.monotonic() + BOOT_SECONDS
-    while not check():
-        if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-2000:] if log else ""
-            pytest.fail(f"timed out waiting for {what}; process output:\n{tail}")
-        time.sleep(0.2)
-
-
-@dataclass
-class Started:
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM to the process alone, as Kubernetes stops a container; its exit code."""
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
-
-
-@pytest.fixture
-def start(database: str, vhost: str, tmp_path: Path) -> Iterator[Callable[..., Started]]:
-    started: list[Started] = []
-    env = {
-        **os.environ,
-        "DATABASE_URL": database,
-        "BROKER_URL": vhost,
-        "PAYLINK_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "dramatiq_prom_db": str(tmp_path / "prometheus"),
-    }
-
-    def run(*argv: str) -> Started:
-        log = tmp_path / f"process-{len(started)}.log"
-        process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        started.append(Started(process, log))
-        return started[-1]
-
-    yield run
-    for each in started:
-        if each.process.poll() is None:
-            os.killpg(each.process.pid, signal.SIGKILL)
-            each.process.wait()
 
 
 def test_exporter_process_serves_metrics_until_sigterm(
@@ -126,7 +58,7 @@ def test_worker_process_runs_actors_and_serves_dramatiq_metrics(
     # Every process of the pool, Dramatiq's main process too, logs JSON lines.
     lines = [line for line in worker.log.read_text().splitlines() if line.strip()]
     assert lines
-    assert all(line.startswith("{") for line in lines), lines
+    assert all(line.startswith("{") for line in lines), "\n".join(lines)
 
 
 #: What each process says about itself on /metrics (docs/architecture.md).

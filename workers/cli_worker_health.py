@@ -1,0 +1,147 @@
+"""The health and metrics server of a `paylink worker` group, and its processes' heartbeats.
+
+Dramatiq's own exposition server is a fork the first worker process announces once it
+has booted; the main process starts forks when every worker booted or after
+``--worker-fork-timeout``, whichever comes first, so after a slow boot it never started
+and the metrics port stayed closed (and TCP probes on it meant nothing). paylink starts
+this server instead, as a fork given on the command line (``--fork-function``): it
+listens from the start, whatever the boot time, and serves
+
+- ``/metrics``: Dramatiq's metrics of this group's processes (prometheus_client's
+  multiprocess files in the group's own directory, ``workers.cli_worker``);
+- ``/readyz``: 200 once every worker process of the group has booted and keeps beating;
+- ``/healthz``: 200 while this server runs.
+
+Each worker process beats (touches ``heartbeat/<pid>`` in the group's directory) every
+``HEARTBEAT_SECONDS`` while its consumer and worker threads are alive. A process that
+hangs or loses a thread stops beating, and ``/readyz`` fails ``STALE_AFTER`` seconds
+later: Kubernetes probes it for startup, readiness and liveness, so a hung group is
+restarted. Dramatiq internals read here (``Worker.consumers``, ``Worker.workers``, the
+exposition fork replaced) are checked by ``tests/ops/test_worker_health.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+from dramatiq.middleware import Middleware
+from dramatiq.middleware.prometheus import Prometheus
+
+from workers.cli_worker import GROUP_DIR_ENV, HOST_ENV, PORT_ENV
+
+log = structlog.get_logger("paylink.worker.health")
+
+#: How often a healthy worker process touches its heartbeat file.
+HEARTBEAT_SECONDS = 5.0
+#: A heartbeat this old means the process is hung (six beats missed).
+STALE_AFTER = 30.0
+
+
+def heartbeat_dir() -> Path:
+    return Path(os.environ[GROUP_DIR_ENV]) / "heartbeat"
+
+
+def fresh_heartbeats(directory: Path, now: float | None = None) -> int:
+    """Worker processes of the group that beat within ``STALE_AFTER``."""
+    now = time.time() if now is None else now
+    try:
+        beats = list(directory.iterdir())
+    except FileNotFoundError:
+        return 0
+    fresh = 0
+    for beat in beats:
+        try:
+            fresh += now - beat.stat().st_mtime < STALE_AFTER
+        except FileNotFoundError:  # its process stopped meanwhile
+            continue
+    return fresh
+
+
+def threads_alive(worker: Any) -> bool:
+    """Every consumer and worker thread of a Dramatiq ``Worker`` is still running."""
+    threads = [*worker.consumers.values(), *worker.workers]
+    return bool(threads) and all(thread.is_alive() for thread in threads)
+
+
+class Heartbeat(Middleware):  # type: ignore[misc]
+    """Touches this process's heartbeat file while its Dramatiq threads are alive."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / str(os.getpid())
+        self._stop = threading.Event()
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        self.path = self.path.parent / str(os.getpid())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        threading.Thread(
+            target=self._beat, args=(worker,), name="paylink-heartbeat", daemon=True
+        ).start()
+
+    def _beat(self, worker: Any) -> None:
+        while not self._stop.is_set():
+            if threads_alive(worker):
+                self.path.touch()
+            self._stop.wait(HEARTBEAT_SECONDS)
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        self._stop.set()
+        self.path.unlink(missing_ok=True)
+
+
+class _MetricsWithoutExpositionFork(Prometheus):  # type: ignore[misc]
+    """Dramatiq's metrics, served by :func:`serve` instead of Dramatiq's exposition fork."""
+
+    @property
+    def forks(self) -> list[object]:
+        return []
+
+
+def without_exposition_fork(broker: Any) -> None:
+    """Dramatiq's Prometheus middleware of ``broker`` announces no exposition server (a
+    process announces it only once booted: too late after a slow boot, see above)."""
+    for middleware in broker.middleware:
+        if type(middleware) is Prometheus:
+            middleware.__class__ = _MetricsWithoutExpositionFork
+
+
+class _GroupMetrics:
+    """The group's multiprocess files, read at each scrape. A file a process is still
+    creating can fail the read: that scrape says so in the log and serves nothing,
+    rather than a traceback on stderr."""
+
+    def __init__(self, files: Any) -> None:
+        self.files = files
+
+    def collect(self) -> list[Any]:
+        try:
+            return list(self.files.collect())
+        except Exception as exc:
+            log.warning("worker metrics unreadable this scrape", error=type(exc).__name__)
+            return []
+
+
+def serve() -> int:
+    """The group's server (a Dramatiq fork: runs until the group stops)."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from workers.observability import start_health_server
+    from workers.settings import get_settings
+
+    processes = get_settings().worker_processes
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_GroupMetrics(MultiProcessCollector(None, path=os.environ[GROUP_DIR_ENV])))
+    beats = heartbeat_dir()
+    start_health_server(
+        int(os.environ.get(PORT_ENV, "9191")),
+        lambda: fresh_heartbeats(beats) >= processes,
+        registry=registry,
+        host=os.environ.get(HOST_ENV, "0.0.0.0"),  # noqa: S104 - probes come from outside
+    )
+    threading.Event().wait()  # Dramatiq stops forks with SIGTERM (SystemExit)
+    return 0
