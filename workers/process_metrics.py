@@ -46,8 +46,15 @@ LAST_TICK = Gauge(
     "paylink_scheduler_last_tick_timestamp_seconds",
     "When this scheduler last completed a tick (read the due deadlines).",
 )
+PRUNED = Counter(
+    "paylink_scheduler_pruned",
+    "Rows the retention runs deleted, by table (processed_commands, outbox).",
+    ["table"],
+)
 for _kind in ("link", "reservation"):
     RELEASED.labels(kind=_kind)
+for _table in ("processed_commands", "outbox"):
+    PRUNED.labels(table=_table)
 
 
 def published(rows: int, now: datetime, oldest: datetime | None) -> None:
@@ -64,3 +71,8 @@ def ticked(links: int, reservations: int) -> None:
     RELEASED.labels(kind="link").inc(links)
     RELEASED.labels(kind="reservation").inc(reservations)
     LAST_TICK.set_to_current_time()
+
+
+def pruned(rows: dict[str, int]) -> None:
+    for table, count in rows.items():
+        PRUNED.labels(table=table).inc(count)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from domain.expiry import DueLink, expire_due_links
 from domain.status import LinkStatus
 from messages import commands as c
 from workers import process_metrics as metrics
+from workers.retention import prune
 from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine, make_session_factory
@@ -166,13 +168,31 @@ def release_due(
     return len(links), len(reservations)
 
 
+#: How often a scheduler prunes expired rows (``workers.retention``): retention is
+#: counted in days, so an hour late is on time.
+PRUNE_EVERY_SECONDS = 3600.0
+
+
 class Scheduler:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.session_factory = make_session_factory(make_engine(settings.database_url))
+        self.engine = make_engine(settings.database_url)
+        self.session_factory = make_session_factory(self.engine)
         self.stopping = threading.Event()
         self.healthy = False
         self.released = 0
+        self._next_prune = 0.0  # monotonic; the first run prunes at once
+
+    def maybe_prune(self, now: datetime | None = None) -> dict[str, int] | None:
+        """Prune expired rows if the last run was ``PRUNE_EVERY_SECONDS`` ago."""
+        if time.monotonic() < self._next_prune:
+            return None
+        self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        pruned = prune(self.engine, self.settings, now or datetime.now(UTC))
+        metrics.pruned(pruned)
+        if any(pruned.values()):
+            log.info("expired rows pruned", **pruned)
+        return pruned
 
     def tick(self) -> int:
         now = datetime.now(UTC)
@@ -193,6 +213,7 @@ class Scheduler:
             try:
                 full = self.tick() >= self.settings.scheduler_batch_size
                 self.healthy = True
+                self.maybe_prune()
             except Exception as exc:  # database down: keep trying, report unready
                 self.healthy, full = False, False
                 log.warning("scheduler tick failed", error=f"{type(exc).__name__}: {exc}")

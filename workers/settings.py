@@ -121,6 +121,19 @@ class Settings(BaseSettings):
     scheduler_apply_link_expiry: bool = Field(
         default=True, alias="PAYLINK_SCHEDULER_APPLY_LINK_EXPIRY"
     )
+    #: How long a processed command id is remembered (a re-sent id has no second effect
+    #: within it). At least 8 days: a dead letter lives 7 days in its .XQ and may be
+    #: replayed (``paylink dlq replay``) until the last of them; 14 leaves a week for an
+    #: upstream re-sending after an outage. Klarna keeps idempotency keys 24 hours.
+    idempotency_window_days: int = Field(
+        default=14, ge=8, le=3650, alias="PAYLINK_IDEMPOTENCY_WINDOW_DAYS"
+    )
+    #: Published outbox rows are deleted this many days after publication; 0 keeps them.
+    #: Kept by default: ``paylink orders show`` reads an order's timeline and the exporter
+    #: its business counters from these rows (a restarted exporter would count fewer).
+    outbox_retention_days: int = Field(
+        default=0, ge=0, le=3650, alias="PAYLINK_OUTBOX_RETENTION_DAYS"
+    )
     max_retries: int = Field(default=20, ge=0, alias="PAYLINK_MAX_RETRIES")
     #: Bodies over this many bytes are dead-lettered before they are parsed; keep it
     #: below RabbitMQ's ``max_message_size`` (deploy/rabbitmq/rabbitmq.conf).
@@ -142,6 +155,19 @@ class Settings(BaseSettings):
     @property
     def reservation_ttl(self) -> timedelta:
         return timedelta(seconds=self.reservation_ttl_seconds)
+
+    @model_validator(mode="after")
+    def _outbox_outlives_the_idempotency_window(self) -> Settings:
+        """A command re-sent within the window re-publishes its first events with the same
+        ids; the exporter counts them once by finding the earlier copy in the outbox."""
+        days = self.outbox_retention_days
+        if days and days < self.idempotency_window_days:
+            raise ValueError(
+                f"PAYLINK_OUTBOX_RETENTION_DAYS={days} is shorter than "
+                f"PAYLINK_IDEMPOTENCY_WINDOW_DAYS={self.idempotency_window_days}; "
+                "keep published outbox rows at least as long (or 0: for ever)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _providers_have_credentials(self) -> Settings:

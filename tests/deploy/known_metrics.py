@@ -37,6 +37,7 @@ PAYLINK_METRICS = frozenset(
         "paylink_relay_last_poll_timestamp_seconds",
         "paylink_scheduler_released_total",
         "paylink_scheduler_last_tick_timestamp_seconds",
+        "paylink_scheduler_pruned_total",
     }
 )
 

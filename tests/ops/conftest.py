@@ -21,10 +21,11 @@ from typer.testing import CliRunner, Result
 
 from tests.harness import create_database, create_vhost, delete_vhost, drop_database
 from tests.integration.commands import configure_store, create_order
-from tests.ops.support import ROOT, Cli, SeededShop, Started, declare_queues, make_shop
+from tests.ops.support import ROOT, Cli, SeededShop, Shop, Started, declare_queues, make_shop
 from tests.services import RABBITMQ_URL, require_postgres, require_rabbitmq
 from workers.cli import app
 from workers.settings import get_settings
+from workers.storage.migrate import upgrade
 
 
 @pytest.fixture
@@ -95,6 +96,23 @@ def seeded(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     shop.refund(placed, 10_000)
     yield SeededShop(shop, sent, placed, token)
     shop.app.engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shop]:
+    """A configured store on a fresh database of each kind paylink supports."""
+    if request.param == "postgresql":
+        require_postgres()
+        url = create_database("paylink_ops")
+    else:
+        url = f"sqlite:///{tmp_path}/paylink.db"
+        upgrade(url)
+    shop = make_shop(url, tmp_path / "outbox")
+    shop.ok(configure_store())
+    yield shop
+    shop.app.engine.dispose()
+    if request.param == "postgresql":
+        drop_database(url)
 
 
 # ---- RabbitMQ ----------------------------------------------------------------------

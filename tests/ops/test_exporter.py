@@ -16,15 +16,13 @@ from sqlalchemy import Engine, update
 
 from messages import commands as c
 from messages.routing import Queue
-from tests.harness import create_database, drop_database
-from tests.integration.commands import configure_store, create_order, merchant
+from tests.integration.commands import create_order, merchant
 from tests.ops.support import Shop, http_get, make_shop
 from tests.services import require_postgres
 from workers.exporter import PaylinkCollector, build_registry
 from workers.observability import HealthServer, start_health_server
 from workers.storage import tables as t
 from workers.storage.engine import make_engine
-from workers.storage.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
 CREATE = Queue.CREATE_ORDER
@@ -69,23 +67,6 @@ def serve(engine: Engine, clock: Callable[[], datetime] | None = None) -> Export
     registry = build_registry(collector)
     server = start_health_server(0, collector.ready, registry=registry, host="127.0.0.1")
     return Exporter(server, collector)
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shop]:
-    """A configured store on a fresh database of each kind paylink supports."""
-    if request.param == "postgresql":
-        require_postgres()
-        url = create_database("paylink_ops")
-    else:
-        url = f"sqlite:///{tmp_path}/paylink.db"
-        upgrade(url)
-    shop = make_shop(url, tmp_path / "outbox")
-    shop.ok(configure_store())
-    yield shop
-    shop.app.engine.dispose()
-    if request.param == "postgresql":
-        drop_database(url)
 
 
 @pytest.fixture

@@ -74,6 +74,7 @@ OWN_METRICS = {
         'paylink_scheduler_released_total{kind="link"}',
         'paylink_scheduler_released_total{kind="reservation"}',
         "paylink_scheduler_last_tick_timestamp_seconds",
+        'paylink_scheduler_pruned_total{table="processed_commands"}',
     ),
 }
 
