@@ -30,8 +30,8 @@ from domain.errors import (
     DeliveryDeferred,
     DeliveryRejected,
     DomainError,
-    InvariantViolation,
     NotFound,
+    ValidationFailed,
 )
 from domain.links import Link, hash_token
 from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
@@ -57,7 +57,10 @@ def _notification(
 ) -> PaymentLinkNotification:
     recipient = order.customer.email or order.customer.phone
     if recipient is None:
-        raise InvariantViolation("an order keeps an email or a phone to send its link to")
+        raise ValidationFailed(
+            "the customer's contact data was erased: the link cannot be sent",
+            code="CUSTOMER_ERASED",
+        )
     return PaymentLinkNotification(
         notification_id=link.link_id,
         order_id=order.order_id,

@@ -281,6 +281,18 @@ def update_customer_details(cmd: c.UpdateCustomerDetails, uow: UnitOfWork, ctx: 
     return order.events
 
 
+def erase_customer_data(cmd: c.EraseCustomerData, uow: UnitOfWork, ctx: Context) -> Events:
+    authorize(cmd.actor, "EraseCustomerData", [cmd.store_id])
+    email = str(cmd.email) if cmd.email else None
+    events: Events = []
+    for order_id in uow.orders.ids_by_customer(cmd.store_id, email=email, phone=cmd.phone):
+        order = uow.orders.get_for_update(order_id)
+        if order is not None:
+            order.begin(cmd.command_id, ctx.clock.now()).erase_customer()
+            events += order.events
+    return events
+
+
 def expire_authorization(cmd: c.ExpireAuthorization, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     order.expire_authorization()
@@ -304,4 +316,5 @@ HANDLERS: dict[type[CommandBase], Handler] = {
     c.UpdateOrderLines: update_order_lines,
     c.UpdateCustomerDetails: update_customer_details,
     c.ExpireAuthorization: expire_authorization,
+    c.EraseCustomerData: erase_customer_data,
 }

@@ -59,10 +59,19 @@ class CustomerContact:
     email: str | None
     phone: str | None
     name: str | None = None
+    #: How the customer is reached; kept when the contact data is erased.
+    channel: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.channel:
+            self.channel = "email" if self.email else "sms"
 
     @property
-    def channel(self) -> str:
-        return "email" if self.email else "sms"
+    def erased(self) -> bool:
+        return self.email is None and self.phone is None
+
+    def erase(self) -> None:
+        self.email = self.phone = self.name = None
 
 
 @dataclass(slots=True)
@@ -612,16 +621,22 @@ class Order:
                     f"line {ref!r} is captured and cannot be edited", code="LINE_ALREADY_CAPTURED"
                 )
 
+    def erase_customer(self) -> None:
+        """A privacy request: the customer's email, phone and name go; the money records,
+        lines and links stay. Allowed in every status; a link is never sent again."""
+        self.customer.erase()
+        self._record(ev.CustomerDataErased)
+
     def update_customer(self, email: str | None, phone: str | None, name: str | None) -> None:
         self._require_payment(PaymentAction.EDIT_CUSTOMER)
         if email is not None and phone is not None:
             raise ValidationFailed("give either email or phone, not both")
         changed = []
         if email is not None:
-            self.customer.email, self.customer.phone = email, None
+            self.customer.email, self.customer.phone, self.customer.channel = email, None, "email"
             changed.append("email")
         if phone is not None:
-            self.customer.phone, self.customer.email = phone, None
+            self.customer.phone, self.customer.email, self.customer.channel = phone, None, "sms"
             changed.append("phone")
         if name is not None:
             self.customer.name = name

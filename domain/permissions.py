@@ -33,6 +33,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "AddReturnFee": _OPERATORS | {R.DISPUTES},
     "UpdateOrderLines": _OPERATORS,
     "UpdateCustomerDetails": _OPERATORS | {R.DISPUTES, R.EXTERNAL_USER},
+    #: Privacy requests reach the store's administrators.
+    "EraseCustomerData": frozenset({R.ADMIN, R.SUPER_ADMIN}),
 }
 
 

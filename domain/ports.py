@@ -52,6 +52,11 @@ class OrderRepository(Protocol):
         ...
 
     def get_by_token_for_update(self, token_hash: str) -> Order | None: ...
+    def ids_by_customer(
+        self, store_id: str, *, email: str | None = None, phone: str | None = None
+    ) -> list[UUID]:
+        """The orders of ``store_id`` whose customer has this email (or phone)."""
+        ...
 
 
 class StoreRepository(Protocol):

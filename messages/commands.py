@@ -179,6 +179,21 @@ class UpdateCustomerDetails(MerchantCommand):
         return self
 
 
+class EraseCustomerData(MerchantCommand):
+    """A privacy request: remove the customer's email, phone and name from every order
+    of ``store_id`` that has this email or phone. The money records stay."""
+
+    store_id: ShortId
+    email: EmailStr | None = None
+    phone: PhoneE164 | None = None
+
+    @model_validator(mode="after")
+    def _one_contact(self) -> EraseCustomerData:
+        if (self.email is None) == (self.phone is None):
+            raise ValueError("give exactly one of email or phone")
+        return self
+
+
 class ExpireAuthorization(CommandBase):
     """Released by the scheduler when the reservation passed its expiry."""
 

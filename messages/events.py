@@ -185,6 +185,13 @@ class OrderLinesUpdated(EventBase):
     released_amount: int = 0
 
 
+class CustomerDataErased(EventBase):
+    """A customer's email, phone and name were removed from this order (the money
+    records stay). No personal data on the bus: the event names the order only."""
+
+    type: Literal["order.customer_erased"] = "order.customer_erased"
+
+
 class CustomerDetailsUpdated(EventBase):
     """No personal data on the bus: says which fields changed, not their values."""
 
@@ -212,5 +219,6 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
         ReturnFeeAdded,
         OrderLinesUpdated,
         CustomerDetailsUpdated,
+        CustomerDataErased,
     )
 }

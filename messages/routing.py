@@ -83,6 +83,7 @@ ROUTES: tuple[CommandRoute, ...] = (
     CommandRoute(c.AddReturnFee, "add_return_fee", Queue.ORDER_MANAGEMENT),
     CommandRoute(c.UpdateOrderLines, "update_order_lines", Queue.ORDER_MANAGEMENT),
     CommandRoute(c.UpdateCustomerDetails, "update_customer_details", Queue.ORDER_MANAGEMENT),
+    CommandRoute(c.EraseCustomerData, "erase_customer_data", Queue.ORDER_MANAGEMENT),
     CommandRoute(c.ExpireAuthorization, "expire_authorization", Queue.ORDER_MANAGEMENT),
 )
 

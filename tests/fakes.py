@@ -92,6 +92,16 @@ class _Orders:
         stored = self.uow.db.orders.get(order_id)
         return copy.deepcopy(stored) if stored else None
 
+    def ids_by_customer(
+        self, store_id: str, *, email: str | None = None, phone: str | None = None
+    ) -> list[UUID]:
+        return sorted(
+            o.order_id
+            for o in self.uow.db.orders.values()
+            if o.store_id == store_id
+            and (o.customer.email == email if email is not None else o.customer.phone == phone)
+        )
+
     def get_for_update(self, order_id: UUID) -> Order | None:
         order = self.get(order_id)
         if order is not None:

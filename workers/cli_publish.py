@@ -83,10 +83,17 @@ def publish(
     ] = False,
 ) -> None:
     """Validate a command and publish it to its queue (persistent, confirmed); print its id."""
-    route = route_named(command)
     payload = read_json(file)
     if not isinstance(payload, dict):
         raise CliError(f"{file}: a command is a JSON object, not {type(payload).__name__}")
+    publish_payload(command, payload, command_id=command_id, dry_run=dry_run)
+
+
+def publish_payload(
+    command: str, payload: dict[str, Any], *, command_id: str | None, dry_run: bool
+) -> None:
+    """``paylink publish`` after the file is read: also what other commands publish with."""
+    route = route_named(command)
     if command_id is not None:
         try:
             given = uuid.UUID(command_id.strip())

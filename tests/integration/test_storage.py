@@ -15,7 +15,9 @@ from domain.ports import Context
 from messages import commands as c
 from tests.fakes import FakeClock, RecordingNotifier, SequentialTokens
 from tests.integration.commands import (
+    ADMIN,
     ORDER_AMOUNT,
+    STORE,
     completed,
     configure_store,
     create_order,
@@ -277,3 +279,33 @@ def test_the_migrations_build_exactly_the_tables_the_code_uses(database_url: str
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_erasing_a_customer_clears_the_stored_contact_and_keeps_the_money(
+    database_url: str,
+) -> None:
+    # Given: a completed order of the customer anna@example.com, part captured
+    env = Env(database_url)
+    order_id = env.ready_order()
+    assert env.run(merchant(c.CapturePayment, order_id, amount=10_000)).status == "accepted"
+    erase = c.EraseCustomerData(
+        command_id=uuid.uuid4(),
+        issued_at=env.clock.now(),
+        actor=ADMIN,
+        store_id=STORE,
+        email="anna@example.com",
+    )
+    # When
+    outcome = env.run(erase)
+    # Then: the row holds no contact, the channel and the ledger stay, money still moves
+    assert [e.type for e in outcome.events] == ["order.customer_erased"]
+    with env.engine.connect() as conn:
+        row = conn.execute(select(t.orders).where(t.orders.c.order_id == order_id)).one()
+        entries = conn.execute(
+            select(func.count())
+            .select_from(t.ledger_entries)
+            .where(t.ledger_entries.c.order_id == order_id)
+        ).scalar()
+    assert (row.customer_email, row.customer_phone, row.customer_name) == (None, None, None)
+    assert (row.channel, entries) == ("email", 2)
+    assert env.run(merchant(c.RefundPayment, order_id, amount=10_000)).status == "accepted"

@@ -94,6 +94,7 @@ MINIMAL: dict[type[CommandBase], dict[str, Any]] = {
     c.AddReturnFee: {**_ORDER, "amount": 5_000, "tax_rate": 2500, "refund_amount": 10_000},
     c.UpdateOrderLines: {**_ORDER, "order_lines": LINES_CUT},
     c.UpdateCustomerDetails: {**_ORDER, "name": "Anna Andersson"},
+    c.EraseCustomerData: {"actor": actor(), "store_id": STORE_ID, "email": "anna@example.com"},
     c.ExpireAuthorization: {"order_id": _ORDER["order_id"]},
 }
 

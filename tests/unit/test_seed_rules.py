@@ -189,8 +189,12 @@ def test_order_cannot_be_edited_once_sent(status: LinkStatus, cls: type[CommandB
     watch.assert_refused(outcome, "ACTION_NOT_ALLOWED_IN_STATUS")
 
 
+#: A privacy request is the one exception: the customer's data goes whatever the status.
+CONTENT_KEEPING = [cls for cls in MINIMAL if cls is not c.EraseCustomerData]
+
+
 @pytest.mark.parametrize("status", [LinkStatus.CREATED, LinkStatus.IN_PROGRESS])
-@pytest.mark.parametrize("cls", list(MINIMAL), ids=[cls.__name__ for cls in MINIMAL])
+@pytest.mark.parametrize("cls", CONTENT_KEEPING, ids=[cls.__name__ for cls in CONTENT_KEEPING])
 def test_no_command_changes_the_order_content_while_the_link_is_out(
     status: LinkStatus, cls: type[CommandBase]
 ):
@@ -575,3 +579,40 @@ def test_every_opening_of_a_live_link_is_answered_and_only_the_first_moves_the_o
         False,
     )
     assert world.order.link_status.value == "IN_PROGRESS"
+
+
+# ---- erasure of a customer's data -------------------------------------------------------
+
+
+def test_erasing_a_customer_removes_contact_data_and_keeps_the_money():
+    # Given: a captured order, and the customer's request to be forgotten
+    world = World().authorized()
+    world.ok(c.CapturePayment, amount=10_000)
+    ledger = list(world.order.ledger)
+    # When
+    (event,) = world.ok(c.EraseCustomerData, email="anna@example.com").events
+    # Then: the contact is gone, the channel and the money are not, and nothing personal
+    # is on the bus
+    order = world.order
+    assert (order.customer.email, order.customer.phone, order.customer.name) == (None, None, None)
+    assert (order.channel, order.ledger) == ("email", ledger)
+    assert event.type == "order.customer_erased"
+    assert "anna" not in event.model_dump_json()
+    assert world.do(c.RefundPayment, amount=10_000).status == "accepted"
+
+
+def test_a_link_is_never_sent_to_an_erased_customer():
+    world = World()
+    world.configure()
+    world.create()
+    world.ok(c.EraseCustomerData, email="anna@example.com")
+    outcome = world.deliver()
+    assert (outcome.status, outcome.code) == ("rejected", "CUSTOMER_ERASED")
+    assert world.notifier.sent == []
+
+
+def test_erasure_touches_only_the_stores_orders_with_that_contact():
+    world = World().sent_order()
+    outcome = world.ok(c.EraseCustomerData, email="someone.else@example.com")
+    assert outcome.events == []
+    assert world.order.customer.email == "anna@example.com"

@@ -213,6 +213,14 @@ class SqlOrderRepository:
         ).scalar_one_or_none()
         return None if order_id is None else self._load(order_id, lock=True)
 
+    def ids_by_customer(
+        self, store_id: str, *, email: str | None = None, phone: str | None = None
+    ) -> list[UUID]:
+        o = t.orders.c
+        contact = o.customer_email == email if email is not None else o.customer_phone == phone
+        query = select(o.order_id).where(o.store_id == store_id, contact).order_by(o.order_id)
+        return list(self.session.execute(query).scalars())
+
     def _load(self, order_id: UUID, *, lock: bool) -> Order | None:
         if order_id in self.loaded:
             return self.loaded[order_id][0]
@@ -308,7 +316,7 @@ class SqlOrderRepository:
             created_by=row["created_by"],
             created_at=row["created_at"],
             customer=CustomerContact(
-                row["customer_email"], row["customer_phone"], row["customer_name"]
+                row["customer_email"], row["customer_phone"], row["customer_name"], row["channel"]
             ),
             purchase_country=row["purchase_country"],
             currency=row["currency"],
