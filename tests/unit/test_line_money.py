@@ -8,8 +8,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from domain.ledger import EntryKind, ReleaseReason
 from domain.line_ledger import LinePosition, capture_share, refund_share
@@ -176,6 +178,21 @@ def test_a_return_fee_line_in_a_refund_is_withheld_from_it():
     assert (refund.amount, refund.refunded_to_customer, fee.amount) == (60_000, 59_000, 1_000)
 
 
+def test_a_return_fee_alone_never_means_refund_everything():
+    world = World().authorized()
+    world.ok(c.CapturePayment)
+    watch = world.watch()
+    outcome = world.do(c.RefundPayment, order_lines=[line("fee", 500, type="return_fee")])
+    watch.assert_refused(outcome, "REFUND_AMOUNT_REQUIRED")
+
+
+def test_add_return_fee_names_what_it_refunds():
+    fields = World().command(c.AddReturnFee).model_dump(mode="json")
+    del fields["refund_amount"]
+    with pytest.raises(ValidationError, match="refund_amount"):
+        c.AddReturnFee.model_validate(fields)
+
+
 def test_a_return_fee_needs_something_refundable():
     world = World().authorized()
     watch = world.watch()
@@ -274,6 +291,23 @@ def test_an_edit_that_lowers_the_amount_releases_the_difference_with_its_event()
     (edit,) = [e for e in order.ledger if e.reason is ReleaseReason.EDIT]
     assert (edit.kind, edit.amount) == (EntryKind.RELEASE, 10_000)
     assert b.authorized - b.captured - b.released - b.reduced == b.remaining(order.order_amount)
+
+
+def test_an_edit_of_an_authorized_order_gives_up_the_difference_of_the_authorization():
+    world = World().authorized()
+    events = world.ok(c.UpdateOrderLines, order_lines=[A, line("B", 25_000)]).events
+    assert [(e.type, getattr(e, "amount", None)) for e in events] == [
+        ("order.lines_updated", None),
+        ("payment.released", 15_000),
+    ]
+    b = world.order.balance
+    assert (b.authorized, b.reduced, b.released, world.order.order_amount) == (
+        ORDER_AMOUNT,
+        15_000,
+        0,
+        85_000,
+    )
+    assert world.order.payment_status is P.AUTHORIZED
 
 
 def test_an_edit_above_the_authorization_held_is_refused():
