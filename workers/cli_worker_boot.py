@@ -3,15 +3,22 @@ heartbeat, and no exposition fork of Dramatiq's own.
 
 Dramatiq imports it in every worker process of the group (``workers.cli_worker``). The
 heartbeat tells the group's server (``workers.cli_worker_health``) that the process
-booted and is not hung; that server replaces Dramatiq's exposition fork.
+booted and is not hung; that server replaces Dramatiq's exposition fork; Dramatiq's
+per-actor series exist from boot.
 """
 
 from __future__ import annotations
 
 from workers.actors import broker
-from workers.cli_worker_health import Heartbeat, heartbeat_dir, without_exposition_fork
+from workers.cli_worker_health import (
+    Heartbeat,
+    SeriesFromBoot,
+    heartbeat_dir,
+    without_exposition_fork,
+)
 
 without_exposition_fork(broker)
+broker.add_middleware(SeriesFromBoot())
 broker.add_middleware(Heartbeat(heartbeat_dir()))
 
 __all__ = ["broker"]

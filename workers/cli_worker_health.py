@@ -16,8 +16,10 @@ Each worker process beats (touches ``heartbeat/<pid>`` in the group's directory)
 ``HEARTBEAT_SECONDS`` while its consumer and worker threads are alive. A process that
 hangs or loses a thread stops beating, and ``/readyz`` fails ``STALE_AFTER`` seconds
 later: Kubernetes probes it for startup, readiness and liveness, so a hung group is
-restarted. Dramatiq internals read here (``Worker.consumers``, ``Worker.workers``, the
-exposition fork replaced) are checked by ``tests/ops/test_worker_health.py``.
+restarted. Dramatiq's per-actor series of the group's actors exist from boot, at 0.
+Dramatiq internals read here (``Worker.consumers``, ``Worker.workers``, the Prometheus
+middleware's metrics, the exposition fork replaced) are checked by
+``tests/ops/test_worker_health.py``.
 """
 
 from __future__ import annotations
@@ -91,6 +93,36 @@ class Heartbeat(Middleware):  # type: ignore[misc]
     def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
         self._stop.set()
         self.path.unlink(missing_ok=True)
+
+
+#: Dramatiq's per-actor metrics (attributes of its Prometheus middleware once booted).
+DRAMATIQ_SERIES = (
+    "total_messages",
+    "total_errored_messages",
+    "total_retried_messages",
+    "total_rejected_messages",
+    "inprogress_messages",
+    "message_durations",
+)
+
+
+class SeriesFromBoot(Middleware):  # type: ignore[misc]
+    """Dramatiq's per-actor series of this process's actors, at 0 from boot.
+
+    Labelled series appear only at their first event otherwise, and an alert comparing
+    errors with messages (PaylinkWorkerErrors) or a rate over a series that starts at
+    its first error sees nothing, or too little, until then.
+    """
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        metrics = next((m for m in broker.middleware if isinstance(m, Prometheus)), None)
+        if metrics is None:
+            return
+        for actor_name in broker.get_declared_actors():
+            queue = broker.get_actor(actor_name).queue_name
+            if queue in worker.consumers:
+                for series in DRAMATIQ_SERIES:
+                    getattr(metrics, series).labels(queue, actor_name)
 
 
 class _MetricsWithoutExpositionFork(Prometheus):  # type: ignore[misc]

@@ -333,7 +333,14 @@ COUNTERS: tuple[BusinessCounter, ...] = (
         _each(CURRENCIES),
     ),
     BusinessCounter(
-        "paylink_orders_rejected_total", "Commands refused.", ("code",), "order.rejected", "count"
+        "paylink_orders_rejected_total",
+        "Commands refused.",
+        ("code",),
+        "order.rejected",
+        "count",
+        # The codes are many and open-ended; one that any command can get makes the
+        # family exist from the first scrape.
+        (("VALIDATION_FAILED",),),
     ),
     BusinessCounter(
         "paylink_links_sent_total",

@@ -7,7 +7,6 @@ under CI=true; on a laptop without it these tests skip.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from deploy_contract import DEPLOY, yaml_documents
+from tools import required_tool
 
 ALERTS_FILE = DEPLOY / "prometheus" / "alerts.yml"
 TESTS_FILE = Path(__file__).resolve().parent / "alerts.test.yml"
@@ -25,13 +25,7 @@ ALERT_NAMES = [rule["alert"] for group in ALERTS["groups"] for rule in group["ru
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is not None:
-        return found
-    message = "promtool is not installed (apt-get install prometheus)"
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(f"{message}; CI=true needs it")
-    pytest.skip(message)
+    return required_tool("promtool", "prometheus")
 
 
 def _cases() -> list[tuple[str, bool]]:

@@ -137,6 +137,29 @@ def test_metrics_are_served_even_when_dramatiq_stops_waiting_for_the_boot(
     assert worker.stop() == 0
 
 
+def test_every_actor_of_the_group_has_its_series_before_its_first_message(
+    group: Callable[..., tuple[Started, int, Path]],
+) -> None:
+    # Given a booted group on paylink.store-config that has processed nothing
+    worker, port, _ = group(processes=1)
+    wait_for(lambda: _ready(port), "the group", worker.log)
+    # When Prometheus scrapes it
+    body = http_get(port, "/metrics")[1]
+    # Then each of Dramatiq's per-actor series of its actor is there, at 0
+    labels = '{actor_name="configure_store",queue_name="paylink.store-config"}'
+    for name in (
+        "dramatiq_messages_total",
+        "dramatiq_message_errors_total",
+        "dramatiq_message_retries_total",
+        "dramatiq_message_rejects_total",
+        "dramatiq_messages_inprogress",
+        "dramatiq_message_duration_milliseconds_count",
+    ):
+        assert f"{name}{labels} 0.0" in body, name
+    assert "create_order" not in body  # not an actor of this group
+    assert worker.stop() == 0
+
+
 def test_stale_metrics_files_of_an_earlier_run_are_not_reported(
     group: Callable[..., tuple[Started, int, Path]], tmp_path: Path
 ) -> None:
