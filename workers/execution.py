@@ -4,7 +4,7 @@
 - Invalid command that still names a ``command_id``: an ``order.rejected`` event with
   ``VALIDATION_FAILED`` and the field errors; the message is acknowledged.
 - Nothing to identify it by: dead-lettered to ``<queue>.XQ`` with the reason.
-- A bad Dramatiq envelope (see ``workers.broker``) whose command names a ``command_id``:
+- A bad Dramatiq envelope (see ``workers.consumer``) whose command names a ``command_id``:
   rejected like an invalid command, with the envelope's problem as the message.
 - Text containing NUL characters (no database stores them): invalid, as above; left to
   the database it would fail the same way on every retry.
@@ -27,8 +27,8 @@ from domain.errors import DomainError, TransientError
 from domain.outcomes import Cause, payload_hash, record_rejection
 from messages.common import CommandBase
 from messages.routing import BY_ACTOR, ParseError, parse_command
-from workers.broker import INVALID_ENVELOPE_OPTION, MAX_BACKOFF_MS, PUBLISHER_OPTION, dead_letter
 from workers.composition import App, get_app
+from workers.consumer import INVALID_ENVELOPE_OPTION, MAX_BACKOFF_MS, PUBLISHER_OPTION, dead_letter
 from workers.grants import GRANTS, apply_grants
 from workers.targets import known_target
 
@@ -140,7 +140,7 @@ def execute(actor_name: str, payload: Any) -> None:
     except TransientError as exc:
         log.warning("transient failure, will retry", error=str(exc), retry_after=exc.retry_after)
         if exc.retry_after is not None:
-            # never beyond the longest backoff: a later eta is refused (workers.broker)
+            # never beyond the longest backoff: a later eta is refused (workers.consumer)
             delay = min(int(exc.retry_after * 1000), MAX_BACKOFF_MS)
             raise dramatiq.Retry(str(exc), delay=delay) from exc
         raise

@@ -2,7 +2,7 @@
 
 The portal authenticates its users; paylink cannot. What paylink can check is the
 upstream: RabbitMQ authenticates each upstream's broker user and vouches for the AMQP
-``user_id`` on what it publishes to ``paylink.commands`` (``workers.broker``). Grants
+``user_id`` on what it publishes to ``paylink.commands`` (``workers.consumer``). Grants
 kept server-side (table ``upstream_grants``, managed by an operator with
 ``python -m workers.grants``, never by an upstream) say which stores each upstream may
 act for and which roles it may assert there. A merchant command's actor is narrowed to
