@@ -45,6 +45,7 @@ from dramatiq.message import Message
 
 from messages.routing import (
     BY_ACTOR,
+    BY_TYPE,
     COMMANDS_EXCHANGE,
     DEAD_LETTER_REASON_HEADER,
     INTERNAL_COMMANDS,
@@ -204,6 +205,12 @@ class Publication:
             return "NO_PUBLISHER: set the AMQP user_id property to your broker user"
         return ""
 
+    def actor_named(self) -> str | None:
+        """The actor of the command the routing key names, if it came from the commands
+        exchange; None otherwise."""
+        route = BY_TYPE.get(self.routing_key) if self.exchange == COMMANDS_EXCHANGE else None
+        return route.actor_name if route is not None else None
+
 
 #: Actors whose dead letters lose their link token (see ``PaylinkConsumer.nack``).
 _TOKEN_BEARING_INTERNAL = frozenset({"send_payment_link"})
@@ -304,12 +311,18 @@ class PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
         problem, rejectable = envelope_problem(self.broker, self.queue_name, data, decoded.problem)
         if not problem:
             problem, rejectable = publication.problem(data), _command_id_in(data.get("args"))
+        actor_name = data.get("actor_name")
+        if problem.startswith("UNKNOWN_COMMAND"):
+            # From the commands exchange the routing key says which command it meant to be
+            # (RabbitMQ's topic permissions let it through): it is answered as that one.
+            actor_name = publication.actor_named()
+            rejectable = actor_name is not None and _command_id_in(data.get("args"))
         if problem and not rejectable:
             return problem
         if problem:  # its actor records the rejection; nothing else of the envelope is used
             return Message(
                 queue_name=self.queue_name,
-                actor_name=data["actor_name"],
+                actor_name=actor_name,
                 args=(_scalars(data["args"][0]),),
                 kwargs={},
                 options={INVALID_ENVELOPE_OPTION: problem},

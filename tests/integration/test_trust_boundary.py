@@ -418,3 +418,23 @@ def test_an_upstream_cannot_assert_an_actor_beyond_its_grants(
     rejected = h.wait_event("order.rejected", command_id=command.command_id)
     assert rejected["code"] == code
     assert not h.events_for(type_="store.configured")
+
+
+def test_an_unknown_actor_from_the_commands_exchange_is_answered_as_its_routing_key(
+    harness: Harness,
+) -> None:
+    # Given a command whose envelope names an actor paylink does not have
+    h = harness
+    h.start_all()
+    command = _store_command()
+    envelope = {**_envelope([command]), "actor_name": "drop_all_stores"}
+
+    # When it arrives through the commands exchange as a ConfigureStore
+    _publish_to_commands_exchange(h, "ConfigureStore", json.dumps(envelope).encode())
+
+    # Then it is rejected as that command, naming the unknown actor
+    rejected = h.wait_event("order.rejected", command_id=uuid.UUID(command["command_id"]))
+    assert rejected["code"] == "VALIDATION_FAILED"
+    assert rejected["command_type"] == "ConfigureStore"
+    assert "drop_all_stores" in rejected["message"]
+    assert h.queue_depth(f"{Q}.XQ") == 0
