@@ -212,6 +212,11 @@ def payment_link_opened(cmd: c.PaymentLinkOpened, uow: UnitOfWork, ctx: Context)
 
 
 def checkout_completed(cmd: c.CheckoutCompleted, uow: UnitOfWork, ctx: Context) -> Events:
+    problem = ctx.checkout_proofs.problem(cmd)
+    if problem is not None:
+        # Before anything is read: an unproven report changes nothing, and says nothing
+        # about the link it names.
+        raise ValidationFailed(problem, code="CHECKOUT_PROOF_INVALID")
     order, token_hash = _order_by_token(cmd, uow, ctx)
     order.complete_checkout(
         token_hash,

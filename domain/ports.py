@@ -12,6 +12,7 @@ from uuid import UUID
 from domain.notifications import Notifier
 from domain.order import Order
 from domain.store import Store
+from messages.commands import CheckoutCompleted
 from messages.common import CommandBase, EventBase
 
 
@@ -35,6 +36,22 @@ class Patience(Protocol):
         """``step()``, tried again after a ``TransientError`` while patience lasts; the
         last ``TransientError`` propagates."""
         ...
+
+
+class CheckoutProofs(Protocol):
+    """Whether a CheckoutCompleted carries a valid proof from paylink's checkout; the
+    keys are configuration, so the check lives in workers/ (``workers.checkout_proof``)."""
+
+    def problem(self, command: CheckoutCompleted) -> str | None:
+        """Why the proof is not acceptable, or None when it is (or none is required)."""
+        ...
+
+
+class ProofsNotRequired:
+    """Accept every CheckoutCompleted: the embedded default and the domain's tests."""
+
+    def problem(self, command: CheckoutCompleted) -> str | None:
+        return None
 
 
 class NoPatience:
@@ -168,3 +185,4 @@ class Context:
     reservation_ttl: timedelta = RESERVATION_TTL
     checkout_base_url: str = "https://pay.paylink.example/l"
     patience: Patience = field(default_factory=NoPatience)
+    checkout_proofs: CheckoutProofs = field(default_factory=ProofsNotRequired)

@@ -32,6 +32,8 @@ from messages.common import (
     ShortId,
     TaxRate,
     Text255,
+    Timestamp,
+    WireModel,
 )
 
 HttpsUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["https"], max_length=2048)]
@@ -103,14 +105,27 @@ class PaymentLinkOpened(CommandBase):
     token: LinkToken
 
 
+class CheckoutProof(WireModel):
+    """The hosted checkout's signature over what it reports (HMAC-SHA256 with the key
+    ``key_id`` names; ``workers/checkout_proof.py`` has the exact bytes)."""
+
+    key_id: ShortId
+    signed_at: Timestamp
+    signature: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
 class CheckoutCompleted(CommandBase):
-    """Reported by the hosted checkout: the customer placed the purchase (authorized)."""
+    """Reported by the hosted checkout: the customer placed the purchase (authorized).
+
+    ``proof`` shows that paylink's checkout reported it; a deployment that sets
+    ``PAYLINK_CHECKOUT_PROOF_REQUIRED`` refuses one without a valid proof."""
 
     token: LinkToken
     authorization_id: ShortId
     authorized_amount: PositiveAmount
     currency: Currency
     payment_method: ShortId | None = None
+    proof: CheckoutProof | None = None
 
 
 class CapturePayment(MerchantCommand):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from domain.notifications import Notifier
 from domain.ports import Context
 from workers.batching import Batcher
+from workers.checkout_proof import HmacCheckoutProofs
 from workers.patience import Backoff
 from workers.settings import Settings, get_settings
 from workers.storage.engine import make_engine, make_session_factory
@@ -69,6 +70,10 @@ class App:
             checkout_base_url=self.settings.checkout_base_url,
             notifier=self.notifier,
             patience=Backoff(),
+            checkout_proofs=HmacCheckoutProofs(
+                self.settings.checkout_proof_key_map,
+                required=self.settings.checkout_proof_required,
+            ),
         )
 
 

@@ -82,6 +82,21 @@ class Settings(BaseSettings):
     checkout_gateway: Literal["sandbox"] = Field(
         default="sandbox", alias="PAYLINK_CHECKOUT_GATEWAY"
     )
+    #: Keys the hosted checkout signs CheckoutCompleted with and workers check it by,
+    #: ``id:secret`` separated by commas (several while one rotates; the first signs).
+    checkout_proof_keys: SecretStr | None = Field(default=None, alias="PAYLINK_CHECKOUT_PROOF_KEYS")
+    #: Refuse a CheckoutCompleted without a valid proof (deploy/ sets it; off in the
+    #: embedded default so that an upstream's own checkout keeps working for a release).
+    checkout_proof_required: bool = Field(default=False, alias="PAYLINK_CHECKOUT_PROOF_REQUIRED")
+
+    @property
+    def checkout_proof_key_map(self) -> dict[str, bytes]:
+        """``PAYLINK_CHECKOUT_PROOF_KEYS`` as key id -> secret, in the order given."""
+        raw = self.checkout_proof_keys.get_secret_value() if self.checkout_proof_keys else ""
+        pairs = [item.strip().split(":", 1) for item in raw.split(",") if item.strip()]
+        if any(len(pair) != 2 or not pair[0] or not pair[1] for pair in pairs):
+            raise ValueError("PAYLINK_CHECKOUT_PROOF_KEYS: give id:secret pairs, comma-separated")
+        return {key_id: secret.encode() for key_id, secret in pairs}
 
     #: Which notifier delivers links: a readable file outbox (default), or the real providers.
     email_provider: Literal["local", "sendgrid"] = Field(

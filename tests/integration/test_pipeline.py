@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,6 +19,7 @@ from tests.integration.commands import (
     merchant,
     opened,
 )
+from workers.checkout_proof import sign
 
 pytestmark = pytest.mark.integration
 
@@ -217,3 +219,31 @@ def test_captured_money_stays_refundable_after_the_reservation_expires_over_the_
     h.publish(refund)
     refunded = h.wait_event("payment.refunded", command_id=refund.command_id)
     assert (refunded["amount"], refunded["payment_status"]) == (5_000, "PART_REFUNDED")
+
+
+def test_a_worker_that_requires_proofs_refuses_a_forged_checkout_and_takes_a_signed_one(
+    harness_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    # Given workers that require the checkout's proof, and a live link
+    key = ("k1", b"shared by the link page and the workers")
+    h = harness_factory(
+        PAYLINK_CHECKOUT_PROOF_KEYS=f"{key[0]}:{key[1].decode()}",
+        PAYLINK_CHECKOUT_PROOF_REQUIRED="true",
+    )
+    h.start_all()
+    _configure(h)
+    order_id, token = _create_and_send(h)
+    # When someone holding the token reports a payment without the checkout's proof
+    forged = completed(token)
+    h.publish(forged)
+    # Then it is refused, and the order is still waiting for its payment
+    refused = h.wait_event("order.rejected", command_id=forged.command_id)
+    assert refused["code"] == "CHECKOUT_PROOF_INVALID"
+    assert h.order_row(order_id).link_status == "CREATED"
+    # When the checkout reports it, signed
+    signed = sign(completed(token), *key, datetime.now(UTC))
+    h.publish(signed)
+    # Then the order is completed
+    assert h.wait_event("order.completed", command_id=signed.command_id)["order_id"] == str(
+        order_id
+    )

@@ -33,7 +33,9 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
 def page_factory(shop: Shop) -> Iterator[Callable[..., Page]]:
     clients: list[TestClient] = []
 
-    def make(rate_limit: int = 1000, *, hold: bool = False) -> Page:
+    def make(
+        rate_limit: int = 1000, *, hold: bool = False, proof_key: tuple[str, bytes] | None = None
+    ) -> Page:
         seconds = [0.0]
         limiter = RateLimiter(rate_limit, window=60.0, clock=lambda: seconds[0])
         publisher = (HoldingPublisher if hold else WorkerPublisher)(shop)
@@ -45,6 +47,7 @@ def page_factory(shop: Shop) -> Iterator[Callable[..., Page]]:
             rate_limit_per_minute=rate_limit,
             now=shop.clock.now,
             limiter=limiter,
+            proof_key=proof_key,
         )
         client = TestClient(app, base_url="http://127.0.0.1:8080")
         clients.append(client)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 
@@ -12,6 +13,7 @@ from messages import commands as c
 from tests.integration.commands import ORDER_AMOUNT
 from tests.web.support import Page, csrf_field
 from tests.web.test_web_link_page import text_of
+from workers.checkout_proof import HmacCheckoutProofs
 from workers.web.app import completed_command_id
 from workers.web.gateway import (
     Approved,
@@ -166,3 +168,24 @@ def test_the_sandbox_answers_each_documented_outcome() -> None:
     assert isinstance(unknown, Declined)
     with pytest.raises(GatewayUnavailable):
         gateway.authorize(ask("error"))
+
+
+def test_a_worker_that_requires_proofs_completes_the_pages_signed_report(
+    page_factory: Callable[..., Page],
+) -> None:
+    # Given workers that refuse unproven reports, and a page holding the shared key
+    key = ("k1", b"shared by the page and the workers")
+    page = page_factory(proof_key=key)
+    shop = page.shop
+    shop.ctx = dataclasses.replace(
+        shop.ctx,
+        checkout_proofs=HmacCheckoutProofs(dict([key]), required=True, clock=shop.clock.now),
+    )
+    order_id, token = shop.order()
+    # When the customer pays
+    page.pay(token, "approve")
+    # Then the page's report carried its proof and the order is completed
+    (completed,) = page.publisher.of(c.CheckoutCompleted)
+    assert completed.proof is not None
+    assert completed.proof.key_id == "k1"
+    assert shop.row(order_id).link_status == "COMPLETED"

@@ -34,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from messages import commands as c
 from messages.common import CommandBase
+from workers import checkout_proof
 from workers.web import pages
 from workers.web.gateway import (
     Approved,
@@ -89,9 +90,12 @@ class LinkPages:
         csrf: CsrfSigner,
         limiter: RateLimiter,
         now: Callable[[], datetime],
+        proof_key: tuple[str, bytes] | None = None,
     ) -> None:
         self.engine, self.publisher, self.gateway = engine, publisher, gateway
         self.csrf, self.limiter, self.now = csrf, limiter, now
+        #: The key CheckoutCompleted is signed with (``workers.checkout_proof``), if any.
+        self.proof_key = proof_key
 
     # ---- endpoints ----------------------------------------------------------------
 
@@ -156,6 +160,9 @@ class LinkPages:
             currency=view.currency,
             payment_method=answer.payment_method,
         )
+        if self.proof_key is not None:  # workers that require proofs check it
+            key_id, key = self.proof_key
+            command = checkout_proof.sign(command, key_id, key, self.now())
         try:
             await run_in_threadpool(self.publisher.publish, command)
         except PublishFailed as exc:
@@ -301,6 +308,7 @@ def create_app(
     rate_limit_per_minute: int,
     now: Callable[[], datetime] = utcnow,
     limiter: RateLimiter | None = None,
+    proof_key: tuple[str, bytes] | None = None,
 ) -> Starlette:
     endpoints = LinkPages(
         engine,
@@ -309,6 +317,7 @@ def create_app(
         CsrfSigner(secret),
         limiter or RateLimiter(rate_limit_per_minute),
         now,
+        proof_key,
     )
     routes = [
         Route("/l/{token}", endpoints.show, methods=["GET"], name="show"),

@@ -35,6 +35,7 @@ def run_web(settings: Settings, *, health_port: int) -> None:
         build_gateway(settings.checkout_gateway),
         secret=secret,
         rate_limit_per_minute=settings.web_rate_limit_per_minute,
+        proof_key=next(iter(settings.checkout_proof_key_map.items()), None),
     )
 
     def ready() -> bool:
