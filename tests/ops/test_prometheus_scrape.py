@@ -18,11 +18,11 @@ from types import ModuleType
 from typing import Any
 
 import pika
-import pytest
 import yaml
 
 from messages.routing import ALL_QUEUES
 from tests.ops.support import ROOT, Started, free_port, http_get, wait_for
+from tests.services import require
 from workers.cli_worker import worker_command
 
 DEPLOY = ROOT / "deploy"
@@ -99,8 +99,7 @@ def test_every_metric_the_alerts_and_dashboard_read_is_scraped(
     start: Callable[..., Started], vhost: str, tmp_path: Path
 ) -> None:
     binary = required_tool("prometheus", "prometheus")
-    if http_get(RABBITMQ_PLUGIN, "/metrics")[0] != 200:
-        pytest.fail("RabbitMQ's prometheus plugin does not answer on :15692 (.ci/run enables it)")
+    require("RabbitMQ's prometheus plugin (.ci/run enables it)", "127.0.0.1", RABBITMQ_PLUGIN)
     # Given every paylink process running, each on a port of its own
     ports = {name: free_port() for name in ("worker", "relay", "scheduler", "exporter")}
     argv, extra = worker_command(1, 2, ALL_QUEUES, ports["worker"])
