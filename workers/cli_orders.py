@@ -236,6 +236,28 @@ def _summary(kind: str, payload: str) -> str:
     return ", ".join(f"{k}={data[k]}" for k in keys if data.get(k) is not None)
 
 
+def _timeline(conn: Any, order_id: UUID) -> list[dict[str, Any]]:
+    """The order's events from ``event_history`` (which outlives the outbox), each with
+    when its outbox row was published: ``sent_at`` None and ``in_outbox`` False once the
+    published row was pruned by retention."""
+    h, ob = t.event_history, t.outbox
+    sent: dict[Any, Any] = {}
+    for message_id, sent_at in conn.execute(
+        select(ob.c.message_id, ob.c.sent_at).where(ob.c.order_id == order_id, ob.c.kind == "event")
+    ):
+        sent[message_id] = sent.get(message_id) or sent_at
+    query = select(h).where(h.c.order_id == order_id).order_by(h.c.id)
+    return [
+        {
+            **dict(row),
+            "kind": "event",
+            "sent_at": sent.get(row["message_id"]),
+            "in_outbox": row["message_id"] in sent,
+        }
+        for row in conn.execute(query).mappings()
+    ]
+
+
 def load_order(engine: Engine, order_id: UUID) -> dict[str, Any] | None:
     """Everything the operator view shows, as plain data (no token hashes)."""
     o = t.orders
@@ -255,7 +277,7 @@ def load_order(engine: Engine, order_id: UUID) -> dict[str, Any] | None:
             for link in rows(t.links, t.links.c.seq)
         ]
         notifications = rows(t.notifications, t.notifications.c.updated_at)
-        timeline = rows(t.outbox, t.outbox.c.id)
+        timeline = _timeline(conn, order_id)
     return {
         "order": dict(order),
         "lines": lines,
@@ -441,7 +463,9 @@ def show_order(
                 when(e["created_at"]),
                 e["kind"],
                 e["destination"],
-                when(e["sent_at"]) if e["sent_at"] else "pending",
+                when(e["sent_at"])
+                if e["sent_at"]
+                else ("pending" if e["in_outbox"] else "yes (row pruned)"),
                 _summary(e["kind"], e["payload"]) or None,
             )
             for e in data["timeline"]

@@ -5,7 +5,7 @@ RabbitMQ's own prometheus plugin (deploy/prometheus scrapes it), which the expor
 once re-implemented with passive declares, a management-API call and a fresh AMQP
 connection per scrape. Everything here comes from the database, so every number is
 the same whichever process or replica is scraped: outbox backlog and age, pending and
-overdue expiries, and business counters aggregated from the event rows of the outbox.
+overdue expiries, and business counters aggregated from `event_history`.
 
 A source that does not answer is reported, never shown as zero:
 ``paylink_exporter_up{source}`` is 0 and its series are absent, and
@@ -114,7 +114,7 @@ Totals = Counter[tuple[str, str, str]]
 
 
 def _event_totals_query(after_id: int, up_to_id: int | None) -> Any:
-    o = t.outbox
+    o = t.event_history
     earlier = o.alias("earlier")
     label = case(
         *[
@@ -136,7 +136,7 @@ def _event_totals_query(after_id: int, up_to_id: int | None) -> Any:
     )
     rows = (
         select(o.c.destination, label.label("label"), amount.label("amount"))
-        .where(o.c.kind == "event", o.c.destination.in_(COUNTED_EVENTS), o.c.id > after_id)
+        .where(o.c.destination.in_(COUNTED_EVENTS), o.c.id > after_id)
         .where(first_copy)
     )
     if up_to_id is not None:
@@ -148,7 +148,8 @@ def _event_totals_query(after_id: int, up_to_id: int | None) -> Any:
 
 
 class EventTotals:
-    """Business counters summed over outbox event rows, incrementally.
+    """Business counters summed over ``event_history`` (which outlives the outbox's
+    published rows), incrementally.
 
     Rows older than ``SETTLED_AFTER`` are added up once and remembered (up to a
     watermark id); newer rows are counted afresh at every scrape. A new exporter
@@ -171,7 +172,7 @@ class EventTotals:
         return totals
 
     def current(self, conn: Any, now: datetime) -> Totals:
-        o = t.outbox
+        o = t.event_history
         settled_id = conn.execute(
             select(func.max(o.c.id)).where(o.c.created_at < now - SETTLED_AFTER)
         ).scalar()

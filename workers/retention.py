@@ -78,6 +78,6 @@ def prune(engine: Engine, settings: Settings, now: datetime) -> dict[str, int]:
             engine, now, timedelta(days=settings.idempotency_window_days)
         )
     }
-    if settings.outbox_retention_days:
-        pruned["outbox"] = prune_outbox(engine, now, timedelta(days=settings.outbox_retention_days))
+    if settings.outbox_retention is not None:
+        pruned["outbox"] = prune_outbox(engine, now, settings.outbox_retention)
     return pruned

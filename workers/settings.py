@@ -143,11 +143,11 @@ class Settings(BaseSettings):
     idempotency_window_days: int = Field(
         default=14, ge=8, le=3650, alias="PAYLINK_IDEMPOTENCY_WINDOW_DAYS"
     )
-    #: Published outbox rows are deleted this many days after publication; 0 keeps them.
-    #: Kept by default: ``paylink orders show`` reads an order's timeline and the exporter
-    #: its business counters from these rows (a restarted exporter would count fewer).
-    outbox_retention_days: int = Field(
-        default=0, ge=0, le=3650, alias="PAYLINK_OUTBOX_RETENTION_DAYS"
+    #: Published outbox rows are deleted this many days after publication; unset: the
+    #: idempotency window; 0 keeps them. Timelines and business counters read
+    #: ``event_history``, which is kept.
+    outbox_retention_days: int | None = Field(
+        default=None, ge=0, le=3650, alias="PAYLINK_OUTBOX_RETENTION_DAYS"
     )
     max_retries: int = Field(default=20, ge=0, alias="PAYLINK_MAX_RETRIES")
     #: Bodies over this many bytes are dead-lettered before they are parsed; keep it
@@ -162,6 +162,14 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", alias="PAYLINK_LOG_FORMAT"
     )
+
+    @property
+    def outbox_retention(self) -> timedelta | None:
+        """How long published outbox rows stay (None: for ever)."""
+        days = self.outbox_retention_days
+        if days is None:
+            days = self.idempotency_window_days
+        return timedelta(days=days) if days else None
 
     @property
     def link_ttl(self) -> timedelta:

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from tests.integration.commands import create_order
 from tests.ops.support import Shop
 from workers import retention
+from workers.cli_orders import load_order
 from workers.scheduler import Scheduler
 from workers.settings import Settings
 from workers.storage import tables as t
@@ -91,22 +92,36 @@ def test_batches_delete_everything_due(shop: Shop, monkeypatch: pytest.MonkeyPat
     assert _count(shop, t.processed_commands) == 0
 
 
-def test_by_default_the_outbox_is_kept_and_command_ids_live_14_days(shop: Shop) -> None:
+def test_by_default_published_outbox_rows_and_command_ids_live_14_days_history_stays(
+    shop: Shop,
+) -> None:
     settings = Settings(DATABASE_URL=str(shop.app.engine.url))
     old = create_order()
     shop.ok(old)
     with shop.app.engine.begin() as conn:
         conn.execute(update(t.outbox).values(sent_at=datetime.now(UTC) - 400 * DAY))
         conn.execute(update(t.processed_commands).values(processed_at=datetime.now(UTC) - 13 * DAY))
-    outbox = _count(shop, t.outbox)
+    outbox, history = _count(shop, t.outbox), _count(shop, t.event_history)
 
     assert retention.prune(shop.app.engine, settings, datetime.now(UTC)) == {
-        "processed_commands": 0
+        "processed_commands": 0,
+        "outbox": outbox,
     }
-    assert _count(shop, t.outbox) == outbox
+    assert (_count(shop, t.outbox), _count(shop, t.event_history)) == (0, history)
     assert retention.prune(shop.app.engine, settings, datetime.now(UTC) + 2 * DAY) == {
-        "processed_commands": 2
+        "processed_commands": 2,
+        "outbox": 0,
     }
+
+
+def test_outbox_retention_0_keeps_published_rows(shop: Shop) -> None:
+    settings = Settings(DATABASE_URL=str(shop.app.engine.url), PAYLINK_OUTBOX_RETENTION_DAYS=0)
+    shop.ok(create_order())
+    with shop.app.engine.begin() as conn:
+        conn.execute(update(t.outbox).values(sent_at=datetime.now(UTC) - 400 * DAY))
+    outbox = _count(shop, t.outbox)
+    assert "outbox" not in retention.prune(shop.app.engine, settings, datetime.now(UTC))
+    assert _count(shop, t.outbox) == outbox
 
 
 @pytest.mark.parametrize("shop", ["sqlite"], indirect=True)
@@ -118,7 +133,8 @@ def test_the_scheduler_prunes_at_once_then_hourly(shop: Shop) -> None:
     finally:
         scheduler.engine.dispose()
 
-    assert first == {"processed_commands": 1}  # the store's configuration
+    # the store's configuration; its event was never published (no relay), so it stays
+    assert first == {"processed_commands": 1, "outbox": 0}
     assert again is None
 
 
@@ -134,3 +150,19 @@ def test_retention_that_would_break_idempotency_is_refused(
 ) -> None:
     with pytest.raises(ValidationError, match=fragment):
         Settings(**settings)  # type: ignore[arg-type]
+
+
+def test_an_orders_timeline_outlives_its_pruned_outbox_rows(shop: Shop) -> None:
+    # Given an order whose outbox rows were published long ago and pruned
+    command = create_order()
+    shop.ok(command)
+    with shop.app.engine.begin() as conn:
+        conn.execute(update(t.outbox).values(sent_at=datetime.now(UTC) - 400 * DAY))
+    retention.prune_outbox(shop.app.engine, datetime.now(UTC), 14 * DAY)
+    # When the operator looks at the order
+    data = load_order(shop.app.engine, command.order_id)
+    # Then its events are all there, shown as published
+    assert data is not None
+    assert [(e["destination"], e["in_outbox"]) for e in data["timeline"]] == [
+        ("order.created", False)
+    ]

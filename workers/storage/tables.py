@@ -204,6 +204,24 @@ outbox = Table(
     Index("ix_outbox_order", "order_id"),
 )
 
+#: Every event paylink recorded, kept after the outbox row that published it is pruned:
+#: order timelines (``paylink orders show``) and the exporter's business counters read
+#: it. Same columns as the outbox's events (``destination`` is the event type); a
+#: replayed command's events appear again with the same ``message_id``.
+event_history = Table(
+    "event_history",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("destination", String(64), nullable=False),
+    Column("message_id", Uuid, nullable=False),
+    Column("order_id", Uuid),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_event_history_order", "order_id"),
+)
+
 notifications = Table(
     "notifications",
     metadata,

@@ -141,18 +141,19 @@ class SqlOutbox:
     def __init__(self, session: Session, now: Now) -> None:
         self.session, self.now = session, now
         self.rows: list[dict[str, object]] = []
+        #: The same events for ``event_history``, which outlives the published outbox row.
+        self.history: list[dict[str, object]] = []
 
     def add_event(self, event: EventBase) -> None:
-        self.rows.append(
-            {
-                "kind": "event",
-                "destination": event.type,
-                "message_id": event.event_id,
-                "order_id": event.order_id,
-                "payload": event.model_dump_json(),
-                "created_at": self.now(),
-            }
-        )
+        row: dict[str, object] = {
+            "destination": event.type,
+            "message_id": event.event_id,
+            "order_id": event.order_id,
+            "payload": event.model_dump_json(),
+            "created_at": self.now(),
+        }
+        self.rows.append({"kind": "event", **row})
+        self.history.append(row)
 
     def add_command(self, command: CommandBase) -> None:
         self.rows.append(
@@ -168,7 +169,8 @@ class SqlOutbox:
 
     def flush(self) -> None:
         insert_rows(self.session, t.outbox, self.rows)
-        self.rows = []
+        insert_rows(self.session, t.event_history, self.history)
+        self.rows, self.history = [], []
 
 
 _UPSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
