@@ -245,23 +245,24 @@ class Generator:
                 create(actor=OTHER_STORE),
                 frozenset({"STORE_ACCESS_DENIED"}),
             ),
+            # another store's order is answered as an order that does not exist
             lambda: self.reject(
                 "other_store",
                 "capture_payment",
                 self._capture(actor=OTHER_STORE),
-                frozenset({"STORE_ACCESS_DENIED"}),
+                frozenset({"ORDER_NOT_FOUND"}),
             ),
             lambda: self.reject(
                 "other_store",
                 "cancel_order",
                 _command(merchant(c.CancelOrder, o()), actor=OTHER_STORE),
-                frozenset({"STORE_ACCESS_DENIED"}),
+                frozenset({"ORDER_NOT_FOUND"}),
             ),
             lambda: self.reject(
                 "other_store",
                 "update_customer_details",
                 _command(merchant(c.UpdateCustomerDetails, o(), name="Mallory"), actor=OTHER_STORE),
-                frozenset({"STORE_ACCESS_DENIED"}),
+                frozenset({"ORDER_NOT_FOUND"}),
             ),
             # amounts: negative, floats
             lambda: self.reject(
