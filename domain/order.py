@@ -271,6 +271,13 @@ class Order:
         if link is None or link.link_id != link_id or link.token_hash != token_hash:
             raise LinkError("this link was replaced by a newer one", code="LINK_SUPERSEDED")
         next_link_status(self.link_status, LinkAction.SEND)
+        if link.delivery is not Delivery.PENDING:
+            # One SendPaymentLink per link (its id follows from the link): another one, with
+            # a fresh command id, is not a retry and never reaches the customer twice.
+            raise LinkError(
+                f"this link was already {link.delivery.value}; resend the link for a new one",
+                code="LINK_ALREADY_SENT",
+            )
         if self._at() >= link.expires_at:
             # Like open and complete: a link past its 48 hours is dead even before the
             # scheduler has marked it.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -616,3 +617,15 @@ def test_erasure_touches_only_the_stores_orders_with_that_contact():
     outcome = world.ok(c.EraseCustomerData, email="someone.else@example.com")
     assert outcome.events == []
     assert world.order.customer.email == "anna@example.com"
+
+
+def test_a_second_send_of_a_sent_link_with_a_fresh_command_id_sends_nothing():
+    # Given a link that went out
+    world = World().sent_order()
+    send = world.pending_sends()[-1]
+    # When someone publishes the same send again under a new command id
+    again = send.model_copy(update={"command_id": uuid.uuid4()})
+    outcome = world.run(again)
+    # Then the customer gets nothing more
+    assert (outcome.status, outcome.code) == ("rejected", "LINK_ALREADY_SENT")
+    assert len(world.notifier.sent) == 1
