@@ -119,7 +119,7 @@ def send_payment_link(
             attempt = begin_attempt(cmd, digest, uow, ctx)
             uow.commit()
     except DomainError as error:
-        return record_rejection(Cause.of(cmd), error, uow_factory, ctx, digest)
+        return record_rejection(Cause.of(cmd), error, uow_factory, ctx, digest, cmd)
     # 2. call the provider, holding no lock; 3. record what it said
     receipt = deliver(attempt, uow_factory, ctx)
     if not isinstance(receipt, DeliveryReceipt):
@@ -229,7 +229,7 @@ def _record_outcome(
     try:
         return ctx.patience.call(record)
     except DomainError as error:
-        return record_rejection(Cause.of(cmd), error, uow_factory, ctx, attempt.digest)
+        return record_rejection(Cause.of(cmd), error, uow_factory, ctx, attempt.digest, cmd)
 
 
 def _outcome_in(

@@ -35,7 +35,7 @@ def dispatch(command: CommandBase, uow_factory: UowFactory, ctx: Context) -> Out
             uow.commit()
             return outcome
     except DomainError as error:
-        return record_rejection(Cause.of(command), error, uow_factory, ctx, digest)
+        return record_rejection(Cause.of(command), error, uow_factory, ctx, digest, command)
 
 
 def apply_command(command: CommandBase, digest: str, uow: UnitOfWork, ctx: Context) -> Outcome:

@@ -6,11 +6,12 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from domain.errors import DomainError, DuplicateCommandConflict
+from domain.links import hash_token
 from domain.ports import ProcessedCommand, UnitOfWork
 from messages import events as ev
 from messages.common import CommandBase, EventBase
@@ -59,6 +60,26 @@ class Cause:
         )
 
 
+def located(cause: Cause, command: CommandBase, uow: UnitOfWork) -> Cause:
+    """``cause`` with the order and store paylink knows for it: the order a checkout
+    command's token names, and the order's store unless the command's actor does not
+    hold it (a stranger learns nothing: "not yours" and "not there" look alike)."""
+    order = None
+    if cause.order_id is not None:
+        order = uow.orders.get(cause.order_id)
+    elif isinstance(token := getattr(command, "token", None), str):
+        order = uow.orders.get_by_token_for_update(hash_token(token))
+    if order is None:
+        return cause
+    actor = getattr(command, "actor", None)
+    claims = actor is None or order.store_id in getattr(actor, "store_ids", ())
+    return replace(
+        cause,
+        order_id=order.order_id,
+        store_id=cause.store_id or (order.store_id if claims else None),
+    )
+
+
 def rejection(cause: Cause, error: DomainError, ctx: Context) -> ev.OrderRejected:
     return ev.OrderRejected(
         event_id=uuid.uuid4(),
@@ -94,10 +115,17 @@ def replay(
 
 
 def record_rejection(
-    cause: Cause, error: DomainError, uow_factory: UowFactory, ctx: Context, digest: str
+    cause: Cause,
+    error: DomainError,
+    uow_factory: UowFactory,
+    ctx: Context,
+    digest: str,
+    command: CommandBase | None = None,
 ) -> Outcome:
     with uow_factory() as uow:
         prior = uow.processed.get(cause.command_id)
+        if command is not None:
+            cause = located(cause, command, uow)
         if prior is not None:
             return replay(prior, cause, digest, uow, ctx)
         event = rejection(cause, error, ctx)

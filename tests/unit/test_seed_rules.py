@@ -629,3 +629,23 @@ def test_a_second_send_of_a_sent_link_with_a_fresh_command_id_sends_nothing():
     # Then the customer gets nothing more
     assert (outcome.status, outcome.code) == ("rejected", "LINK_ALREADY_SENT")
     assert len(world.notifier.sent) == 1
+
+
+def test_a_rejection_names_the_order_and_store_paylink_knows_for_the_command():
+    # Given an order whose link is paid, and one more capture than it allows
+    world = World().authorized()
+    world.ok(c.CapturePayment)
+    # When a management command and a checkout command are refused
+    (capture,) = world.do(c.CapturePayment, amount=1).events
+    (checkout,) = world.do(c.PaymentLinkOpened, token=world.token).events
+    # Then both rejections name the order and its store (the checkout one through its token)
+    assert (capture.code, capture.order_id, capture.store_id) == (
+        "ACTION_NOT_ALLOWED_IN_STATUS",
+        world.order_id,
+        world.order.store_id,
+    )
+    assert (checkout.code, checkout.order_id, checkout.store_id) == (
+        "LINK_ALREADY_COMPLETED",
+        world.order_id,
+        world.order.store_id,
+    )
