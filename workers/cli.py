@@ -18,7 +18,7 @@ import typer
 from sqlalchemy.engine import make_url
 
 from messages.routing import ALL_QUEUES
-from workers import cli_customers, cli_orders, cli_publish, cli_queues
+from workers import cli_customers, cli_grants, cli_orders, cli_publish, cli_queues
 from workers.cli_common import CliError, PaylinkGroup, load_settings, note, split_queues
 from workers.cli_worker import WORKER_METRICS_PORT, worker_command
 
@@ -32,6 +32,7 @@ app = typer.Typer(
 )
 app.add_typer(cli_orders.app, name="orders")
 app.add_typer(cli_customers.app, name="customers")
+app.add_typer(cli_grants.app, name="grants")
 app.add_typer(cli_queues.dlq_app, name="dlq")
 app.command("queues")(cli_queues.queues)
 app.command("publish")(cli_publish.publish)

@@ -18,6 +18,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pika
@@ -28,10 +29,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from typer.core import TyperGroup
 
 from messages.routing import ALL_QUEUES
 from workers.settings import Settings, get_settings
+from workers.storage.engine import make_engine
 
 
 class CliError(Exception):
@@ -265,3 +269,17 @@ class PaylinkGroup(TyperGroup):
             print_error("interrupted")
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def open_database() -> Engine:
+    """The database to read; a SQLite file that is not there is an error, not created."""
+    url = load_settings().database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database)
+        if not path.exists():
+            raise CliError(
+                f"no database at {path}: run `paylink migrate` to create it there, "
+                "or point DATABASE_URL at yours"
+            )
+    return make_engine(url)

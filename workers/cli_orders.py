@@ -11,20 +11,17 @@ import json
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
 import typer
 from sqlalchemy import Engine, String, cast, func, or_, select
-from sqlalchemy.engine import make_url
 
 from domain.currency import format_minor
 from domain.errors import DomainError
 from domain.status import LinkStatus, PaymentStatus
-from workers.cli_common import CliError, emit_table, load_settings
+from workers.cli_common import CliError, emit_table, open_database
 from workers.storage import tables as t
-from workers.storage.engine import make_engine
 
 app = typer.Typer(
     help="The order history, and one order with its lines, ledger, links and events.",
@@ -33,20 +30,6 @@ app = typer.Typer(
 
 STATUSES: tuple[str, ...] = (*(s.value for s in LinkStatus), *(s.value for s in PaymentStatus))
 CHANNEL_NAMES = {"email": "Email", "sms": "SMS"}
-
-
-def _engine() -> Engine:
-    """The database to read; a SQLite file that is not there is an error, not created."""
-    url = load_settings().database_url
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        path = Path(parsed.database)
-        if not path.exists():
-            raise CliError(
-                f"no database at {path}: run `paylink migrate` to create it there, "
-                "or point DATABASE_URL at yours"
-            )
-    return make_engine(url)
 
 
 def status_name(status: str) -> str:
@@ -189,7 +172,7 @@ def list_orders(
     if search and search.strip():
         query = query.where(_search(search))
     query = query.order_by(o.c.created_at.desc(), o.c.order_id).limit(limit)
-    engine = _engine()
+    engine = open_database()
     try:
         with engine.connect() as conn:
             rows = [_history_row(r) for r in conn.execute(query)]
@@ -343,7 +326,7 @@ def show_order(
         oid = UUID(order_id.strip())
     except ValueError:
         raise CliError(f"not an order id: {order_id!r} (expected a UUID)", 2) from None
-    engine = _engine()
+    engine = open_database()
     try:
         data = load_order(engine, oid)
     finally:
