@@ -655,7 +655,7 @@ def paced_run(
     conn = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
     ch = conn.channel()
     q = ch.queue_declare("", exclusive=True).method.queue
-    ch.queue_bind(q, EVENTS_EXCHANGE, "link.sent")
+    ch.queue_bind(q, EVENTS_EXCHANGE, "*.link.sent")  # <store>.<event type>
     published: dict[str, float] = {}
     latencies: list[float] = []
 

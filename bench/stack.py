@@ -159,7 +159,8 @@ class BenchStack(Harness):
     def count_events(self, routing_key: str) -> None:
         name = f"bench.count.{routing_key}.{uuid.uuid4().hex[:6]}"
         self._ch.queue_declare(name, exclusive=True)
-        self._ch.queue_bind(name, EVENTS_EXCHANGE, routing_key)
+        # Routing keys are <store>.<event type>: every store's events of this type.
+        self._ch.queue_bind(name, EVENTS_EXCHANGE, f"*.{routing_key}")
         self.counters[routing_key] = name
 
     def event_count(self, routing_key: str) -> int:

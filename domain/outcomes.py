@@ -69,14 +69,17 @@ def located(cause: Cause, command: CommandBase, uow: UnitOfWork) -> Cause:
         order = uow.orders.get(cause.order_id)
     elif isinstance(token := getattr(command, "token", None), str):
         order = uow.orders.get_by_token_for_update(hash_token(token))
-    if order is None:
-        return cause
-    actor = getattr(command, "actor", None)
-    claims = actor is None or order.store_id in getattr(actor, "store_ids", ())
+    actor_stores = list(getattr(getattr(command, "actor", None), "store_ids", None) or [])
+    store_id = cause.store_id
+    if order is not None and (not actor_stores or order.store_id in actor_stores):
+        store_id = store_id or order.store_id
+    # Otherwise the actor's own store: events are routed by store, and the upstream that
+    # sent the command must hear the answer (an unknown order, another store's order).
+    store_id = store_id or (actor_stores[0] if actor_stores else None)
     return replace(
         cause,
-        order_id=order.order_id,
-        store_id=cause.store_id or (order.store_id if claims else None),
+        order_id=order.order_id if order is not None else cause.order_id,
+        store_id=store_id,
     )
 
 

@@ -44,8 +44,25 @@ ALL_QUEUES: tuple[str, ...] = (
     Queue.ORDER_MANAGEMENT,
 )
 
-#: Topic exchange every event is published to, with routing key = event type.
+#: Topic exchange every event is published to, with routing key ``<store>.<event type>``
+#: (:func:`event_routing_key`): an upstream's queue is bound to its stores' events only.
 EVENTS_EXCHANGE = "paylink.events"
+#: The store word of an event that concerns no store (no store id contains ``~``).
+NO_STORE = "~"
+
+
+def event_routing_key(event_type: str, store_id: str | None) -> str:
+    """``store-1.order.created``. A store id is one topic word: its dots are written
+    ``%2E``, so binding ``store.#`` can never match the events of store ``store.a``."""
+    store = store_id.replace(".", "%2E") if store_id else NO_STORE
+    return f"{store}.{event_type}"
+
+
+def event_type_of(routing_key: str) -> str:
+    """The event type an :func:`event_routing_key` carries."""
+    return routing_key.partition(".")[2]
+
+
 #: Header paylink puts on a message it dead-letters itself.
 DEAD_LETTER_REASON_HEADER = "x-paylink-reason"
 #: No paylink field needs an integer of more than 19 digits (int64); a longer one is

@@ -20,6 +20,7 @@ from messages.routing import (
     COMMANDS_EXCHANGE,
     DEAD_LETTER_REASON_HEADER,
     EVENTS_EXCHANGE,
+    NO_STORE,
     ROUTES,
 )
 from messages.schema import command_schemas, event_schemas
@@ -31,7 +32,9 @@ from messages.schema import command_schemas, event_schemas
 #: 2.1.0: commands published to the paylink.commands exchange with the AMQP user_id;
 #: types enforced as the schemas state them (no "yes" for a boolean, no "2" or 2.0 for
 #: an integer); text refuses control and format characters.
-CONTRACT_VERSION = "2.1.0"
+#: 3.0.0: events are routed by store (routing key <store_id>.<event type>), so each
+#: upstream's queue is bound to its stores' events only.
+CONTRACT_VERSION = "3.0.0"
 DEFAULT_PATH = Path("docs/asyncapi.yaml")
 AMQP_BINDING_VERSION = "0.3.0"
 _SCHEMAS = "#/components/schemas/"
@@ -67,8 +70,11 @@ A command that cannot be carried out produces an `order.rejected` event naming t
 at all is moved to `<queue>.XQ` with the reason in the `{DEAD_LETTER_REASON_HEADER}`
 header.
 
-**Events** are published to the topic exchange `{EVENTS_EXCHANGE}` with routing key =
-event type, persistent, JSON.
+**Events** are published to the topic exchange `{EVENTS_EXCHANGE}` with routing key
+`<store_id>.<event type>` (`store-1.order.created`; a dot inside a store id is written
+`%2E`, an event of no store has `{NO_STORE}`), persistent, JSON. Bind `<store_id>.#` for
+one store's events, `*.order.created` for one type of every store you may read; the
+operator binds each upstream's queue to its stores only.
 """
 
 
@@ -233,7 +239,9 @@ def build_document() -> dict[str, Any]:
         channels[channel_id] = {
             "address": event_type,
             "title": event_type,
-            "description": f"Routing key {event_type} on the topic exchange {EVENTS_EXCHANGE}.",
+            "description": (
+                f"Routing key <store_id>.{event_type} on the topic exchange {EVENTS_EXCHANGE}."
+            ),
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
             "bindings": _amqp_exchange_binding(),
         }

@@ -56,7 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 
-from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE
+from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE, event_type_of
 from workers import process_metrics as metrics
 from workers.broker import XQ_ARGUMENTS, queue_arguments
 from workers.bulk_publish import Outgoing, publish_batch
@@ -256,7 +256,7 @@ class Relay:
                     message_id=str(message_id),
                     content_type="application/json",
                     delivery_mode=2,  # persistent
-                    message_type=destination if event else None,
+                    message_type=event_type_of(destination) if event else None,
                 )
                 outgoing.append(
                     Outgoing(

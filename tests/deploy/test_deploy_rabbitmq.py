@@ -134,7 +134,8 @@ def test_events_go_to_a_durable_topic_exchange_bound_to_the_upstream_queue() -> 
         "vhost": VHOST,
         "destination": UPSTREAM_EVENTS_QUEUE,
         "destination_type": "queue",
-        "routing_key": "#",
+        # One store's events (<store_id>.<event type>): never "#", every store's
+        "routing_key": "example-store.#",
         "arguments": {},
     }
 

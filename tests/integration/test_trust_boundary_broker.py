@@ -17,7 +17,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from messages.routing import COMMANDS_EXCHANGE, Queue
+from messages.routing import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Queue, event_routing_key
 from tests.services import RABBITMQ_URL, require_rabbitmq
 
 pytestmark = pytest.mark.integration
@@ -149,3 +149,36 @@ def test_a_publisher_cannot_claim_another_users_identity(scratch: Scratch) -> No
         )
 
     assert refused.value.reply_code == 406  # PRECONDITION_FAILED: user_id is not yours
+
+
+def _event(scratch: Scratch, store_id: str | None, event_type: str) -> None:
+    """An event as the relay publishes it: as paylink-worker, routing key by store, not
+    mandatory (an event nobody binds is dropped, as on the real exchange)."""
+    with scratch.connect("paylink-worker") as conn:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(EVENTS_EXCHANGE, event_routing_key(event_type, store_id), b"{}")
+
+
+def test_an_upstream_receives_only_the_events_of_its_stores(scratch: Scratch) -> None:
+    # Given the upstream's queue, bound by the operator to its store's events
+    with scratch.connect("paylink-upstream") as conn:
+        channel = conn.channel()
+        channel.queue_purge("upstream.events")
+        # When paylink publishes events of its store, of another store, of a store whose
+        # id starts like its own, and of no store
+        for store in ("example-store", "other-store", "example-store.annex", None):
+            _event(scratch, store, "order.created")
+        # Then it reads its own store's event, and only that one
+        bodies = []
+        while (got := channel.basic_get("upstream.events", auto_ack=True))[0] is not None:
+            bodies.append(got[0].routing_key)
+    assert bodies == ["example-store.order.created"]
+
+
+def test_an_upstream_cannot_bind_itself_to_every_stores_events(scratch: Scratch) -> None:
+    with scratch.connect("paylink-upstream") as conn:
+        channel = conn.channel()
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            channel.queue_bind("upstream.events", EVENTS_EXCHANGE, "#")
+    assert refused.value.reply_code == 403  # ACCESS_REFUSED

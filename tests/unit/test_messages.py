@@ -271,3 +271,13 @@ def test_routing_keys_of_events_are_their_types():
     for routing_key, cls in EVENT_TYPES.items():
         assert cls.model_fields["type"].default == routing_key
         assert "." in routing_key
+
+
+def test_an_events_routing_key_is_its_store_then_its_type() -> None:
+    from messages.routing import event_routing_key, event_type_of
+
+    assert event_routing_key("order.created", "store-1") == "store-1.order.created"
+    # a dotted store id stays one word: "store.#" cannot match store "store.a"
+    assert event_routing_key("link.sent", "store.a") == "store%2Ea.link.sent"
+    assert event_routing_key("order.rejected", None) == "~.order.rejected"
+    assert event_type_of(event_routing_key("payment.refunded", "a.b.c")) == "payment.refunded"

@@ -148,9 +148,9 @@ def test_another_stores_order_is_answered_like_an_unknown_one(name: str):
     # When: the outsider names our order, and then an order that does not exist
     foreign = world.do(_command_class(name), actor=outsider)
     missing = world.do(_command_class(name), actor=outsider, order_id=str(uuid.uuid4()))
-    # Then: both answers are the same but for the order id
+    # Then: both answers are the same but for the order id, and go to the asker's store
     (a,), (b,) = foreign.events, missing.events
-    assert (a.code, a.store_id) == (b.code, b.store_id) == ("ORDER_NOT_FOUND", None)
+    assert (a.code, a.store_id) == (b.code, b.store_id) == ("ORDER_NOT_FOUND", OTHER_STORE_ID)
     assert a.message.replace(str(a.order_id), "X") == b.message.replace(str(b.order_id), "X")
 
 

@@ -188,8 +188,8 @@ outbox = Table(
     ),
     #: "event" (to the events exchange) or "command" (a Dramatiq message to a queue).
     Column("kind", String(8), nullable=False),
-    #: Event type (routing key) or queue name.
-    Column("destination", String(64), nullable=False),
+    #: An event's routing key (``<store>.<event type>``) or a command's queue name.
+    Column("destination", String(160), nullable=False),
     Column("message_id", Uuid, nullable=False),
     Column("order_id", Uuid),
     Column("payload", Text, nullable=False),

@@ -25,7 +25,7 @@ from domain.ports import NotificationRecord, NotificationState, ProcessedCommand
 from domain.store import Store
 from messages.common import CommandBase, EventBase
 from messages.events import EVENT_TYPES
-from messages.routing import command_bytes, route_for
+from messages.routing import command_bytes, event_routing_key, route_for
 from workers.storage import tables as t
 from workers.storage.bulk import BULK_MIN_ROWS, bulk_insert, insert_rows, is_postgresql
 from workers.storage.orders import SqlOrderRepository
@@ -152,7 +152,9 @@ class SqlOutbox:
             "payload": event.model_dump_json(),
             "created_at": self.now(),
         }
-        self.rows.append({"kind": "event", **row})
+        # The outbox keeps the routing key the relay publishes with; the history the type.
+        key = event_routing_key(event.type, event.store_id)
+        self.rows.append({**row, "kind": "event", "destination": key})
         self.history.append(row)
 
     def add_command(self, command: CommandBase) -> None:

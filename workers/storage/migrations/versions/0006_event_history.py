@@ -1,4 +1,5 @@
-"""event_history: every event, kept after its outbox row is pruned (timelines, counters)
+"""event_history: every event, kept after its outbox row is pruned (timelines, counters);
+outbox events routed by store (``<store>.<event type>``)
 
 Revision ID: 0006
 Revises: 0005
@@ -38,6 +39,17 @@ def upgrade() -> None:
         "INSERT INTO event_history (destination, message_id, order_id, payload, created_at) "
         "SELECT destination, message_id, order_id, payload, created_at FROM outbox "
         "WHERE kind = 'event' ORDER BY id"
+    )
+    # Events are now published with routing key <store>.<type>: room for the store, and
+    # the events still waiting for the relay get their store word.
+    with op.batch_alter_table("outbox") as batch:
+        batch.alter_column(
+            "destination", existing_type=sa.String(64), type_=sa.String(160), nullable=False
+        )
+    op.execute(
+        "UPDATE outbox SET destination = COALESCE((SELECT REPLACE(o.store_id, '.', '%2E') "
+        "FROM orders AS o WHERE o.order_id = outbox.order_id), '~') || '.' || destination "
+        "WHERE kind = 'event' AND sent_at IS NULL"
     )
 
 
