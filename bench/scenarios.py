@@ -732,7 +732,7 @@ class LifecycleDriver:
         ch = conn.channel()
         q = ch.queue_declare("", exclusive=True).method.queue
         for key in self.KEYS:
-            ch.queue_bind(q, EVENTS_EXCHANGE, key)
+            ch.queue_bind(q, EVENTS_EXCHANGE, f"*.{key}")  # <store>.<event type>
         props = pika.BasicProperties(delivery_mode=2, content_type="application/json")
         outbox = self.stack.workdir / "outbox"
 
