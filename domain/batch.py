@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from domain.delivery import (
     Attempt,
@@ -38,12 +38,9 @@ from domain.dispatch import apply_command, dispatch
 from domain.errors import DomainError, TransientError
 from domain.notifications import DeliveryReceipt
 from domain.outcomes import Outcome, UowFactory, payload_hash
-from domain.ports import UnitOfWork
+from domain.ports import Context, UnitOfWork
 from messages import commands as c
 from messages.common import CommandBase
-
-if TYPE_CHECKING:
-    from domain.ports import Context
 
 Continuation = Callable[[], Outcome]
 C = TypeVar("C", c.CreateOrder, c.SendPaymentLink)

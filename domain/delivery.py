@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
 
 from domain.errors import (
     DeliveryDeferred,
@@ -37,11 +36,14 @@ from domain.links import Link, hash_token
 from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
 from domain.order import Order
 from domain.outcomes import Cause, Outcome, UowFactory, record_rejection, replay
-from domain.ports import NotificationRecord, NotificationState, ProcessedCommand, UnitOfWork
+from domain.ports import (
+    Context,
+    NotificationRecord,
+    NotificationState,
+    ProcessedCommand,
+    UnitOfWork,
+)
 from messages import commands as c
-
-if TYPE_CHECKING:
-    from domain.ports import Context
 
 
 def _load(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> tuple[Order, Link]:

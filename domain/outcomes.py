@@ -7,17 +7,13 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 from uuid import UUID
 
 from domain.errors import DomainError, DuplicateCommandConflict
 from domain.links import hash_token
-from domain.ports import ProcessedCommand, UnitOfWork
+from domain.ports import Context, ProcessedCommand, UnitOfWork
 from messages import events as ev
 from messages.common import CommandBase, EventBase
-
-if TYPE_CHECKING:
-    from domain.ports import Context
 
 UowFactory = Callable[[], UnitOfWork]
 

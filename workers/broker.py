@@ -47,7 +47,7 @@ def queue_arguments(queue_name: str, *, quorum: bool, delivery_limit: int = 20) 
 XQ_ARGUMENTS: dict[str, Any] = {"x-message-ttl": DEAD_MESSAGE_TTL}
 
 
-class Redaction(dramatiq.Middleware):  # type: ignore[misc]
+class Redaction(dramatiq.Middleware):
     """While a message is processed its personal values are masked wherever they appear
     (``workers.redaction.known_values``): in Dramatiq's error lines and tracebacks, a
     database error quoting a row, a provider's text. The traceback Dramatiq's retries
@@ -75,7 +75,7 @@ class Redaction(dramatiq.Middleware):  # type: ignore[misc]
             message.options["traceback"] = redact(traceback)
 
 
-class PaylinkBroker(RabbitmqBroker):  # type: ignore[misc]
+class PaylinkBroker(RabbitmqBroker):
     """RabbitmqBroker whose consumers dead-letter undecodable bodies with a reason, and
     bodies over ``max_message_bytes`` before reading them.
 

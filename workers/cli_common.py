@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 from typer.core import TyperGroup
 
 from messages.routing import ALL_QUEUES
+from workers.cli_rabbitmq import broker_location, connect
 from workers.settings import Settings, get_settings
 from workers.storage.engine import make_engine
 
@@ -164,8 +165,6 @@ def split_queues(values: Sequence[str]) -> list[str]:
 
 
 def open_broker(settings: Settings, *, timeout: float = 5.0) -> pika.BlockingConnection:
-    from workers.cli_rabbitmq import broker_location, connect
-
     try:
         return connect(settings.broker_url, timeout=timeout)
     except pika.exceptions.AMQPConnectionError as exc:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def threads_alive(worker: Any) -> bool:
     return bool(threads) and all(thread.is_alive() for thread in threads)
 
 
-class Heartbeat(Middleware):  # type: ignore[misc]
+class Heartbeat(Middleware):
     """Touches this process's heartbeat file while its Dramatiq threads are alive."""
 
     def __init__(self, directory: Path) -> None:
@@ -106,7 +107,7 @@ DRAMATIQ_SERIES = (
 )
 
 
-class SeriesFromBoot(Middleware):  # type: ignore[misc]
+class SeriesFromBoot(Middleware):
     """Dramatiq's per-actor series of this process's actors, at 0 from boot.
 
     Labelled series appear only at their first event otherwise, and an alert comparing
@@ -125,11 +126,11 @@ class SeriesFromBoot(Middleware):  # type: ignore[misc]
                     getattr(metrics, series).labels(queue, actor_name)
 
 
-class _MetricsWithoutExpositionFork(Prometheus):  # type: ignore[misc]
+class _MetricsWithoutExpositionFork(Prometheus):
     """Dramatiq's metrics, served by :func:`serve` instead of Dramatiq's exposition fork."""
 
     @property
-    def forks(self) -> list[object]:
+    def forks(self) -> list[Callable[[], int]]:
         return []
 
 
@@ -159,6 +160,9 @@ class _GroupMetrics:
 
 def serve() -> int:
     """The group's server (a Dramatiq fork: runs until the group stops)."""
+    # Imported here, in the fork: prometheus_client picks its multiprocess value class
+    # from PROMETHEUS_MULTIPROC_DIR when first imported, which the fork has only now
+    # (tests/ops/test_worker_health.py fails when these move to the top).
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 

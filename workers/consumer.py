@@ -244,7 +244,7 @@ def _publication(method: Any, properties: Any) -> Publication:
     )
 
 
-class PaylinkConsumer(_RabbitmqConsumer):  # type: ignore[misc]
+class PaylinkConsumer(_RabbitmqConsumer):
     def __next__(self) -> Any:
         try:
             method, properties, body = next(self.iterator)

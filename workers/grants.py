@@ -29,7 +29,9 @@ from sqlalchemy import Engine, delete, insert, select
 
 from domain.errors import DomainError, PermissionDenied, StoreAccessDenied
 from messages.common import CommandBase, Role
+from workers.settings import get_settings
 from workers.storage import tables as t
+from workers.storage.engine import make_engine
 
 #: store_id -> roles the upstream may assert for it.
 Grants = dict[str, frozenset[str]]
@@ -119,9 +121,6 @@ def revoke(engine: Engine, upstream: str, store_id: str | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m workers.grants grant|revoke|list``: the operator's side of the grants."""
-    from workers.settings import get_settings
-    from workers.storage.engine import make_engine
-
     parser = argparse.ArgumentParser(prog="python -m workers.grants", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("grant", help="let an upstream act for a store as some roles")

@@ -8,13 +8,15 @@ throughput, and the spare is what makes failover take seconds.
 
 from __future__ import annotations
 
+from typing import Any
+
 from deploy_contract import DEPLOY, yaml_documents
 
 (COMPOSE,) = yaml_documents(DEPLOY / "compose.yaml")
 K8S = [doc for path in sorted((DEPLOY / "k8s").glob("*.yaml")) for doc in yaml_documents(path)]
 
 
-def _k8s(kind: str, name: str) -> dict:  # type: ignore[type-arg]
+def _k8s(kind: str, name: str) -> dict[str, Any]:
     (found,) = [d for d in K8S if d["kind"] == kind and d["metadata"]["name"] == name]
     return found
 

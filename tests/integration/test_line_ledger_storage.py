@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 
 from domain.errors import TransientError
+from domain.status import PaymentStatus
 from messages import commands as c
 from tests.harness import create_database, drop_database
 from tests.integration.commands import LINES, merchant
@@ -182,7 +183,9 @@ class LegacyOrder:
                 ],
             )
 
-    def entry(self, kind: str, amount: int, refs: Sequence[str] = (), reason: str | None = None):  # type: ignore[no-untyped-def]
+    def entry(
+        self, kind: str, amount: int, refs: Sequence[str] = (), reason: str | None = None
+    ) -> LegacyOrder:
         with self.engine.begin() as conn:
             conn.execute(
                 insert(_LEGACY_ENTRIES).values(
@@ -269,9 +272,12 @@ def test_migration_0004_keeps_every_legacy_order_movable(database_at_0003: str) 
             outcome = env.run(cmd)
             assert outcome.status == "accepted", (order_id, outcome)
     with env.uow() as uow:
-        b = uow.orders.get(edited.order_id).balance  # type: ignore[union-attr]
+        edited_order, fee_order = uow.orders.get(edited.order_id), uow.orders.get(fee.order_id)
+        assert edited_order is not None
+        assert fee_order is not None
+        b = edited_order.balance
         assert (b.authorized, b.reduced, b.captured) == (110_000, 10_000, 100_000)
-        assert uow.orders.get(fee.order_id).payment_status.value == "REFUNDED"  # type: ignore[union-attr]
+        assert fee_order.payment_status is PaymentStatus.REFUNDED
     with engine.connect() as conn:
         statuses = dict(conn.execute(select(t.orders.c.order_id, t.orders.c.status)).all())
     assert statuses[edited.order_id] == "CAPTURED"

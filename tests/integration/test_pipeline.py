@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -191,7 +192,7 @@ def test_malformed_messages_in_every_queue_are_dead_lettered_with_reason(harness
 
 
 def test_captured_money_stays_refundable_after_the_reservation_expires_over_the_wire(
-    harness_factory,  # type: ignore[no-untyped-def]
+    harness_factory: Callable[..., Harness],
 ) -> None:
     # Given: reservations that last 3 seconds, and an order part captured by line
     h = harness_factory(PAYLINK_RESERVATION_TTL_SECONDS="3")
@@ -222,7 +223,7 @@ def test_captured_money_stays_refundable_after_the_reservation_expires_over_the_
 
 
 def test_a_worker_that_requires_proofs_refuses_a_forged_checkout_and_takes_a_signed_one(
-    harness_factory,  # type: ignore[no-untyped-def]
+    harness_factory: Callable[..., Harness],
 ) -> None:
     # Given workers that require the checkout's proof, and a live link
     key = ("k1", b"shared by the link page and the workers")

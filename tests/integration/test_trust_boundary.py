@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pika
@@ -102,7 +103,7 @@ def test_deeply_nested_and_oversized_bodies_are_dead_lettered_and_the_queue_move
     _consumer_never_restarted(h)
 
 
-def test_a_size_limit_set_lower_applies(harness_factory) -> None:  # type: ignore[no-untyped-def]
+def test_a_size_limit_set_lower_applies(harness_factory: Callable[..., Harness]) -> None:
     # Given workers limited to 64 kB
     h = harness_factory(PAYLINK_MAX_MESSAGE_BYTES=str(64 * 1024))
     h.start_all()

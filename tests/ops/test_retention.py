@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 
 from tests.integration.commands import create_order
 from tests.ops.support import Shop
@@ -20,7 +20,7 @@ from workers.storage import tables as t
 DAY = timedelta(days=1)
 
 
-def _count(shop: Shop, table: t.Table) -> int:  # type: ignore[name-defined]
+def _count(shop: Shop, table: Table) -> int:
     with shop.app.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
@@ -149,7 +149,7 @@ def test_retention_that_would_break_idempotency_is_refused(
     settings: dict[str, int], fragment: str
 ) -> None:
     with pytest.raises(ValidationError, match=fragment):
-        Settings(**settings)  # type: ignore[arg-type]
+        Settings.model_validate(settings)
 
 
 def test_an_orders_timeline_outlives_its_pruned_outbox_rows(shop: Shop) -> None:

@@ -4,7 +4,8 @@ the worker before anything about the link is read."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -50,7 +51,9 @@ def test_a_signed_report_completes_the_order():
         ),
     ],
 )
-def test_an_unproven_report_is_refused_and_changes_nothing(forge):  # type: ignore[no-untyped-def]
+def test_an_unproven_report_is_refused_and_changes_nothing(
+    forge: Callable[[c.CheckoutCompleted, datetime], c.CheckoutCompleted],
+) -> None:
     world = _world(required=True)
     watch = world.watch()
     outcome = world.run(forge(_completed(world), world.clock.now()))

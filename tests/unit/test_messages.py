@@ -18,6 +18,8 @@ from messages.routing import (
     ParseError,
     command_bytes,
     encode_command,
+    event_routing_key,
+    event_type_of,
     parse_message,
 )
 from messages.schema import all_schemas, command_schemas, event_schemas
@@ -274,8 +276,6 @@ def test_routing_keys_of_events_are_their_types():
 
 
 def test_an_events_routing_key_is_its_store_then_its_type() -> None:
-    from messages.routing import event_routing_key, event_type_of
-
     assert event_routing_key("order.created", "store-1") == "store-1.order.created"
     # a dotted store id stays one word: "store.#" cannot match store "store.a"
     assert event_routing_key("link.sent", "store.a") == "store%2Ea.link.sent"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from messages import commands as c
 from tests.harness import ROOT, Harness, now
@@ -134,8 +135,6 @@ def _listening(port: int) -> bool:
 @pytest.fixture
 def browser() -> Iterator[Any]:
     _require_browser()
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         yield launched

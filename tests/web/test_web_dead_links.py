@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
 from messages import commands as c
@@ -42,8 +45,8 @@ def _unknown(_shop: Shop) -> str:
     ids=["expired", "superseded", "cancelled", "unknown"],
 )
 def test_a_dead_link_says_what_happened_and_reports_nothing(
-    page: Page, make, status: int, state: str, says: str
-) -> None:  # type: ignore[no-untyped-def]
+    page: Page, make: Callable[[Shop], str], status: int, state: str, says: str
+) -> None:
     # Given a link that can no longer be paid
     token = make(page.shop)
 
@@ -99,7 +102,9 @@ def test_an_unknown_link_speaks_the_browser_language(page: Page) -> None:
     assert "Maksulinkkiä ei löytynyt" in response.text
 
 
-def test_a_database_failure_is_a_try_again_page_never_a_stack_trace(page: Page, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_database_failure_is_a_try_again_page_never_a_stack_trace(
+    page: Page, tmp_path: Path
+) -> None:
     # Given the page's database lost its tables
     _, token = page.shop.order()
     with page.shop.engine.begin() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -144,7 +145,9 @@ def test_lookups_of_unknown_and_dead_tokens_run_the_same_statements(page: Page) 
     page.shop.cancel(order_id)
     statements: list[str] = []
 
-    def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+    def record(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+    ) -> None:
         if not statement.startswith("BEGIN"):  # SQLite's lock statement, same for all
             statements.append(statement)
 

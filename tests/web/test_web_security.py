@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import REGISTRY
@@ -105,7 +106,9 @@ def test_the_csrf_field_of_one_link_does_not_pay_another(page: Page) -> None:
     assert page.shop.row(second_id).link_status != "COMPLETED"
 
 
-def test_token_lookups_are_rate_limited_per_client_and_recover(page_factory) -> None:  # type: ignore[no-untyped-def]
+def test_token_lookups_are_rate_limited_per_client_and_recover(
+    page_factory: Callable[..., Page],
+) -> None:
     # Given a page allowing 3 lookups a minute
     page = page_factory(rate_limit=3)
     _, token = page.shop.order()
