@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -153,6 +154,14 @@ class UnitOfWork(Protocol):
         ...
 
     def rollback(self) -> None: ...
+    def scope(self) -> AbstractContextManager[None]:
+        """One command's writes inside a larger transaction (a group): kept when the
+        block exits normally; discarded when it raises, as if never made (aggregates
+        it loaded or added revert to their state at entry; its outbox rows, processed
+        record, store and notification writes are dropped). The exception propagates;
+        the transaction stays open for the next command."""
+        ...
+
     def prefetch(
         self,
         *,

@@ -7,6 +7,8 @@ handler that raises leaves the state exactly as it found it (like a rollback).
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Self
@@ -198,6 +200,18 @@ class FakeUnitOfWork:
 
     def rollback(self) -> None:
         self.__enter__()
+
+    _STAGED = ("loaded", "pending_stores", "pending_processed", "notes", "events", "commands")
+
+    @contextmanager
+    def scope(self) -> Iterator[None]:
+        staged = {name: copy.deepcopy(getattr(self, name)) for name in self._STAGED}
+        try:
+            yield
+        except BaseException:
+            for name, value in staged.items():
+                setattr(self, name, value)
+            raise
 
     def prefetch(self, **_ids: object) -> None:
         """Everything is in memory already."""
