@@ -19,7 +19,7 @@ from messages.routing import Queue
 from tests.integration.commands import create_order, merchant
 from tests.ops.support import Shop, http_get, make_shop
 from tests.services import require_postgres
-from workers.observability.logs import HealthServer, start_health_server
+from workers.observability.health import HealthServer, start_health_server
 from workers.processes.exporter import PaylinkCollector, build_registry
 from workers.storage import tables as t
 from workers.storage.engine import make_engine

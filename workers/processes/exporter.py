@@ -34,10 +34,12 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
 from domain.currency import COUNTRY_CURRENCY
-from workers.cli.rabbitmq import connect as connect  # moved there; kept for older imports
+from workers.observability.health import start_health_server
+from workers.observability.logs import configure_logging
 from workers.providers.failures import AUTH_REFUSED
 from workers.settings import Settings
 from workers.storage import tables as t
+from workers.storage.engine import make_engine
 
 log = structlog.get_logger("paylink.exporter")
 
@@ -430,9 +432,6 @@ def run_exporter(
     stop: threading.Event | None = None,
 ) -> None:
     """Serve /metrics, /healthz and /readyz on ``port`` until SIGTERM/SIGINT (or ``stop``)."""
-    from workers.observability.logs import configure_logging, start_health_server
-    from workers.storage.engine import make_engine
-
     configure_logging(settings)
     engine = make_engine(settings.database_url)
     collector = PaylinkCollector(engine)

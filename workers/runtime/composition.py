@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from domain.notifications import Notifier
 from domain.ports import Context
+from workers.providers import build_notifier
 from workers.runtime.batching import Batcher
 from workers.runtime.checkout_proof import HmacCheckoutProofs
 from workers.runtime.patience import Backoff
@@ -56,8 +57,6 @@ class App:
 
     @cached_property
     def notifier(self) -> Notifier:
-        from workers.providers import build_notifier
-
         return build_notifier(self.settings)
 
     @cached_property
