@@ -172,7 +172,8 @@ def serve() -> int:
 
     processes = get_settings().worker_processes
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_GroupMetrics(MultiProcessCollector(None, path=os.environ[GROUP_DIR_ENV])))
+    files = MultiProcessCollector(None, path=os.environ[GROUP_DIR_ENV])  # type: ignore[no-untyped-call]  # prometheus_client leaves this __init__ unannotated
+    registry.register(_GroupMetrics(files))
     beats = heartbeat_dir()
     start_health_server(
         int(os.environ.get(PORT_ENV, "9191")),

@@ -217,7 +217,7 @@ class Relay:
         a new cache key every time)."""
         self.held = held
         partitions = self.settings.relay_partitions
-        where = [self.unsent]
+        where: list[ColumnElement[bool]] = [self.unsent]
         if held is not None:
             where.append(partitions_clause(held, partitions))
         metrics.HELD.set(partitions if held is None else len(held))
@@ -271,7 +271,7 @@ class Relay:
                 )
             # A nack raises; a returned command (its queue is gone) fails the batch too:
             # the relay reconnects, declares the queues again and publishes it then.
-            confirmations = await publish_batch(channel, outgoing)  # type: ignore[arg-type]
+            confirmations = await publish_batch(channel, outgoing)
             for row, confirmation in zip(rows, confirmations, strict=True):
                 if not isinstance(confirmation, Basic.Ack):
                     raise RuntimeError(f"{row.destination}: message {row.message_id} was returned")

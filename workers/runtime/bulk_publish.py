@@ -33,7 +33,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiormq
-from aiormq.abc import ChannelFrame, ConfirmationFrameType, DeliveredMessage, FrameType
+from aiormq.abc import (
+    AbstractChannel,
+    ChannelFrame,
+    ConfirmationFrameType,
+    DeliveredMessage,
+    FrameType,
+)
 from pamqp.body import ContentBody
 from pamqp.commands import Basic
 from pamqp.header import ContentHeader
@@ -59,7 +65,7 @@ class Outgoing:
 
 
 async def publish_batch(
-    channel: aiormq.Channel, messages: Sequence[Outgoing]
+    channel: AbstractChannel, messages: Sequence[Outgoing]
 ) -> list[ConfirmationFrameType | DeliveredMessage]:
     """Publish ``messages`` in order, in one write; return each one's confirmation.
 
@@ -67,6 +73,8 @@ async def publish_batch(
     returned message (a mandatory message no queue took, when the channel does not
     raise on returns); a nack, a return that raises, or a channel that closes raises.
     """
+    if not isinstance(channel, aiormq.Channel):  # aio-pika's underlay channel is one
+        raise TypeError(f"publish_batch writes aiormq.Channel internals, not {type(channel)}")
     if not channel.publisher_confirms:
         raise ValueError("publish_batch needs a channel with publisher confirms")
     confirmations: list[asyncio.Future[ConfirmationFrameType | DeliveredMessage]] = []

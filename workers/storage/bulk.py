@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 #: (pipelined executemany was 13 % of the worker's CPU in the grouped-commit profile).
 BULK_MIN_ROWS = 2
 
-_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy leaves the dialect's __init__ unannotated
 
 
 def is_postgresql(session: Session) -> bool:
