@@ -20,7 +20,7 @@ from rich.table import Table
 from bench.vhost import use_bench_vhost
 
 if TYPE_CHECKING:
-    # Imported in main(), once the bench's vhost exists: tests.harness reads the
+    # Imported in main(), once the bench's vhost exists: workers.devtools.harness reads the
     # broker URL when it is imported, and --help should touch nothing.
     from bench.scenarios import Config, Results
 
@@ -133,7 +133,7 @@ def machine_facts(cfg: Config) -> list[tuple[str, str]]:
     from sqlalchemy import create_engine, text
 
     from bench.stack import rabbitmq_version
-    from tests.services import POSTGRES_ADMIN_URL
+    from workers.devtools.services import POSTGRES_ADMIN_URL
     from workers.settings import Settings
 
     mem_kib = next(
@@ -305,6 +305,8 @@ def render(results: Results, facts: list[tuple[str, str]], elapsed: float) -> st
         lines += ["## Goals", "", "| goal | this run | |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in g]
         lines.append("")
+    if results.anomalies:
+        lines += ["## Anomalies", "", *[f"- {a}" for a in results.anomalies], ""]
     if results.notes:
         lines += ["## Notes", "", *[f"- {n}" for n in results.notes], ""]
     return "\n".join(lines)
@@ -331,6 +333,8 @@ def show(results: Results) -> None:
         for a, b, c in g:
             gt.add_row(a, b, f"[green]{c}[/green]" if c == "met" else f"[red]{c}[/red]")
         console.print(gt)
+    for anomaly in results.anomalies:
+        console.print(f"[red]anomaly[/red]: {anomaly}")
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
