@@ -1,6 +1,6 @@
 """What every actor does with its message: parse, dispatch, log, map failures.
 
-- Valid command: ``domain.dispatch`` (idempotent, transactional, rejections as events).
+- Valid command: ``domain.bus`` (idempotent, transactional, rejections as events).
 - Invalid command that still names a ``command_id``: an ``order.rejected`` event with
   ``VALIDATION_FAILED`` and the field errors; the message is acknowledged.
 - Nothing to identify it by: dead-lettered to ``<queue>.XQ`` with the reason.
@@ -23,8 +23,9 @@ import dramatiq
 import structlog
 from dramatiq.middleware import CurrentMessage
 
+from domain.bus import reject
 from domain.errors import DomainError, TransientError
-from domain.outcomes import Cause, payload_hash, record_rejection
+from domain.outcomes import Cause, payload_hash
 from messages.common import CommandBase
 from messages.routing import BY_ACTOR, ParseError, parse_command
 from workers.composition import App, get_app
@@ -66,8 +67,8 @@ def _reject_invalid(actor_name: str, payload: Any, error: ParseError) -> None:
     app = get_app()
     order_id, store_id = known_target(app.engine, payload)
     cause = Cause(error.command_id, error.command_type or actor_name, order_id, store_id)
-    outcome = record_rejection(
-        cause, InvalidCommand(error.reason[:1000]), app.uow, app.context, _raw_digest(payload)
+    outcome = reject(
+        cause, InvalidCommand(error.reason[:1000]), _raw_digest(payload), app.uow, app.context
     )
     log.info("command rejected", code=outcome.code)
 
@@ -108,9 +109,7 @@ def _granted(command: CommandBase, app: App) -> CommandBase | None:
     granted = apply_grants(command, upstream, GRANTS.get(app.engine, upstream))
     if isinstance(granted, CommandBase):
         return granted
-    outcome = record_rejection(
-        Cause.of(command), granted, app.uow, app.context, payload_hash(command)
-    )
+    outcome = reject(Cause.of(command), granted, payload_hash(command), app.uow, app.context)
     log.info("command rejected", code=outcome.code, command_id=str(command.command_id))
     return None
 
