@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 from uuid import UUID
 
 import dramatiq
 import structlog
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import CurrentMessage
 
 from domain.bus import reject
@@ -40,7 +40,7 @@ class InvalidCommand(DomainError):
     code = "VALIDATION_FAILED"
 
 
-def _raw_digest(payload: Any) -> str:
+def _raw_digest(payload: object) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -50,19 +50,22 @@ def _dead_letter(actor_name: str, reason: str) -> None:
     route = BY_ACTOR.get(actor_name)
     if message is None or route is None:  # pragma: no cover - only outside a worker
         raise RuntimeError(reason)
-    channel = dramatiq.get_broker().channel
+    broker = dramatiq.get_broker()
+    if not isinstance(broker, RabbitmqBroker):  # pragma: no cover - only with RabbitMQ
+        raise RuntimeError(reason)
+    channel = broker.channel
     dead_letter(channel, route.queue_name, message.encode(), reason)
     log.warning("message dead-lettered", reason=reason, queue=route.queue_name)
 
 
-def _uuid_or_none(value: Any) -> UUID | None:
+def _uuid_or_none(value: object) -> UUID | None:
     try:
         return UUID(str(value)) if value else None
     except ValueError:
         return None
 
 
-def _reject_invalid(actor_name: str, payload: Any, error: ParseError) -> None:
+def _reject_invalid(actor_name: str, payload: object, error: ParseError) -> None:
     assert error.command_id is not None
     app = get_app()
     order_id, store_id = known_target(app.engine, payload)
@@ -73,7 +76,7 @@ def _reject_invalid(actor_name: str, payload: Any, error: ParseError) -> None:
     log.info("command rejected", code=outcome.code)
 
 
-def _has_nul(value: Any) -> bool:
+def _has_nul(value: object) -> bool:
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
@@ -83,7 +86,7 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _envelope_problem(actor_name: str, payload: Any) -> ParseError | None:
+def _envelope_problem(actor_name: str, payload: object) -> ParseError | None:
     message = CurrentMessage.get_current_message()
     problem = message.options.get(INVALID_ENVELOPE_OPTION) if message is not None else None
     if problem is None and not _has_nul(payload):
@@ -114,7 +117,7 @@ def _granted(command: CommandBase, app: App) -> CommandBase | None:
     return None
 
 
-def execute(actor_name: str, payload: Any) -> None:
+def execute(actor_name: str, payload: object) -> None:
     structlog.contextvars.clear_contextvars()
     parsed = _envelope_problem(actor_name, payload) or parse_command(actor_name, payload)
     if isinstance(parsed, ParseError):
@@ -125,17 +128,17 @@ def execute(actor_name: str, payload: Any) -> None:
             _reject_invalid(actor_name, payload, parsed)
         return
     app = get_app()
-    parsed = _granted(parsed, app)
-    if parsed is None:
+    command = _granted(parsed, app)
+    if command is None:
         return
-    order_id = getattr(parsed, "order_id", None)
+    order_id = getattr(command, "order_id", None)
     structlog.contextvars.bind_contextvars(
-        command_id=str(parsed.command_id),
-        command_type=type(parsed).__name__,
+        command_id=str(command.command_id),
+        command_type=type(command).__name__,
         **({"order_id": str(order_id)} if order_id else {}),
     )
     try:
-        outcome = app.batcher.dispatch(parsed)
+        outcome = app.batcher.dispatch(command)
     except TransientError as exc:
         log.warning("transient failure, will retry", error=str(exc), retry_after=exc.retry_after)
         if exc.retry_after is not None:
