@@ -15,8 +15,8 @@ from domain.errors import DeliveryRejected, TransientError
 from messages import commands as c
 from tests.integration.commands import ADMIN, configure_store, create_order, merchant
 from tests.integration.test_storage import Env
-from workers import batching
-from workers.batching import Batcher
+from workers.runtime import batching
+from workers.runtime.batching import Batcher
 from workers.storage import tables as t
 from workers.storage.uow import SqlUnitOfWork
 
@@ -320,7 +320,7 @@ def test_a_group_whose_step_fails_goes_on_one_by_one(
         calls.append(len(jobs))
         raise RuntimeError("a bug in the grouped step")
 
-    monkeypatch.setattr("workers.batching.run_group", broken)
+    monkeypatch.setattr("workers.runtime.batching.run_group", broken)
     batcher = Batcher(env.uow, env.ctx, max_size=8)
     results = _in_threads(batcher, [create_order() for _ in range(32)])
 
@@ -349,8 +349,8 @@ def test_an_interrupted_leader_raises_and_its_group_goes_on_alone(
     def interrupted(jobs: Any, *_: Any) -> Any:
         raise Interrupted
 
-    monkeypatch.setattr("workers.batching.run_alone", slow)
-    monkeypatch.setattr("workers.batching.run_group", interrupted)
+    monkeypatch.setattr("workers.runtime.batching.run_alone", slow)
+    monkeypatch.setattr("workers.runtime.batching.run_group", interrupted)
     batcher = Batcher(env.uow, env.ctx, max_size=8)
     first = threading.Thread(target=batcher.dispatch, args=(create_order(),))
     first.start()
@@ -397,7 +397,7 @@ def test_batch_size_one_turns_grouping_off(
         grouped.append(len(jobs))
         return real(jobs, *args)
 
-    monkeypatch.setattr("workers.batching.run_group", counted)
+    monkeypatch.setattr("workers.runtime.batching.run_group", counted)
     batcher = Batcher(env.uow, env.ctx, max_size=1)
     results = _in_threads(batcher, [create_order() for _ in range(16)])
     assert [r.status for r in results] == ["accepted"] * 16
