@@ -15,8 +15,8 @@ from domain.errors import DeliveryRejected, TransientError
 from messages import commands as c
 from tests.integration.commands import ADMIN, configure_store, create_order, merchant
 from tests.integration.test_storage import Env
-from workers.runtime import batching
-from workers.runtime.batching import Batcher
+from workers.runtime import grouping
+from workers.runtime.grouping import Batcher
 from workers.storage import tables as t
 from workers.storage.uow import SqlUnitOfWork
 
@@ -320,7 +320,7 @@ def test_a_group_whose_step_fails_goes_on_one_by_one(
         calls.append(len(jobs))
         raise RuntimeError("a bug in the grouped step")
 
-    monkeypatch.setattr("workers.runtime.batching.run_group", broken)
+    monkeypatch.setattr("workers.runtime.grouping.run_group", broken)
     batcher = Batcher(env.uow, env.ctx, max_size=8)
     results = _in_threads(batcher, [create_order() for _ in range(32)])
 
@@ -340,7 +340,7 @@ def test_an_interrupted_leader_raises_and_its_group_goes_on_alone(
     env = Counting(database_url)
     assert env.run(configure_store()).status == "accepted"
     gate = threading.Event()
-    real = batching.run_alone
+    real = grouping.run_alone
 
     def slow(job: Any, *args: Any) -> Any:
         gate.wait(5)  # hold the first (single) command so that the others form one group
@@ -349,8 +349,8 @@ def test_an_interrupted_leader_raises_and_its_group_goes_on_alone(
     def interrupted(jobs: Any, *_: Any) -> Any:
         raise Interrupted
 
-    monkeypatch.setattr("workers.runtime.batching.run_alone", slow)
-    monkeypatch.setattr("workers.runtime.batching.run_group", interrupted)
+    monkeypatch.setattr("workers.runtime.grouping.run_alone", slow)
+    monkeypatch.setattr("workers.runtime.grouping.run_group", interrupted)
     batcher = Batcher(env.uow, env.ctx, max_size=8)
     first = threading.Thread(target=batcher.dispatch, args=(create_order(),))
     first.start()
@@ -391,13 +391,13 @@ def test_batch_size_one_turns_grouping_off(
     assert env.run(configure_store()).status == "accepted"
 
     grouped: list[int] = []
-    real = batching.run_group
+    real = grouping.run_group
 
     def counted(jobs: Any, *args: Any) -> Any:
         grouped.append(len(jobs))
         return real(jobs, *args)
 
-    monkeypatch.setattr("workers.runtime.batching.run_group", counted)
+    monkeypatch.setattr("workers.runtime.grouping.run_group", counted)
     batcher = Batcher(env.uow, env.ctx, max_size=1)
     results = _in_threads(batcher, [create_order() for _ in range(16)])
     assert [r.status for r in results] == ["accepted"] * 16

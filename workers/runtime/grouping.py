@@ -34,7 +34,7 @@ from domain.ports import Context, UowFactory
 from messages import commands as c
 from messages.common import CommandBase
 
-log = structlog.get_logger("paylink.batching")
+log = structlog.get_logger("paylink.grouping")
 
 #: The commands whose steps are grouped, and the group each joins (the two steps of
 #: send-link join one group: answers and the next attempts commit together).
