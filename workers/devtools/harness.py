@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue as queue_module
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -307,8 +310,6 @@ def poll_until(predicate: Callable[[], Any], timeout: float, *, interval: float 
 
 def token_from_outbox(outbox_dir: Path, link_id: str) -> str:
     """What the customer clicks: the token in the message paylink left in the file outbox."""
-    import re
-
     for suffix in (".eml", ".json"):
         path = outbox_dir / f"{link_id}{suffix}"
         if path.exists():
@@ -434,9 +435,6 @@ class EventCollector:
     """
 
     def __init__(self, url: str = RABBITMQ_URL) -> None:
-        import queue as queue_module
-        import threading
-
         self.url = url
         self.queue = f"test.events.{uuid.uuid4().hex[:8]}"
         self.by_id: dict[str, dict[str, Any]] = {}
@@ -526,8 +524,6 @@ class Supervisor:
     """
 
     def __init__(self, harness: Harness, *, interval: float = 0.2) -> None:
-        import threading
-
         self.harness = harness
         self.interval = interval
         self.watched: dict[str, Proc] = {}
