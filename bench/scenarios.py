@@ -37,6 +37,7 @@ from messages.routing import EVENTS_EXCHANGE, Queue
 from workers.devtools.harness import create_database, drop_database, purge_queues, token_from_outbox
 from workers.devtools.services import RABBITMQ_URL
 from workers.processes.scheduler import release_due
+from workers.settings import Settings
 from workers.storage.engine import make_engine, make_session_factory
 
 Log = Callable[[str], None]
@@ -599,8 +600,6 @@ class Run:
         worker = stack.procs[0]
         scheduler = next(p for p in stack.procs if p.name == "scheduler")
         relays = [p for p in stack.procs if p.name == "relay"]
-        from workers.settings import Settings
-
         batch = Settings().scheduler_batch_size
 
         def tick_ms(samples: int = 25) -> list[float]:
