@@ -55,9 +55,10 @@ def _load(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> tuple[Order,
 
 
 def _notification(
-    order: Order, store_name: str, link: Link, token: str, ctx: Context
+    order: Order, store_name: str, link: Link, cmd: c.SendPaymentLink, ctx: Context
 ) -> PaymentLinkNotification:
-    recipient = order.customer.email or order.customer.phone
+    channel = cmd.channel or ("email" if order.customer.email else "sms")
+    recipient = order.customer.email if channel == "email" else order.customer.phone
     if recipient is None:
         raise ValidationFailed(
             "the customer's contact data was erased: the link cannot be sent",
@@ -66,13 +67,13 @@ def _notification(
     return PaymentLinkNotification(
         notification_id=link.link_id,
         order_id=order.order_id,
-        channel="email" if order.customer.email else "sms",
+        channel=channel,
         recipient=recipient,
         store_name=store_name,
         purchase_country=order.purchase_country,
         currency=order.currency,
         order_amount=order.order_amount,
-        link_url=f"{ctx.checkout_base_url.rstrip('/')}/{token}",
+        link_url=f"{ctx.checkout_base_url.rstrip('/')}/{cmd.token}",
         expires_at=link.expires_at,
         merchant_reference=order.merchant_reference1,
     )
@@ -94,8 +95,11 @@ def begin_attempt(cmd: c.SendPaymentLink, digest: str, uow: UnitOfWork, ctx: Con
     """Step 1 in an open unit of work (the caller commits). A ``DomainError`` (unknown
     order, a superseded link) is raised before anything is staged."""
     order, link = _load(cmd, uow, ctx)
+    store = uow.stores.get(order.store_id)
+    store_name = store.name if store is not None else order.store_id
+    notification = _notification(order, store_name, link, cmd, ctx)
     record = uow.notifications.get(link.link_id) or NotificationRecord(
-        link.link_id, order.order_id, order.channel, NotificationState.ATTEMPTING
+        link.link_id, order.order_id, notification.channel, NotificationState.ATTEMPTING
     )
     uncertain = record.state is NotificationState.ATTEMPTING and record.attempts > 0
     if uncertain:
@@ -103,9 +107,6 @@ def begin_attempt(cmd: c.SendPaymentLink, digest: str, uow: UnitOfWork, ctx: Con
     record.state = NotificationState.ATTEMPTING
     record.attempts += 1
     uow.notifications.save(record)
-    store = uow.stores.get(order.store_id)
-    store_name = store.name if store is not None else order.store_id
-    notification = _notification(order, store_name, link, cmd.token, ctx)
     return Attempt(cmd, digest, record, notification, uncertain)
 
 
@@ -176,7 +177,9 @@ def after_failure(
     reason, provider = exc.reason, exc.provider or "unknown"
 
     def undeliverable(order: Order, link: Link) -> None:
-        order.mark_link_undeliverable(link, provider=provider, reason=reason)
+        order.mark_link_undeliverable(
+            link, provider=provider, reason=reason, channel=attempt.notification.channel
+        )
         record.state, record.error = NotificationState.FAILED, reason[:500]
 
     return _record_outcome(attempt, uow_factory, ctx, undeliverable)
@@ -186,7 +189,9 @@ def _sent(attempt: Attempt, receipt: DeliveryReceipt) -> Callable[[Order, Link],
     record = attempt.record
 
     def sent(order: Order, link: Link) -> None:
-        order.mark_link_sent(link, receipt.provider, receipt.provider_message_id)
+        order.mark_link_sent(
+            link, receipt.provider, receipt.provider_message_id, attempt.notification.channel
+        )
         record.state = NotificationState.SENT
         record.provider, record.provider_message_id = receipt.provider, receipt.provider_message_id
 

@@ -54,7 +54,8 @@ def _prefetch(
 
 
 def _store(row: Any) -> Store:
-    return Store(row.store_id, row.name, row.terms_url, tuple(row.agreement_currencies))
+    currencies = tuple(row.agreement_currencies)
+    return Store(row.store_id, row.name, row.terms_url, currencies, row.sms_fallback)
 
 
 class SqlStoreRepository:
@@ -76,6 +77,7 @@ class SqlStoreRepository:
             "name": store.name,
             "terms_url": store.terms_url,
             "agreement_currencies": list(store.agreement_currencies),
+            "sms_fallback": store.sms_fallback,
             "updated_at": self.now(),
         }
         updated = self.session.execute(
@@ -220,6 +222,8 @@ def _notification(row: Any) -> NotificationRecord:
         provider=row.provider,
         provider_message_id=row.provider_message_id,
         error=row.error,
+        report=row.report,
+        report_reason=row.report_reason,
     )
 
 
@@ -255,6 +259,8 @@ class SqlNotifications:
             "provider": record.provider,
             "provider_message_id": record.provider_message_id,
             "error": record.error,
+            "report": record.report,
+            "report_reason": record.report_reason,
             "updated_at": self.now(),
         }
 
