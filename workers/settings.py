@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     web_forwarded_allow_ips: str = Field(
         default="127.0.0.1", alias="PAYLINK_WEB_FORWARDED_ALLOW_IPS"
     )
+    #: How providers reach ``paylink web`` (``https://pay.example.com``): Twilio's status
+    #: callbacks are sent there and their signature covers it. Unset: no callbacks.
+    web_public_url: str | None = Field(default=None, alias="PAYLINK_WEB_PUBLIC_URL")
+    #: SendGrid's Event Webhook verification key (Mail Settings, "Signed Event Webhook",
+    #: base64 as shown). Unset: ``/hooks/sendgrid`` refuses every request.
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, alias="PAYLINK_SENDGRID_WEBHOOK_PUBLIC_KEY"
+    )
     #: Which checkout gateway takes the payment; the sandbox is the embedded default.
     checkout_gateway: Literal["sandbox"] = Field(
         default="sandbox", alias="PAYLINK_CHECKOUT_GATEWAY"
