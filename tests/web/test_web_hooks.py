@@ -20,10 +20,11 @@ from twilio.request_validator import RequestValidator
 from messages import commands as c
 from messages.routing import ParsedMessage, parse_message
 from tests.web.support import SECRET, Shop, WorkerPublisher
+from workers.providers.twilio import status_callback_url
 from workers.storage import tables as t
 from workers.web.app import create_app
 from workers.web.gateway import SandboxGateway
-from workers.web.hooks import DeliveryHooks, twilio_callback_url
+from workers.web.hooks import DeliveryHooks
 
 PUBLIC_URL = "https://pay.example.test"
 TWILIO_TOKEN = "twilio-test-auth-token-0123456789"
@@ -224,7 +225,7 @@ UNDELIVERED = {
 def test_a_signed_twilio_callback_becomes_link_undelivered(hooks: Hooks) -> None:
     # Given a link sent by SMS, and its status callback URL
     order_id, link_id = hooks.sent_order(phone="+46701234567")
-    url = twilio_callback_url(PUBLIC_URL, order_id, link_id)
+    url = status_callback_url(PUBLIC_URL, order_id, link_id)
     signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, UNDELIVERED)
     # When Twilio posts its signed callback
     answer = twilio_post(hooks, url, UNDELIVERED, signature)
@@ -240,14 +241,14 @@ def test_a_twilio_callback_without_a_valid_signature_is_refused_and_publishes_no
     hooks: Hooks, forge: str
 ) -> None:
     order_id, link_id = hooks.sent_order(phone="+46701234567")
-    url = twilio_callback_url(PUBLIC_URL, order_id, link_id)
+    url = status_callback_url(PUBLIC_URL, order_id, link_id)
     token = "another-auth-token" if forge == "other-token" else TWILIO_TOKEN
     signature: str | None = RequestValidator(token).compute_signature(url, UNDELIVERED)
     form = dict(UNDELIVERED)
     if forge == "missing":
         signature = None
     elif forge == "other-link":
-        url = twilio_callback_url(PUBLIC_URL, order_id, uuid.uuid4())
+        url = status_callback_url(PUBLIC_URL, order_id, uuid.uuid4())
     elif forge == "other-status":
         form["MessageStatus"] = "delivered"
 
@@ -259,7 +260,7 @@ def test_a_twilio_callback_without_a_valid_signature_is_refused_and_publishes_no
 
 def test_a_replayed_twilio_callback_has_no_second_effect(hooks: Hooks) -> None:
     order_id, link_id = hooks.sent_order(phone="+46701234567")
-    url = twilio_callback_url(PUBLIC_URL, order_id, link_id)
+    url = status_callback_url(PUBLIC_URL, order_id, link_id)
     delivered = {**UNDELIVERED, "MessageStatus": "delivered"}
     delivered.pop("ErrorCode")
     signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, delivered)
@@ -276,7 +277,7 @@ def test_a_replayed_twilio_callback_has_no_second_effect(hooks: Hooks) -> None:
 
 def test_a_twilio_status_on_the_way_publishes_nothing(hooks: Hooks) -> None:
     order_id, link_id = hooks.sent_order(phone="+46701234567")
-    url = twilio_callback_url(PUBLIC_URL, order_id, link_id)
+    url = status_callback_url(PUBLIC_URL, order_id, link_id)
     sent = {**UNDELIVERED, "MessageStatus": "sent"}
     signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, sent)
 

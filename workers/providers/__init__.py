@@ -48,5 +48,6 @@ def build_notifier(settings: Settings) -> Notifier:
             from_number=settings.twilio_from_number,
             messaging_service_sid=settings.twilio_messaging_service_sid,
             base_url=settings.twilio_base_url,
+            public_url=settings.web_public_url,
         )
     return ChannelRouter(email=email, sms=sms)

@@ -45,6 +45,7 @@ from twilio.request_validator import (
 from messages import commands as c
 from messages.common import Channel
 from workers.providers.failures import scrub
+from workers.providers.twilio import STATUS_CALLBACK_PATH
 from workers.web.publisher import CommandPublisher, PublishFailed
 
 log = structlog.get_logger("paylink.web")
@@ -72,18 +73,11 @@ TWILIO_OUTCOMES: Mapping[str, Outcome] = {
 }
 #: Where the report's command ids are derived from (any fixed namespace would do).
 REPORT_NAMESPACE = uuid.UUID("0d9c4a52-5b67-4c43-9a51-4d0b4c2f3e10")
-#: Twilio's status callback path; the link it reports on is in the query.
-TWILIO_PATH = "/hooks/twilio"
 
 
 def report_command_id(provider: str, event_id: str) -> uuid.UUID:
     """The same provider event always makes the same command (and so one effect)."""
     return uuid.uuid5(REPORT_NAMESPACE, f"{provider}:{event_id}")
-
-
-def twilio_callback_url(public_url: str, order_id: uuid.UUID, link_id: uuid.UUID) -> str:
-    """The status callback a Twilio message is sent with: it names the link."""
-    return f"{public_url.rstrip('/')}{TWILIO_PATH}?order={order_id}&link={link_id}"
 
 
 def load_sendgrid_key(public_key: str) -> EllipticCurvePublicKey:
@@ -123,7 +117,7 @@ class DeliveryHooks:
     def routes(self) -> list[Route]:
         return [
             Route("/hooks/sendgrid", self.sendgrid, methods=["POST"], name="hook_sendgrid"),
-            Route(TWILIO_PATH, self.twilio, methods=["POST"], name="hook_twilio"),
+            Route(STATUS_CALLBACK_PATH, self.twilio, methods=["POST"], name="hook_twilio"),
         ]
 
     # ---- SendGrid -----------------------------------------------------------------
