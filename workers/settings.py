@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     )
     sms_provider: Literal["local", "twilio"] = Field(default="local", alias="PAYLINK_SMS_PROVIDER")
     outbox_dir: Path = Field(default=VAR_DIR / "outbox", alias="PAYLINK_OUTBOX_DIR")
+    #: The local outbox reports each message delivered, as a provider's webhook would
+    #: (``paylink run --demo`` turns it on, so the demo's timelines show link.delivered).
+    local_outbox_reports: bool = Field(default=False, alias="PAYLINK_LOCAL_OUTBOX_REPORTS")
     email_from: str = Field(default="no-reply@paylink.example", alias="PAYLINK_EMAIL_FROM")
     sendgrid_api_key: SecretStr | None = Field(default=None, alias="SENDGRID_API_KEY")
     sendgrid_base_url: str = Field(default="https://api.sendgrid.com", alias="SENDGRID_BASE_URL")
