@@ -251,7 +251,7 @@ notifications = Table(
 )
 
 #: Which stores an upstream system (its broker user, the AMQP ``user_id``) may act for,
-#: and the roles it may assert there (comma-separated); ``workers/grants.py``.
+#: and the roles it may assert there (comma-separated); ``workers/runtime/grants.py``.
 upstream_grants = Table(
     "upstream_grants",
     metadata,

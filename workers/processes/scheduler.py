@@ -38,8 +38,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from domain.expiry import DueLink, expire_due_links
 from domain.status import LinkStatus
 from messages import commands as c
-from workers import process_metrics as metrics
-from workers.retention import prune
+from workers.processes import metrics
+from workers.processes.retention import prune
 from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine, make_session_factory
@@ -168,7 +168,7 @@ def release_due(
     return len(links), len(reservations)
 
 
-#: How often a scheduler prunes expired rows (``workers.retention``): retention is
+#: How often a scheduler prunes expired rows (``workers.processes.retention``): retention is
 #: counted in days, so an hour late is on time.
 PRUNE_EVERY_SECONDS = 3600.0
 
@@ -222,7 +222,7 @@ class Scheduler:
 
 
 def run_scheduler(settings: Settings, *, health_port: int | None = 9301) -> None:
-    from workers.observability import configure_logging, start_health_server
+    from workers.observability.logs import configure_logging, start_health_server
 
     configure_logging(settings)
     scheduler = Scheduler(settings)
