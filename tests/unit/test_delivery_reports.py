@@ -131,7 +131,7 @@ def test_a_report_before_its_send_is_recorded_is_retried() -> None:
     world.create()
     send = world.pending_sends()[-1]
     with world.uow() as uow:
-        begin_attempt(send, "digest", uow, world.ctx)
+        begin_attempt(send, uow, world.ctx)
         uow.commit()
     # When the report arrives, Then it is retried later (transient), nothing recorded
     with pytest.raises(TransientError, match="before its send was recorded"):

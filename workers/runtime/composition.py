@@ -15,8 +15,8 @@ from domain.notifications import Notifier
 from domain.ports import Context
 from messages.common import CommandBase
 from messages.routing import encode_command
-from workers.runtime.batching import Batcher
 from workers.runtime.checkout_proof import HmacCheckoutProofs
+from workers.runtime.grouping import Batcher
 from workers.runtime.patience import Backoff
 from workers.settings import Settings, get_settings
 from workers.storage.engine import make_engine, make_session_factory
