@@ -52,9 +52,10 @@ def _load(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> tuple[Order,
 
 
 def _notification(
-    order: Order, store_name: str, link: Link, token: str, ctx: Context
+    order: Order, store_name: str, link: Link, cmd: c.SendPaymentLink, ctx: Context
 ) -> PaymentLinkNotification:
-    recipient = order.customer.email or order.customer.phone
+    channel = cmd.channel or ("email" if order.customer.email else "sms")
+    recipient = order.customer.email if channel == "email" else order.customer.phone
     if recipient is None:
         raise ValidationFailed(
             "the customer's contact data was erased: the link cannot be sent",
@@ -63,13 +64,13 @@ def _notification(
     return PaymentLinkNotification(
         notification_id=link.link_id,
         order_id=order.order_id,
-        channel="email" if order.customer.email else "sms",
+        channel=channel,
         recipient=recipient,
         store_name=store_name,
         purchase_country=order.purchase_country,
         currency=order.currency,
         order_amount=order.order_amount,
-        link_url=f"{ctx.checkout_base_url.rstrip('/')}/{token}",
+        link_url=f"{ctx.checkout_base_url.rstrip('/')}/{cmd.token}",
         expires_at=link.expires_at,
         merchant_reference=order.merchant_reference1,
     )
@@ -90,8 +91,11 @@ def begin_attempt(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> Atte
     """Step 1. A ``DomainError`` (unknown order, a superseded link) is raised before
     anything is staged."""
     order, link = _load(cmd, uow, ctx)
+    store = uow.stores.get(order.store_id)
+    store_name = store.name if store is not None else order.store_id
+    notification = _notification(order, store_name, link, cmd, ctx)
     record = uow.notifications.get(link.link_id) or NotificationRecord(
-        link.link_id, order.order_id, order.channel, NotificationState.ATTEMPTING
+        link.link_id, order.order_id, notification.channel, NotificationState.ATTEMPTING
     )
     uncertain = record.state is NotificationState.ATTEMPTING and record.attempts > 0
     if uncertain:
@@ -99,9 +103,6 @@ def begin_attempt(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> Atte
     record.state = NotificationState.ATTEMPTING
     record.attempts += 1
     uow.notifications.save(record)
-    store = uow.stores.get(order.store_id)
-    store_name = store.name if store is not None else order.store_id
-    notification = _notification(order, store_name, link, cmd.token, ctx)
     return Attempt(cmd, record, notification, uncertain)
 
 
@@ -153,14 +154,14 @@ def record_answer(
     """Step 3: ``SENT`` and ``link.sent``, or ``FAILED`` and ``link.delivery_failed``.
     A resend that replaced the link meanwhile is a ``DomainError`` (recorded)."""
     order, link = _load(cmd, uow, ctx)
-    record = attempt.record
+    record, channel = attempt.record, attempt.notification.channel
     if isinstance(answer, DeliveryReceipt):
-        order.mark_link_sent(link, answer.provider, answer.provider_message_id)
+        order.mark_link_sent(link, answer.provider, answer.provider_message_id, channel)
         record.state = NotificationState.SENT
         record.provider, record.provider_message_id = answer.provider, answer.provider_message_id
     else:
         order.mark_link_undeliverable(
-            link, provider=answer.provider or "unknown", reason=answer.reason
+            link, provider=answer.provider or "unknown", reason=answer.reason, channel=channel
         )
         record.state, record.error = NotificationState.FAILED, answer.reason[:500]
     uow.notifications.save(record)

@@ -14,17 +14,24 @@ from uuid import UUID
 
 from domain.currency import currency_for_country
 from domain.delivery import Attempt, begin_attempt
-from domain.errors import NotFound, ValidationFailed
+from domain.errors import NotFound, TransientError, ValidationFailed
 from domain.line_ledger import LineRequest
 from domain.lines import OrderLine, order_totals
 from domain.links import hash_token
 from domain.order import CustomerContact, Order, ensure_editable_lines
 from domain.permissions import authorize
-from domain.ports import Context, UnitOfWork
+from domain.ports import Context, NotificationState, UnitOfWork
 from domain.store import Store
 from messages import commands as c
 from messages import events as ev
-from messages.common import CommandBase, EventBase, LineType, MerchantCommand, OrderLineIn
+from messages.common import (
+    Channel,
+    CommandBase,
+    EventBase,
+    LineType,
+    MerchantCommand,
+    OrderLineIn,
+)
 
 Events = list[EventBase]
 #: A handler gives the command's events; send-link's first step gives the attempt to
@@ -109,7 +116,12 @@ def _order_by_token(
 
 
 def _send_link_command(
-    order: Order, cause: UUID, link_id: UUID, token: str, ctx: Context
+    order: Order,
+    cause: UUID,
+    link_id: UUID,
+    token: str,
+    ctx: Context,
+    channel: Channel | None = None,
 ) -> c.SendPaymentLink:
     return c.SendPaymentLink(
         command_id=follow_up_id(cause, f"send-link:{link_id}"),
@@ -117,15 +129,15 @@ def _send_link_command(
         order_id=order.order_id,
         link_id=link_id,
         token=token,
+        channel=channel,
     )
 
 
 def configure_store(cmd: c.ConfigureStore, uow: UnitOfWork, ctx: Context) -> Events:
     authorize(cmd.actor, "ConfigureStore", [cmd.store_id])
     terms = str(cmd.terms_url) if cmd.terms_url is not None else None
-    store = Store(
-        cmd.store_id, cmd.store_name, terms, tuple(str(x) for x in cmd.agreement_currencies)
-    )
+    currencies = tuple(str(x) for x in cmd.agreement_currencies)
+    store = Store(cmd.store_id, cmd.store_name, terms, currencies, cmd.sms_fallback)
     uow.stores.save(store)
     return [
         ev.StoreConfigured(
@@ -136,6 +148,7 @@ def configure_store(cmd: c.ConfigureStore, uow: UnitOfWork, ctx: Context) -> Eve
             store_name=store.name,
             terms_url=store.terms_url,
             agreement_currencies=list(store.agreement_currencies),
+            sms_fallback=store.sms_fallback,
         )
     ]
 
@@ -231,6 +244,38 @@ def checkout_completed(cmd: c.CheckoutCompleted, uow: UnitOfWork, ctx: Context) 
     return order.events
 
 
+def record_link_delivery(cmd: c.RecordLinkDelivery, uow: UnitOfWork, ctx: Context) -> Events:
+    """A report on a link that is not the order's current one (unknown, superseded by
+    a resend or a fallback) or that repeats the outcome already recorded is accepted
+    and changes nothing: providers retry a refused webhook, so a refusal would only
+    come back. A report that overtakes the record of its own send (the local outbox
+    reports at once) is retried until the send is recorded."""
+    record = uow.notifications.get(cmd.link_id)
+    order = uow.orders.get_for_update(cmd.order_id) if record is not None else None
+    link = order.current_link if order is not None else None
+    if record is None or order is None or link is None or link.link_id != cmd.link_id:
+        return []
+    if record.state is NotificationState.ATTEMPTING:
+        raise TransientError("a delivery report arrived before its send was recorded")
+    if record.report == cmd.outcome:
+        return []
+    order.begin(cmd.command_id, ctx.clock.now())
+    record.report, record.report_reason = cmd.outcome, cmd.reason
+    uow.notifications.save(record)
+    failed = cmd.outcome == "failed"
+    order.report_delivery(
+        link, record.channel, cmd.provider, delivered=not failed, reason=cmd.reason
+    )
+    store = uow.stores.get(order.store_id)
+    fallback = store is not None and store.sms_fallback and record.channel == "email"
+    if failed and fallback and order.can_fall_back_to_sms(link):
+        token = ctx.tokens.new_token()
+        sms = order.fall_back_to_sms(uuid.uuid4(), hash_token(token))
+        send = _send_link_command(order, cmd.command_id, sms.link_id, token, ctx, "sms")
+        uow.outbox.add_command(send)
+    return order.events
+
+
 def capture_payment(cmd: c.CapturePayment, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     if to_fees(cmd.order_lines):
@@ -316,6 +361,7 @@ HANDLERS: dict[type[CommandBase], Handler] = {
     c.ExpirePaymentLink: expire_payment_link,
     c.PaymentLinkOpened: payment_link_opened,
     c.CheckoutCompleted: checkout_completed,
+    c.RecordLinkDelivery: record_link_delivery,
     c.CapturePayment: capture_payment,
     c.RefundPayment: refund_payment,
     c.CancelOrder: cancel_order,

@@ -14,6 +14,8 @@ class Store:
     #: Seed 000: "a valid link to your Terms and Conditions is uploaded ... (mandatory)".
     terms_url: str | None
     agreement_currencies: tuple[str, ...]
+    #: A bounced email link is sent again by SMS (``ConfigureStore.sms_fallback``).
+    sms_fallback: bool = False
 
     def ensure_accepts_orders_in(self, currency: str) -> None:
         if not self.terms_url or not self.terms_url.startswith("https://"):

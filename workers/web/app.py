@@ -42,6 +42,7 @@ from workers.web.gateway import (
     CheckoutGateway,
     GatewayUnavailable,
 )
+from workers.web.hooks import DeliveryHooks
 from workers.web.lookup import LinkState, LinkView, find_link
 from workers.web.publisher import CommandPublisher, PublishFailed
 from workers.web.security import AccessLog, CsrfSigner, RateLimiter, SecurityHeaders
@@ -309,6 +310,7 @@ def create_app(
     now: Callable[[], datetime] = utcnow,
     limiter: RateLimiter | None = None,
     proof_key: tuple[str, bytes] | None = None,
+    hooks: DeliveryHooks | None = None,
 ) -> Starlette:
     endpoints = LinkPages(
         engine,
@@ -324,6 +326,7 @@ def create_app(
         Route("/l/{token}/pay", endpoints.pay, methods=["POST"], name="pay"),
         Route("/l/{token}/receipt", endpoints.receipt, methods=["GET"], name="receipt"),
         Mount("/static", StaticFiles(directory=pages.STATIC), name="static"),
+        *(hooks.routes() if hooks is not None else ()),
     ]
     return Starlette(
         routes=routes,

@@ -16,8 +16,9 @@ from workers.observability.health import start_health_server
 from workers.observability.logs import configure_logging
 from workers.settings import Settings
 from workers.storage.engine import make_engine
-from workers.web.app import create_app
+from workers.web.app import create_app, utcnow
 from workers.web.gateway import build_gateway
+from workers.web.hooks import DeliveryHooks
 from workers.web.publisher import BrokerPublisher
 
 
@@ -37,6 +38,17 @@ def run_web(settings: Settings, *, health_port: int) -> None:
         secret=secret,
         rate_limit_per_minute=settings.web_rate_limit_per_minute,
         proof_key=next(iter(settings.checkout_proof_key_map.items()), None),
+        hooks=DeliveryHooks(
+            publisher,
+            utcnow,
+            sendgrid_public_key=settings.sendgrid_webhook_public_key,
+            twilio_auth_token=(
+                settings.twilio_auth_token.get_secret_value()
+                if settings.twilio_auth_token is not None
+                else None
+            ),
+            public_url=settings.web_public_url,
+        ),
     )
 
     def ready() -> bool:
