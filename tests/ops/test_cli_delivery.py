@@ -7,11 +7,10 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.integration.commands import configure_store, create_order
-
 from messages import commands as c
 from messages import events as ev
 from tests.ops.support import Cli, make_shop
+from workers.devtools.commands import configure_store, create_order
 
 REASON = "bounce 550 5.1.1 user unknown"
 
