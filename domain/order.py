@@ -19,7 +19,7 @@ from domain.errors import (
     LinkError,
     ValidationFailed,
 )
-from domain.expiry import check_link_expiry, link_deadline
+from domain.expiry import DueLink, expire, link_deadline
 from domain.ledger import (
     Balance,
     EntryKind,
@@ -367,12 +367,14 @@ class Order:
 
     def expire_link(self, link_id: UUID) -> None:
         link = self.current_link
-        if link is None or link.link_id != link_id:
+        if link is None:
             raise LinkError("this link was replaced by a newer one", code="LINK_SUPERSEDED")
-        self.link_status = check_link_expiry(
-            self.link_status, link.link_id, link_id, link.expires_at, self._at()
+        state = DueLink(
+            self.order_id, self.store_id, self.link_status, link.link_id, link.expires_at
         )
-        self._record(ev.LinkExpired, link_id=link.link_id, expired_at=link.expires_at)
+        expiry = expire(state, link_id, self._at(), self._cause)
+        self.link_status = expiry.link_status
+        self.events.append(expiry.event)
 
     # ---- payment axis ---------------------------------------------------------------
 

@@ -9,9 +9,9 @@ Each tick takes due rows with ``FOR UPDATE SKIP LOCKED`` (several schedulers may
 and stamps the release time, in one transaction. Reservation expiries are released as
 ``ExpireAuthorization`` commands into the outbox; the relay publishes them and a worker
 applies them. Link expiries (many at once when a day's links lapse) are applied right
-here by default, in the same transaction that locked the rows: ``domain.expiry``
-re-checks each link's status and deadline with the rule ``Order.expire_link`` applies
-(reading only the columns it needs, not whole orders), and the rows and their
+here by default, in the same transaction that locked the rows: each link's status and
+deadline are re-checked by ``domain.expiry.expire``, the function ``Order.expire_link``
+itself calls (reading only the columns it needs, not whole orders), and the rows and their
 ``link.expired`` events (caused by the id the ``ExpirePaymentLink`` command would
 carry) are written with one statement each. The row lock and the cleared deadline make
 it idempotent: a second tick no longer sees the row as due. A link completed a second
@@ -94,7 +94,7 @@ def _apply_link_expiries(
 ) -> list[uuid.UUID]:
     """Expire the due links of these (locked) orders in this transaction.
 
-    The rule is ``domain.expiry``'s, the one ``Order.expire_link`` applies; only the few
+    The rule is ``domain.expiry.expire``, the one ``Order.expire_link`` calls; only the few
     columns it needs are read, and the rows and events are written in one statement
     each. A link the rule refuses (not due after all, say) is left as it is and logged;
     its row is released again after ``REPUBLISH_AFTER``. Returns the refused orders.
@@ -119,12 +119,12 @@ def release_due(
     now: datetime,
     limit: int,
     *,
-    apply_links: bool = False,
+    apply_links: bool = True,
 ) -> tuple[int, int]:
     """One tick: release due link and reservation expiries. Returns (links, reservations).
 
-    With ``apply_links``, due link expiries are applied in this transaction instead of
-    being released as commands.
+    With ``apply_links`` (the default, as ``PAYLINK_SCHEDULER_APPLY_LINK_EXPIRY``'s), due
+    link expiries are applied in this transaction instead of being released as commands.
     """
     with session_factory() as session, session.begin():
         outbox = SqlOutbox(session, lambda: now)
