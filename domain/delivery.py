@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from uuid import UUID
 
 from domain.errors import (
     DeliveryDeferred,
@@ -43,6 +44,7 @@ from domain.ports import (
     ProcessedCommand,
     UnitOfWork,
 )
+from domain.reminders import reminder_notification_id
 from messages import commands as c
 
 
@@ -51,11 +53,12 @@ def _load(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> tuple[Order,
     if order is None:
         raise NotFound(f"order {cmd.order_id} does not exist", code="ORDER_NOT_FOUND")
     order.begin(cmd.command_id, ctx.clock.now())
-    return order, order.link_for_delivery(cmd.link_id, hash_token(cmd.token))
+    guard = order.link_for_reminder if cmd.reminder else order.link_for_delivery
+    return order, guard(cmd.link_id, hash_token(cmd.token))
 
 
 def _notification(
-    order: Order, store_name: str, link: Link, token: str, ctx: Context
+    order: Order, store_name: str, link: Link, cmd: c.SendPaymentLink, ctx: Context
 ) -> PaymentLinkNotification:
     recipient = order.customer.email or order.customer.phone
     if recipient is None:
@@ -64,7 +67,7 @@ def _notification(
             code="CUSTOMER_ERASED",
         )
     return PaymentLinkNotification(
-        notification_id=link.link_id,
+        notification_id=_notification_id(cmd),
         order_id=order.order_id,
         channel="email" if order.customer.email else "sms",
         recipient=recipient,
@@ -72,10 +75,16 @@ def _notification(
         purchase_country=order.purchase_country,
         currency=order.currency,
         order_amount=order.order_amount,
-        link_url=f"{ctx.checkout_base_url.rstrip('/')}/{token}",
+        link_url=f"{ctx.checkout_base_url.rstrip('/')}/{cmd.token}",
         expires_at=link.expires_at,
         merchant_reference=order.merchant_reference1,
+        reminder=cmd.reminder,
     )
+
+
+def _notification_id(cmd: c.SendPaymentLink) -> UUID:
+    """The delivery record of this message: the link's own, or its reminder's."""
+    return reminder_notification_id(cmd.link_id) if cmd.reminder else cmd.link_id
 
 
 @dataclass(slots=True)
@@ -94,8 +103,9 @@ def begin_attempt(cmd: c.SendPaymentLink, digest: str, uow: UnitOfWork, ctx: Con
     """Step 1 in an open unit of work (the caller commits). A ``DomainError`` (unknown
     order, a superseded link) is raised before anything is staged."""
     order, link = _load(cmd, uow, ctx)
-    record = uow.notifications.get(link.link_id) or NotificationRecord(
-        link.link_id, order.order_id, order.channel, NotificationState.ATTEMPTING
+    notification_id = _notification_id(cmd)
+    record = uow.notifications.get(notification_id) or NotificationRecord(
+        notification_id, order.order_id, order.channel, NotificationState.ATTEMPTING
     )
     uncertain = record.state is NotificationState.ATTEMPTING and record.attempts > 0
     if uncertain:
@@ -105,7 +115,7 @@ def begin_attempt(cmd: c.SendPaymentLink, digest: str, uow: UnitOfWork, ctx: Con
     uow.notifications.save(record)
     store = uow.stores.get(order.store_id)
     store_name = store.name if store is not None else order.store_id
-    notification = _notification(order, store_name, link, cmd.token, ctx)
+    notification = _notification(order, store_name, link, cmd, ctx)
     return Attempt(cmd, digest, record, notification, uncertain)
 
 
@@ -176,7 +186,9 @@ def after_failure(
     reason, provider = exc.reason, exc.provider or "unknown"
 
     def undeliverable(order: Order, link: Link) -> None:
-        order.mark_link_undeliverable(link, provider=provider, reason=reason)
+        order.mark_link_undeliverable(
+            link, provider=provider, reason=reason, reminder=attempt.cmd.reminder
+        )
         record.state, record.error = NotificationState.FAILED, reason[:500]
 
     return _record_outcome(attempt, uow_factory, ctx, undeliverable)
@@ -186,7 +198,9 @@ def _sent(attempt: Attempt, receipt: DeliveryReceipt) -> Callable[[Order, Link],
     record = attempt.record
 
     def sent(order: Order, link: Link) -> None:
-        order.mark_link_sent(link, receipt.provider, receipt.provider_message_id)
+        order.mark_link_sent(
+            link, receipt.provider, receipt.provider_message_id, reminder=attempt.cmd.reminder
+        )
         record.state = NotificationState.SENT
         record.provider, record.provider_message_id = receipt.provider, receipt.provider_message_id
 

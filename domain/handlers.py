@@ -16,10 +16,11 @@ from domain.currency import currency_for_country
 from domain.errors import NotFound, ValidationFailed
 from domain.line_ledger import LineRequest
 from domain.lines import OrderLine, order_totals
-from domain.links import hash_token
+from domain.links import Link, hash_token
 from domain.order import CustomerContact, Order, ensure_editable_lines
 from domain.permissions import authorize
 from domain.ports import Context, UnitOfWork
+from domain.reminders import ReminderDeadline, reminder_command_id
 from domain.store import Store
 from messages import commands as c
 from messages import events as ev
@@ -117,12 +118,29 @@ def _send_link_command(
     )
 
 
+def _send_link(
+    order: Order, store: Store, cause: UUID, link: Link, token: str, uow: UnitOfWork, ctx: Context
+) -> None:
+    """Send a new link, and keep its reminder for the scheduler if the store wants one."""
+    uow.outbox.add_command(_send_link_command(order, cause, link.link_id, token, ctx))
+    due = store.reminder_due(link.expires_at, ctx.clock.now())
+    if due is not None:
+        reminder = c.SendPaymentLink(
+            command_id=reminder_command_id(link.link_id),
+            issued_at=due,
+            order_id=order.order_id,
+            link_id=link.link_id,
+            token=token,
+            reminder=True,
+        )
+        uow.reminders.schedule(ReminderDeadline(order.order_id, link.link_id, due, reminder))
+
+
 def configure_store(cmd: c.ConfigureStore, uow: UnitOfWork, ctx: Context) -> Events:
     authorize(cmd.actor, "ConfigureStore", [cmd.store_id])
     terms = str(cmd.terms_url) if cmd.terms_url is not None else None
-    store = Store(
-        cmd.store_id, cmd.store_name, terms, tuple(str(x) for x in cmd.agreement_currencies)
-    )
+    currencies = tuple(str(x) for x in cmd.agreement_currencies)
+    store = Store(cmd.store_id, cmd.store_name, terms, currencies, cmd.reminder_hours_before)
     uow.stores.save(store)
     return [
         ev.StoreConfigured(
@@ -133,6 +151,7 @@ def configure_store(cmd: c.ConfigureStore, uow: UnitOfWork, ctx: Context) -> Eve
             store_name=store.name,
             terms_url=store.terms_url,
             agreement_currencies=list(store.agreement_currencies),
+            reminder_hours_before=store.reminder_hours_before,
         )
     ]
 
@@ -185,17 +204,18 @@ def create_order(cmd: c.CreateOrder, uow: UnitOfWork, ctx: Context) -> Events:
     link = order.issue_link(uuid.uuid4(), hash_token(token), ctx.link_ttl)
     order.record_created()
     uow.orders.add(order)
-    uow.outbox.add_command(_send_link_command(order, cmd.command_id, link.link_id, token, ctx))
+    _send_link(order, store, cmd.command_id, link, token, uow, ctx)
     return order.events
 
 
 def resend_payment_link(cmd: c.ResendPaymentLink, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     # Seed 000: without Terms and Conditions "you will not be able to create or send order(s)".
-    _configured_store(order.store_id, uow).ensure_accepts_orders_in(order.currency)
+    store = _configured_store(order.store_id, uow)
+    store.ensure_accepts_orders_in(order.currency)
     token = ctx.tokens.new_token()
     link = order.resend_link(uuid.uuid4(), hash_token(token), ctx.link_ttl)
-    uow.outbox.add_command(_send_link_command(order, cmd.command_id, link.link_id, token, ctx))
+    _send_link(order, store, cmd.command_id, link, token, uow, ctx)
     return order.events
 
 

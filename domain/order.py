@@ -40,6 +40,7 @@ from domain.line_ledger import (
 )
 from domain.lines import OrderLine, order_totals
 from domain.links import Delivery, Link
+from domain.reminders import RemindableLink, check_reminder
 from domain.status import (
     LinkAction,
     LinkStatus,
@@ -284,8 +285,21 @@ class Order:
             raise LinkError("the payment link has expired", code="LINK_EXPIRED")
         return link
 
-    def mark_link_sent(self, link: Link, provider: str, provider_message_id: str) -> None:
-        link.delivery = Delivery.SENT
+    def link_for_reminder(self, link_id: UUID, token_hash: str) -> Link:
+        """The link to remind the customer of, or why not (``domain.reminders``)."""
+        link = self.current_link
+        current = link.link_id if link is not None and link.token_hash == token_hash else None
+        if link is None or current is None:
+            raise LinkError("this link was replaced by a newer one", code="LINK_SUPERSEDED")
+        state = RemindableLink(self.link_status, current, link.delivery, link.expires_at)
+        check_reminder(state, link_id, self._at())
+        return link
+
+    def mark_link_sent(
+        self, link: Link, provider: str, provider_message_id: str, *, reminder: bool = False
+    ) -> None:
+        if not reminder:  # a reminder is about a link already sent
+            link.delivery = Delivery.SENT
         self._record(
             ev.LinkSent,
             link_id=link.link_id,
@@ -293,16 +307,21 @@ class Order:
             provider=provider,
             provider_message_id=provider_message_id,
             expires_at=link.expires_at,
+            reminder=reminder,
         )
 
-    def mark_link_undeliverable(self, link: Link, provider: str, reason: str) -> None:
-        link.delivery = Delivery.FAILED
+    def mark_link_undeliverable(
+        self, link: Link, provider: str, reason: str, *, reminder: bool = False
+    ) -> None:
+        if not reminder:  # a failed reminder leaves the delivered link as it was
+            link.delivery = Delivery.FAILED
         self._record(
             ev.LinkDeliveryFailed,
             link_id=link.link_id,
             channel=self.channel,
             provider=provider,
             reason=reason,
+            reminder=reminder,
         )
 
     def _live_link(self, token_hash: str) -> Link:

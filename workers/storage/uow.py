@@ -29,6 +29,7 @@ from messages.routing import command_bytes, event_routing_key, route_for
 from workers.storage import tables as t
 from workers.storage.bulk import BULK_MIN_ROWS, bulk_insert, insert_rows, is_postgresql
 from workers.storage.orders import SqlOrderRepository
+from workers.storage.reminders import SqlReminderDeadlines
 
 Now = Callable[[], datetime]
 
@@ -54,7 +55,8 @@ def _prefetch(
 
 
 def _store(row: Any) -> Store:
-    return Store(row.store_id, row.name, row.terms_url, tuple(row.agreement_currencies))
+    currencies = tuple(row.agreement_currencies)
+    return Store(row.store_id, row.name, row.terms_url, currencies, row.reminder_hours_before)
 
 
 class SqlStoreRepository:
@@ -76,6 +78,7 @@ class SqlStoreRepository:
             "name": store.name,
             "terms_url": store.terms_url,
             "agreement_currencies": list(store.agreement_currencies),
+            "reminder_hours_before": store.reminder_hours_before,
             "updated_at": self.now(),
         }
         updated = self.session.execute(
@@ -297,6 +300,7 @@ class SqlUnitOfWork:
         self.processed = SqlProcessedCommands(self.session, self.now)
         self.outbox = SqlOutbox(self.session, self.now)
         self.notifications = SqlNotifications(self.session, self.now)
+        self.reminders = SqlReminderDeadlines(self.session)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
@@ -330,6 +334,7 @@ class SqlUnitOfWork:
             # Parents first: orders, then the rows that name them.
             self.orders.flush(self.now())
             self.notifications.flush()
+            self.reminders.flush()
             self.processed.flush()
             self.outbox.flush()
             self.session.commit()
