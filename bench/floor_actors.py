@@ -4,7 +4,7 @@ Run by the real Dramatiq CLI with paylink's worker settings::
 
     python -m dramatiq bench.floor_actors -p P -t T -Q bench.noop
 
-Same broker class, middleware and engine settings as ``workers.actors``; the
+Same broker class, middleware and engine settings as ``workers.runtime.actors``; the
 messages carry a CreateOrder-sized argument, so decoding costs the same.
 
 - ``bench_noop``: does nothing (floor 1: the broker and Dramatiq alone).
@@ -24,8 +24,8 @@ from sqlalchemy import Engine, insert
 
 from bench.acks import AckCounter
 from bench.floor_table import INSERT_QUEUE, NOOP_QUEUE, floor_rows
-from workers.broker import build_broker
-from workers.observability import configure_logging
+from workers.observability.logs import configure_logging
+from workers.runtime.broker import build_broker
 from workers.settings import get_settings
 from workers.storage.engine import make_engine
 

@@ -35,8 +35,8 @@ from messages import commands as c
 from messages.common import CommandBase
 from messages.routing import ParseError, parse_message
 from tests.harness import create_database, drop_database
-from workers.composition import App
-from workers.observability import configure_logging
+from workers.observability.logs import configure_logging
+from workers.runtime.composition import App
 from workers.settings import Settings
 from workers.storage import tables as t
 

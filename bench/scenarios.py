@@ -36,7 +36,7 @@ from messages import commands as c
 from messages.routing import EVENTS_EXCHANGE, Queue
 from tests.harness import create_database, drop_database, purge_queues, token_from_outbox
 from tests.services import RABBITMQ_URL
-from workers.scheduler import release_due
+from workers.processes.scheduler import release_due
 from workers.storage.engine import make_engine, make_session_factory
 
 Log = Callable[[str], None]

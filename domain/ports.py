@@ -32,7 +32,7 @@ T = TypeVar("T")
 class Patience(Protocol):
     """How long to keep trying a step whose retry must not be a redelivery: recording
     a provider's answer (a redelivery would send the link again). Policy, so it lives
-    in workers/ (``workers.patience``); the domain only asks for it."""
+    in workers/ (``workers.runtime.patience``); the domain only asks for it."""
 
     def call(self, step: Callable[[], T]) -> T:
         """``step()``, tried again after a ``TransientError`` while patience lasts; the
@@ -42,7 +42,7 @@ class Patience(Protocol):
 
 class CheckoutProofs(Protocol):
     """Whether a CheckoutCompleted carries a valid proof from paylink's checkout; the
-    keys are configuration, so the check lives in workers/ (``workers.checkout_proof``)."""
+    keys are configuration, so the check lives in workers/ (``workers.runtime.checkout_proof``)."""
 
     def problem(self, command: CheckoutCompleted) -> str | None:
         """Why the proof is not acceptable, or None when it is (or none is required)."""

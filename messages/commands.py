@@ -112,7 +112,7 @@ class PaymentLinkOpened(CommandBase):
 
 class CheckoutProof(WireModel):
     """The hosted checkout's signature over what it reports (HMAC-SHA256 with the key
-    ``key_id`` names; ``workers/checkout_proof.py`` has the exact bytes)."""
+    ``key_id`` names; ``workers/runtime/checkout_proof.py`` has the exact bytes)."""
 
     key_id: ShortId
     signed_at: Timestamp

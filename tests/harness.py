@@ -143,7 +143,7 @@ class Harness:
         *,
         processes: int = 1,
         threads: int = 4,
-        module: str = "workers.actors",
+        module: str = "workers.runtime.actors",
         queues: Iterable[str] = (),
     ) -> Proc:
         argv = [sys.executable, "-m", "dramatiq", module, "-p", str(processes), "-t", str(threads)]
@@ -154,7 +154,7 @@ class Harness:
 
     def start_relay(self, partition: int | None = None, *, claim: bool = False) -> Proc:
         code = (
-            "from workers.relay import Relay, run_event_loop; "
+            "from workers.processes.relay import Relay, run_event_loop; "
             "from workers.settings import get_settings; "
             f"run_event_loop(Relay(get_settings(), partition={partition!r}, claim={claim!r}).run())"
         )
@@ -162,7 +162,7 @@ class Harness:
 
     def start_scheduler(self) -> Proc:
         code = (
-            "from workers.scheduler import Scheduler; "
+            "from workers.processes.scheduler import Scheduler; "
             "from workers.settings import get_settings; Scheduler(get_settings()).run()"
         )
         return self.start("scheduler", [sys.executable, "-c", code])

@@ -45,11 +45,11 @@ class Settings(BaseSettings):
 
     worker_processes: int = Field(default=2, ge=1, le=64, alias="PAYLINK_WORKER_PROCESSES")
     #: Threads mostly wait (database, broker, providers); more threads let a busy
-    #: process group more commands per transaction (``workers.batching``): 24 carried
+    #: process group more commands per transaction (``workers.runtime.batching``): 24 carried
     #: 100-118 create+send orders/s against 74-82 with 8 (``bench/results.md``).
     worker_threads: int = Field(default=24, ge=1, le=256, alias="PAYLINK_WORKER_THREADS")
     #: Up to this many CreateOrder (or SendPaymentLink) commands that one worker process
-    #: holds at once are applied in one transaction (``workers.batching``); 1 turns it off.
+    #: holds at once are applied in one transaction (``workers.runtime.batching``); 1 turns it off.
     batch_size: int = Field(default=16, ge=1, le=256, alias="PAYLINK_BATCH_SIZE")
 
     #: Links stay valid for 48 hours (seed: "only active in 48 hours").
@@ -140,7 +140,7 @@ class Settings(BaseSettings):
         default=0.05, ge=0, le=1, alias="PAYLINK_RELAY_LINGER_SECONDS"
     )
     #: Relays ``paylink run`` starts on PostgreSQL, each publishing the outbox rows of
-    #: its share of the orders (``workers.relay``); one on SQLite.
+    #: its share of the orders (``workers.processes.relay``); one on SQLite.
     relay_partitions: int = Field(default=2, ge=1, le=64, alias="PAYLINK_RELAY_PARTITIONS")
     scheduler_batch_size: int = Field(
         default=2000, ge=1, le=50_000, alias="PAYLINK_SCHEDULER_BATCH_SIZE"
@@ -173,7 +173,7 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO", alias="PAYLINK_LOG_LEVEL")
     #: ``auto``: console lines on a terminal, JSON otherwise, chosen once per run
-    #: (``workers.observability``) and handed to the processes it starts.
+    #: (``workers.observability.logs``) and handed to the processes it starts.
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", alias="PAYLINK_LOG_FORMAT"
     )

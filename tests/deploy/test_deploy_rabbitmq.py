@@ -24,7 +24,7 @@ from deploy_contract import (
 )
 
 from messages.routing import COMMANDS_EXCHANGE
-from workers.broker import XQ_ARGUMENTS, queue_arguments
+from workers.runtime.broker import XQ_ARGUMENTS, queue_arguments
 
 Operation = Literal["configure", "write", "read"]
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.harness import Harness, create_database, create_vhost, delete_vhost, drop_database
 from tests.services import require_postgres, require_rabbitmq
-from workers.broker import declare_command_queues
+from workers.runtime.broker import declare_command_queues
 from workers.storage.migrate import upgrade
 
 

@@ -12,8 +12,8 @@ import signal
 from pathlib import Path
 
 from domain.notifications import DeliveryReceipt, Notifier, PaymentLinkNotification, Trace
-from workers import actors  # noqa: F401  (registers the actors on the broker)
-from workers.composition import get_app
+from workers.runtime import actors  # noqa: F401  (registers the actors on the broker)
+from workers.runtime.composition import get_app
 
 MARKER = Path(os.environ.get("PAYLINK_TEST_KILL_MARKER", "/nonexistent"))
 

@@ -1,6 +1,6 @@
 """The real actors, plus a fault: SIGKILL the worker right after a command committed.
 
-Loaded by the Dramatiq CLI instead of ``workers.actors`` in fault tests. The kill
+Loaded by the Dramatiq CLI instead of ``workers.runtime.actors`` in fault tests. The kill
 happens once per marker file (``PAYLINK_TEST_KILL_MARKER``), after the handler's
 transaction committed and before the message is acknowledged.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import dramatiq
 
-from workers.actors import broker
+from workers.runtime.actors import broker
 
 MARKER = Path(os.environ.get("PAYLINK_TEST_KILL_MARKER", "/nonexistent"))
 ACTOR = os.environ.get("PAYLINK_TEST_KILL_ACTOR", "capture_payment")

@@ -15,8 +15,8 @@ from domain.errors import DeliveryRejected, TransientError
 from messages import commands as c
 from tests.integration.commands import ADMIN, configure_store, create_order, merchant
 from tests.integration.test_storage import Env
-from workers import batching
-from workers.batching import Batcher
+from workers.runtime import batching
+from workers.runtime.batching import Batcher
 from workers.storage import tables as t
 from workers.storage.uow import SqlUnitOfWork
 
@@ -290,7 +290,7 @@ def test_a_group_whose_step_fails_goes_on_one_by_one(
         calls.append(len(cmds))
         raise RuntimeError("a bug in the batched step")
 
-    monkeypatch.setattr("workers.batching.create_orders", broken)
+    monkeypatch.setattr("workers.runtime.batching.create_orders", broken)
     batcher = Batcher(env.uow, env.ctx, max_size=8)
     results = _in_threads(batcher, [create_order() for _ in range(32)])
 
@@ -318,7 +318,7 @@ def test_an_interrupted_leader_raises_and_its_group_goes_on_alone(
         gate.wait(5)  # hold the first (single) group so that the others form one group
         return real(cmds, *args)
 
-    monkeypatch.setattr("workers.batching.create_orders", slow_then_interrupted)
+    monkeypatch.setattr("workers.runtime.batching.create_orders", slow_then_interrupted)
     batcher = Batcher(env.uow, env.ctx, max_size=8)
     first = threading.Thread(target=batcher.dispatch, args=(create_order(),))
     first.start()
@@ -365,7 +365,7 @@ def test_batch_size_one_turns_grouping_off(
         grouped.append(len(cmds))
         return real(cmds, *args)
 
-    monkeypatch.setattr("workers.batching.create_orders", counted)
+    monkeypatch.setattr("workers.runtime.batching.create_orders", counted)
     batcher = Batcher(env.uow, env.ctx, max_size=1)
     results = _in_threads(batcher, [create_order() for _ in range(16)])
     assert [r.status for r in results] == ["accepted"] * 16

@@ -20,7 +20,7 @@ from tests.integration.commands import (
     merchant,
     opened,
 )
-from workers.checkout_proof import sign
+from workers.runtime.checkout_proof import sign
 
 pytestmark = pytest.mark.integration
 

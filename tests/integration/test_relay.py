@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 from messages.routing import EVENTS_EXCHANGE
 from tests.harness import create_database, create_vhost, delete_vhost, drop_database
 from tests.services import require_postgres, require_rabbitmq
-from workers.relay import Relay
+from workers.processes.relay import Relay
 from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine

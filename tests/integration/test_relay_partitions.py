@@ -1,4 +1,4 @@
-"""Two relays, each publishing its partition of the outbox (``workers.relay``)."""
+"""Two relays, each publishing its partition of the outbox (``workers.processes.relay``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from messages import commands as c
 from tests.harness import Harness
 from tests.integration.commands import configure_store, create_order, merchant
-from workers.relay import partition_clause
+from workers.processes.relay import partition_clause
 from workers.storage import tables as t
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ from tests.integration.commands import (
     create_order,
     merchant,
 )
-from workers.scheduler import link_expiry_id, release_due
+from workers.processes.scheduler import link_expiry_id, release_due
 from workers.storage import tables as t
 from workers.storage.engine import make_engine, make_session_factory
 from workers.storage.uow import SqlUnitOfWork

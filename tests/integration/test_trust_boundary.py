@@ -26,8 +26,8 @@ from messages.routing import (
 )
 from tests.harness import Harness, now, token_from_outbox
 from tests.integration.commands import ADMIN, STORE, configure_store, create_order
-from workers.consumer import MAX_BACKOFF_MS
-from workers.grants import grant
+from workers.runtime.consumer import MAX_BACKOFF_MS
+from workers.runtime.grants import grant
 from workers.settings import DEFAULT_MAX_MESSAGE_BYTES
 
 pytestmark = pytest.mark.integration

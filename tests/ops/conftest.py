@@ -23,7 +23,7 @@ from tests.harness import create_database, create_vhost, delete_vhost, drop_data
 from tests.integration.commands import configure_store, create_order
 from tests.ops.support import ROOT, Cli, SeededShop, Shop, Started, declare_queues, make_shop
 from tests.services import RABBITMQ_URL, require_postgres, require_rabbitmq
-from workers.cli import app
+from workers.cli.main import app
 from workers.settings import get_settings
 from workers.storage.migrate import upgrade
 

@@ -24,8 +24,8 @@ from messages import commands as c
 from messages.common import CommandBase
 from messages.routing import ALL_QUEUES
 from tests.integration.commands import completed, create_order, merchant, opened
-from workers.broker import build_broker
-from workers.composition import App
+from workers.runtime.broker import build_broker
+from workers.runtime.composition import App
 from workers.settings import Settings
 from workers.storage import tables as t
 

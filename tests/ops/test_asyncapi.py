@@ -15,7 +15,7 @@ from domain.status import PaymentStatus
 from messages.events import EVENT_TYPES
 from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE, ROUTES, encode_command
 from tests.unit.builders import MINIMAL, World, build
-from workers.asyncapi import DEFAULT_PATH, build_document, render
+from workers.cli.asyncapi import DEFAULT_PATH, build_document, render
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / DEFAULT_PATH

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, update
 from messages.routing import DEAD_LETTER_REASON_HEADER, Queue, command_bytes
 from tests.integration.commands import opened
 from tests.ops.support import Cli, SeededShop, assert_one_line_error
-from workers import cli_common
+from workers.cli import common as cli_common
 from workers.storage import tables as t
 
 CHECKOUT = Queue.CHECKOUT

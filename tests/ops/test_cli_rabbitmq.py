@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.cli_rabbitmq import ManagementApi, api_root
+from workers.cli.rabbitmq import ManagementApi, api_root
 from workers.settings import Settings
 
 BROKER = "amqp://paylink-worker:w@rabbitmq:5672/paylink"

@@ -19,8 +19,8 @@ from messages.routing import Queue
 from tests.integration.commands import create_order, merchant
 from tests.ops.support import Shop, http_get, make_shop
 from tests.services import require_postgres
-from workers.exporter import PaylinkCollector, build_registry
-from workers.observability import HealthServer, start_health_server
+from workers.observability.logs import HealthServer, start_health_server
+from workers.processes.exporter import PaylinkCollector, build_registry
 from workers.storage import tables as t
 from workers.storage.engine import make_engine
 

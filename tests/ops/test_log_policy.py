@@ -14,8 +14,8 @@ import structlog
 from dramatiq.message import Message
 
 from tests.log_scan import Needles, assert_no_leaks
-from workers.observability import QUIET_LIBRARIES, configure_logging
-from workers.redaction import known_values
+from workers.observability.logs import QUIET_LIBRARIES, configure_logging
+from workers.observability.redaction import known_values
 from workers.settings import Settings
 
 TOKEN = secrets.token_urlsafe(32)

@@ -12,7 +12,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from tests.ops.support import http_get
-from workers.observability import configure_logging, mask_text, start_health_server
+from workers.observability.logs import configure_logging, mask_text, start_health_server
 from workers.settings import Settings
 
 

@@ -23,7 +23,7 @@ import yaml
 from messages.routing import ALL_QUEUES
 from tests.ops.support import ROOT, Started, free_port, http_get, wait_for
 from tests.services import require
-from workers.cli_worker import worker_command
+from workers.cli.worker import worker_command
 
 DEPLOY = ROOT / "deploy"
 PAYLINK = str(Path(sys.executable).with_name("paylink"))

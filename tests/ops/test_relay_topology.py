@@ -1,6 +1,6 @@
 """Relays claiming outbox partitions: none left unpublished, standbys Ready, one count.
 
-These run the claims (``workers.relay_partitions``) against a scratch PostgreSQL
+These run the claims (``workers.processes.relay_partitions``) against a scratch PostgreSQL
 database; tests/integration/test_relay_partitions.py runs whole relays with a broker.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 
 from tests.ops.support import http_get
-from workers.observability import start_health_server
-from workers.relay import Relay, _conninfo
-from workers.relay_partitions import PartitionClaim
+from workers.observability.logs import start_health_server
+from workers.processes.relay import Relay, _conninfo
+from workers.processes.relay_partitions import PartitionClaim
 from workers.settings import Settings
 
 #: Long enough for a slow CI machine, never waited for when things work.

@@ -11,9 +11,9 @@ from sqlalchemy import Table, func, select, update
 
 from tests.integration.commands import create_order
 from tests.ops.support import Shop
-from workers import retention
-from workers.cli_orders import load_order
-from workers.scheduler import Scheduler
+from workers.cli.orders import load_order
+from workers.processes import retention
+from workers.processes.scheduler import Scheduler
 from workers.settings import Settings
 from workers.storage import tables as t
 

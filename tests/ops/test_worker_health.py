@@ -19,9 +19,9 @@ from dramatiq.middleware.prometheus import Prometheus, _run_exposition_server
 
 from messages.routing import Queue
 from tests.ops.support import Started, free_port, http_get, wait_for
-from workers import cli_worker_health as health
-from workers.cli_worker import _start_clean, group_directory, worker_command
-from workers.supervisor import Child
+from workers.cli import worker_health as health
+from workers.cli.worker import _start_clean, group_directory, worker_command
+from workers.processes.supervisor import Child
 
 # ---- what paylink relies on in Dramatiq (fails when the library changes) -----------
 

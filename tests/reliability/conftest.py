@@ -28,7 +28,7 @@ from tests.harness import (
     drop_database,
 )
 from tests.services import require_postgres, require_rabbitmq
-from workers.broker import declare_command_queues
+from workers.runtime.broker import declare_command_queues
 
 
 def _ci() -> bool:

@@ -11,7 +11,7 @@ import pytest
 
 from messages import commands as c
 from tests.unit.builders import World
-from workers.checkout_proof import HmacCheckoutProofs, sign
+from workers.runtime.checkout_proof import HmacCheckoutProofs, sign
 
 KEY = ("k1", b"a secret only the checkout and the workers hold")
 

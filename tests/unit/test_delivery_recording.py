@@ -12,7 +12,7 @@ from domain.ports import Context
 from messages import commands as c
 from tests.fakes import Database, FakeUnitOfWork, RecordingNotifier, make_context
 from tests.unit.builders import build
-from workers.patience import Backoff
+from workers.runtime.patience import Backoff
 
 
 class StepClock:

@@ -1,4 +1,4 @@
-"""An upstream's grants narrow the actor it asserts (workers.grants)."""
+"""An upstream's grants narrow the actor it asserts (workers.runtime.grants)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from domain.errors import PermissionDenied, StoreAccessDenied
 from messages import commands as c
 from messages.common import Role
 from tests.unit.builders import actor, build
-from workers.grants import apply_grants, load_grants, main
+from workers.runtime.grants import apply_grants, load_grants, main
 from workers.settings import get_settings
 from workers.storage.engine import make_engine
 from workers.storage.migrate import upgrade

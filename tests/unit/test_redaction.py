@@ -11,9 +11,9 @@ from dramatiq.broker import MessageProxy
 from dramatiq.message import Message
 
 from tests.log_scan import Needles, leaks
-from workers.observability import MessageSummary, NoMessageArguments
+from workers.observability.logs import MessageSummary, NoMessageArguments
+from workers.observability.redaction import known_values, personal_values, redact, redact_value
 from workers.providers.failures import classify
-from workers.redaction import known_values, personal_values, redact, redact_value
 
 TOKEN = secrets.token_urlsafe(32)
 COMMAND_ID = "6f1c2a4e-8a43-4c1f-9d7e-0c5a7b1f2e3d"

@@ -32,7 +32,7 @@ from tests.unit.builders import (
     actor,
     build,
 )
-from workers.composition import SecretTokens
+from workers.runtime.composition import SecretTokens
 
 #: DESIGN section 1, as written there.
 DESIGN_COUNTRIES = (

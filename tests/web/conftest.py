@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 # The real service for the browser test: a private database and vhost per harness.
 from tests.integration.conftest import harness_factory, pg_database  # noqa: F401
 from tests.web.support import SECRET, HoldingPublisher, Page, Shop, WorkerPublisher
-from workers.observability import configure_logging
+from workers.observability.logs import configure_logging
 from workers.settings import Settings
 from workers.web.app import create_app
 from workers.web.callback import CallbackVerifier

@@ -17,7 +17,7 @@ from messages import commands as c
 from tests.integration.commands import ORDER_AMOUNT
 from tests.web.support import Page
 from tests.web.test_web_link_page import text_of
-from workers.checkout_proof import HmacCheckoutProofs
+from workers.runtime.checkout_proof import HmacCheckoutProofs
 from workers.settings import Settings
 from workers.web.app import completed_command_id
 from workers.web.callback import REPLAY_WINDOW_SECONDS, sign

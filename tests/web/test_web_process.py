@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from workers.processes.supervisor import children
 from workers.settings import Settings
-from workers.supervisor import children
 
 
 def test_paylink_run_starts_the_link_page() -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from domain.errors import DeliveryDeferred, DeliveryRejected
-from workers.redaction import redact
+from workers.observability.redaction import redact
 
 #: 4xx answers that are worth retrying: the request, not the recipient, was the problem.
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 425, 429})
@@ -28,7 +28,7 @@ AUTH_REFUSED = "credentials refused"
 
 def scrub(text: str, recipient: str | None = None) -> str:
     """A provider's text with the recipient, every other address and number, and any
-    link token masked (``workers.redaction``: the same masking as log lines)."""
+    link token masked (``workers.observability.redaction``: the same masking as log lines)."""
     return redact(text, (recipient,) if recipient else ())
 
 

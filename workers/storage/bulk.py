@@ -10,9 +10,8 @@ be what the driver takes (aware datetimes, UUIDs; JSON columns as ``json.dumps``
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
 
 from sqlalchemy import JSON, Table, insert
 from sqlalchemy.dialects import postgresql
@@ -35,9 +34,9 @@ def _pg_type(table: Table, column: str) -> str:
 
 
 def _arrays(
-    table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]], prefix: str = ""
-) -> dict[str, list[Any]]:
-    params: dict[str, list[Any]] = {}
+    table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, object]], prefix: str = ""
+) -> dict[str, list[object]]:
+    params: dict[str, list[object]] = {}
     for i, col in enumerate(columns):
         values = [row[prefix + col] for row in rows]
         if isinstance(table.c[col].type, JSON):
@@ -54,7 +53,7 @@ def _unnest(table: Table, columns: Sequence[str]) -> str:
 def bulk_insert(
     session: Session,
     table: Table,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Mapping[str, object]],
     *,
     upsert_key: str | None = None,
 ) -> None:
@@ -71,7 +70,7 @@ def bulk_insert(
     session.connection().exec_driver_sql(sql, _arrays(table, columns, rows))
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, object]]) -> None:
     """``rows`` into ``table`` in one statement: ``bulk_insert`` on PostgreSQL from
     ``BULK_MIN_ROWS`` rows, else an executemany."""
     if len(rows) >= BULK_MIN_ROWS and is_postgresql(session):
@@ -85,7 +84,7 @@ def bulk_update(
     table: Table,
     key: str,
     columns: Sequence[str],
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Mapping[str, object]],
     *,
     prefix: str = "",
     bump: str | None = None,

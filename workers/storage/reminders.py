@@ -6,6 +6,8 @@ replayed, say) is ignored, so a link is reminded of at most once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -27,6 +29,16 @@ class SqlReminderDeadlines:
 
     def schedule(self, deadline: ReminderDeadline) -> None:
         self.pending.setdefault(deadline.link_id, deadline)
+
+    @contextmanager
+    def scope(self) -> Iterator[None]:
+        """``UnitOfWork.scope``: a command that fails in a group leaves no deadline."""
+        pending = dict(self.pending)
+        try:
+            yield
+        except BaseException:
+            self.pending = pending
+            raise
 
     def flush(self) -> None:
         rows, self.pending = list(self.pending.values()), {}

@@ -269,7 +269,7 @@ link_reminders = Table(
 )
 
 #: Which stores an upstream system (its broker user, the AMQP ``user_id``) may act for,
-#: and the roles it may assert there (comma-separated); ``workers/grants.py``.
+#: and the roles it may assert there (comma-separated); ``workers/runtime/grants.py``.
 upstream_grants = Table(
     "upstream_grants",
     metadata,

@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from messages import commands as c
 from messages.common import CommandBase
-from workers import checkout_proof
+from workers.runtime import checkout_proof
 from workers.web import pages
 from workers.web.callback import CallbackVerifier
 from workers.web.external_checkout import CheckoutCallbacks
@@ -98,7 +98,7 @@ class LinkPages:
     ) -> None:
         self.engine, self.publisher, self.gateway = engine, publisher, gateway
         self.csrf, self.limiter, self.now = csrf, limiter, now
-        #: The key CheckoutCompleted is signed with (``workers.checkout_proof``), if any.
+        #: The key CheckoutCompleted is signed with (``workers.runtime.checkout_proof``), if any.
         self.proof_key = proof_key
 
     # ---- endpoints ----------------------------------------------------------------

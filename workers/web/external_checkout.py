@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from messages import commands as c
 from messages.common import Currency, PositiveAmount, ShortId, WireModel
-from workers import checkout_proof
+from workers.runtime import checkout_proof
 from workers.web.callback import CallbackRefused, CallbackVerifier
 from workers.web.lookup import LinkState, find_link
 from workers.web.publisher import CommandPublisher, PublishFailed

@@ -20,7 +20,7 @@ import structlog
 
 from messages.common import CommandBase
 from messages.routing import COMMANDS_EXCHANGE, command_bytes, route_for
-from workers.exporter import connect
+from workers.processes.exporter import connect
 
 log = structlog.get_logger("paylink.web")
 

@@ -14,7 +14,7 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-#: The channel the relay listens on (``workers.relay.OUTBOX_CHANNEL``).
+#: The channel the relay listens on (``workers.processes.relay.OUTBOX_CHANNEL``).
 CHANNEL = "outbox_committed"
 
 

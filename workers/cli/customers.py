@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from workers.cli_common import CliError
-from workers.cli_publish import publish_payload
+from workers.cli.common import CliError
+from workers.cli.publish import publish_payload
 
 app = typer.Typer(help="Customers' personal data.", no_args_is_help=True)
 

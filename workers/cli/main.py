@@ -18,9 +18,13 @@ import typer
 from sqlalchemy.engine import make_url
 
 from messages.routing import ALL_QUEUES
-from workers import cli_customers, cli_grants, cli_orders, cli_publish, cli_queues
-from workers.cli_common import CliError, PaylinkGroup, load_settings, note, split_queues
-from workers.cli_worker import WORKER_METRICS_PORT, worker_command
+from workers.cli import customers as cli_customers
+from workers.cli import grants as cli_grants
+from workers.cli import orders as cli_orders
+from workers.cli import publish as cli_publish
+from workers.cli import queues as cli_queues
+from workers.cli.common import CliError, PaylinkGroup, load_settings, note, split_queues
+from workers.cli.worker import WORKER_METRICS_PORT, worker_command
 
 app = typer.Typer(
     cls=PaylinkGroup,
@@ -142,7 +146,7 @@ def relay(
             f"{partition} is not below PAYLINK_RELAY_PARTITIONS={settings.relay_partitions}",
             param_hint="--partition",
         )
-    run_relay = _lazy("workers.relay", "run_relay", "outbox relay")
+    run_relay = _lazy("workers.processes.relay", "run_relay", "outbox relay")
     run_relay(settings, health_port=health_port, partition=partition, claim=claim_partition)
 
 
@@ -151,7 +155,7 @@ def scheduler(
     health_port: Annotated[int, typer.Option(help="/metrics, /healthz, /readyz.")] = SCHEDULER_PORT,
 ) -> None:
     """Run the expiry scheduler: release link and reservation expiries when due."""
-    run_scheduler = _lazy("workers.scheduler", "run_scheduler", "expiry scheduler")
+    run_scheduler = _lazy("workers.processes.scheduler", "run_scheduler", "expiry scheduler")
     run_scheduler(load_settings(), health_port=health_port)
 
 
@@ -162,7 +166,7 @@ def exporter(
     ),
 ) -> None:
     """Serve the paylink_* metrics (queues, outbox, expiries, business counters)."""
-    from workers.exporter import run_exporter
+    from workers.processes.exporter import run_exporter
 
     run_exporter(load_settings(), port=port)
 
@@ -184,14 +188,14 @@ def run(
     demo: Annotated[bool, typer.Option(help="Play the demo scenario once it is up.")] = False,
 ) -> None:
     """Run everything on this machine (migrate, workers, relay, scheduler, exporter)."""
-    run_all = _lazy("workers.supervisor", "run", "supervisor")
+    run_all = _lazy("workers.processes.supervisor", "run", "supervisor")
     raise typer.Exit(run_all(load_settings(), exporter=exporter, demo=demo))
 
 
 @app.command()
 def demo() -> None:
     """The demo scenario on a throwaway service (SQLite file, 20 s links), then stop."""
-    demo_standalone = _lazy("workers.demo", "demo_standalone", "demo")
+    demo_standalone = _lazy("workers.processes.demo", "demo_standalone", "demo")
     raise typer.Exit(demo_standalone(load_settings()))
 
 
@@ -208,7 +212,7 @@ def asyncapi(
     ),
 ) -> None:
     """The AsyncAPI 3.0.0 contract generated from messages/ (docs/asyncapi.yaml)."""
-    from workers import asyncapi as contract
+    from workers.cli import asyncapi as contract
 
     if check:
         current = output.read_text(encoding="utf-8") if output.exists() else ""

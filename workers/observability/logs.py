@@ -7,7 +7,7 @@ default) console lines on a terminal and JSON otherwise; the choice is exported 
 environment, so the processes a run starts write the same format as the one that
 started them.
 
-Every value goes through ``workers.redaction`` (emails, phone numbers, tokens, names
+Every value goes through ``workers.observability.redaction`` (emails, phone numbers, tokens, names
 of the message being processed, SQL parameters) as defense in depth, and no message
 argument reaches a line: Dramatiq formats a message as its actor called with all its
 arguments ("Failed to process message capture_payment({...})"), so a filter on the
@@ -27,7 +27,7 @@ from uuid import UUID
 
 import structlog
 
-from workers.redaction import redact, redact_value
+from workers.observability.redaction import redact, redact_value
 from workers.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ QUIET_LIBRARIES = ("pika", "aio_pika", "aiormq", "twilio", "python_http_client",
 
 
 def mask_text(text: str) -> str:
-    """``text`` with personal data and tokens masked (``workers.redaction.redact``)."""
+    """``text`` with personal data and tokens masked (``workers.observability.redaction.redact``)."""
     return redact(text)
 
 

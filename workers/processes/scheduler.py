@@ -44,8 +44,8 @@ from domain.links import Delivery
 from domain.reminders import RemindableLink, check_reminder
 from domain.status import LinkStatus
 from messages import commands as c
-from workers import process_metrics as metrics
-from workers.retention import prune
+from workers.processes import metrics
+from workers.processes.retention import prune
 from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine, make_session_factory
@@ -204,7 +204,7 @@ def release_reminders(session_factory: sessionmaker[Session], now: datetime, lim
     return released
 
 
-#: How often a scheduler prunes expired rows (``workers.retention``): retention is
+#: How often a scheduler prunes expired rows (``workers.processes.retention``): retention is
 #: counted in days, so an hour late is on time.
 PRUNE_EVERY_SECONDS = 3600.0
 
@@ -261,7 +261,7 @@ class Scheduler:
 
 
 def run_scheduler(settings: Settings, *, health_port: int | None = 9301) -> None:
-    from workers.observability import configure_logging, start_health_server
+    from workers.observability.logs import configure_logging, start_health_server
 
     configure_logging(settings)
     scheduler = Scheduler(settings)

@@ -19,7 +19,7 @@ import typer
 from dramatiq.common import xq_name
 
 from messages.routing import DEAD_LETTER_REASON_HEADER, ParseError, parse_message
-from workers.cli_common import (
+from workers.cli.common import (
     CliError,
     check_queue,
     emit_table,
@@ -30,7 +30,7 @@ from workers.cli_common import (
     printable,
     progress,
 )
-from workers.cli_rabbitmq import ManagementApi, broker_location, inspect_queues
+from workers.cli.rabbitmq import ManagementApi, broker_location, inspect_queues
 
 dlq_app = typer.Typer(
     help="Dead letters (<queue>.XQ): list, replay to the queue, delete one, purge.",

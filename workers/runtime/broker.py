@@ -3,7 +3,7 @@
 Dramatiq declares each command queue with ``<queue>.DQ`` (retry delays, seconds to
 minutes, never the 48 h expiry) and ``<queue>.XQ`` (dead letters) beside it; paylink's
 broker also declares the commands exchange and binds each queue by its commands' types.
-What arrives is checked by the consumer before Dramatiq acts on it (``workers.consumer``).
+What arrives is checked by the consumer before Dramatiq acts on it (``workers.runtime.consumer``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from dramatiq.middleware import (
 )
 
 from messages.routing import ALL_QUEUES, COMMANDS_EXCHANGE, PUBLISHED_ROUTES
-from workers.consumer import MAX_BACKOFF_MS, MIN_BACKOFF_MS, PaylinkConsumer
-from workers.redaction import known_values, personal_values, redact
+from workers.observability.redaction import known_values, personal_values, redact
+from workers.runtime.consumer import MAX_BACKOFF_MS, MIN_BACKOFF_MS, PaylinkConsumer
 from workers.settings import DEFAULT_MAX_MESSAGE_BYTES, Settings
 
 #: Longest an actor may run; deploy/ grace periods are longer than this.
@@ -49,7 +49,7 @@ XQ_ARGUMENTS: dict[str, Any] = {"x-message-ttl": DEAD_MESSAGE_TTL}
 
 class Redaction(dramatiq.Middleware):
     """While a message is processed its personal values are masked wherever they appear
-    (``workers.redaction.known_values``): in Dramatiq's error lines and tracebacks, a
+    (``workers.observability.redaction.known_values``): in Dramatiq's error lines and tracebacks, a
     database error quoting a row, a provider's text. The traceback Dramatiq's retries
     store in the message (and so in ``.DQ`` and ``.XQ``) is redacted before it is sent.
 

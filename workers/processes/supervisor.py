@@ -25,8 +25,8 @@ import pika
 import structlog
 
 from messages.routing import ALL_QUEUES
-from workers.cli_worker import WORKER_METRICS_PORT, worker_command
-from workers.observability import configure_logging
+from workers.cli.worker import WORKER_METRICS_PORT, worker_command
+from workers.observability.logs import configure_logging
 from workers.settings import Settings
 
 log = structlog.get_logger("paylink.run")
@@ -69,7 +69,7 @@ EXTRA_RELAY_PORTS = 9310
 
 
 def relays(settings: Settings) -> list[Child]:
-    """One relay per partition on PostgreSQL (``workers.relay``); one on SQLite."""
+    """One relay per partition on PostgreSQL (``workers.processes.relay``); one on SQLite."""
     py = sys.executable
     if settings.relay_partitions == 1 or not settings.database_url.startswith("postgresql"):
         return [Child("relay", [py, "-m", "workers.cli", "relay"])]
@@ -109,7 +109,7 @@ def children(settings: Settings, *, exporter: bool = True) -> list[Child]:
 
 def _demo_thread(settings: Settings, result: list[int], done: threading.Event) -> threading.Thread:
     def target() -> None:
-        from workers.demo import run_demo
+        from workers.processes.demo import run_demo
 
         try:
             result.append(run_demo(settings))

@@ -1,7 +1,7 @@
 """`paylink grants`: which stores each upstream system may act for, and as which roles.
 
-The operator's side of ``workers.grants`` (the same functions ``python -m
-workers.grants`` calls): an upstream is its RabbitMQ user, the AMQP ``user_id`` it
+The operator's side of ``workers.runtime.grants`` (the same functions ``python -m
+workers.runtime.grants`` calls): an upstream is its RabbitMQ user, the AMQP ``user_id`` it
 publishes with; its merchant commands are narrowed to what it is granted here.
 """
 
@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from workers import grants as g
-from workers.cli_common import CliError, open_database
+from workers.cli.common import CliError, open_database
+from workers.runtime import grants as g
 from workers.storage import tables as t
 
 app = typer.Typer(help="Upstream systems' grants: stores and roles.", no_args_is_help=True)

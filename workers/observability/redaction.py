@@ -7,7 +7,7 @@ tokens, the values of fields that hold names or contact data (``'name': 'Jörg'`
 dumped dict), the parameters SQLAlchemy quotes in its errors and the rows PostgreSQL
 quotes in ``DETAIL``. Names cannot be recognised in free text, so the values of the
 message being processed are also masked wherever they appear (``known_values``, bound
-per message by ``workers.broker.Redaction``). Control characters are escaped, so a
+per message by ``workers.runtime.broker.Redaction``). Control characters are escaped, so a
 hostile value cannot drive the terminal of someone reading a console log.
 """
 

@@ -12,9 +12,9 @@ from typing import Any
 import dramatiq
 
 from messages.routing import ROUTES, CommandRoute
-from workers.broker import build_broker
-from workers.execution import execute
-from workers.observability import configure_logging
+from workers.observability.logs import configure_logging
+from workers.runtime.broker import build_broker
+from workers.runtime.execution import execute
 from workers.settings import get_settings
 
 configure_logging(get_settings())

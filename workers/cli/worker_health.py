@@ -8,7 +8,7 @@ this server instead, as a fork given on the command line (``--fork-function``): 
 listens from the start, whatever the boot time, and serves
 
 - ``/metrics``: Dramatiq's metrics of this group's processes (prometheus_client's
-  multiprocess files in the group's own directory, ``workers.cli_worker``);
+  multiprocess files in the group's own directory, ``workers.cli.worker``);
 - ``/readyz``: 200 once every worker process of the group has booted and keeps beating;
 - ``/healthz``: 200 while this server runs.
 
@@ -35,7 +35,7 @@ import structlog
 from dramatiq.middleware import Middleware
 from dramatiq.middleware.prometheus import Prometheus
 
-from workers.cli_worker import GROUP_DIR_ENV, HOST_ENV, PORT_ENV
+from workers.cli.worker import GROUP_DIR_ENV, HOST_ENV, PORT_ENV
 
 log = structlog.get_logger("paylink.worker.health")
 
@@ -166,7 +166,7 @@ def serve() -> int:
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    from workers.observability import start_health_server
+    from workers.observability.logs import start_health_server
     from workers.settings import get_settings
 
     processes = get_settings().worker_processes

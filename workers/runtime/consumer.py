@@ -24,7 +24,7 @@ close the channel and deliver it again, forever.
 
 A delivery from the commands exchange must be the command its routing key names and
 carry its publisher's AMQP ``user_id`` (``Publication``), which goes on with the
-message for ``workers.grants``. A message that fails for good is written to ``.XQ``
+message for ``workers.runtime.grants``. A message that fails for good is written to ``.XQ``
 by the consumer, redacted, instead of being dead-lettered whole by RabbitMQ
 (``PaylinkConsumer.nack``).
 """
@@ -52,7 +52,7 @@ from messages.routing import (
     ParseError,
     decode_body,
 )
-from workers.redaction import redact
+from workers.observability.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def dead_letter(channel: Any, queue_name: str, body: bytes, reason: str) -> None
 #: Option a sanitised message carries when its envelope was invalid (see module doc).
 INVALID_ENVELOPE_OPTION = "paylink_invalid_envelope"
 #: Option naming the broker user that published a command to the commands exchange
-#: (its AMQP ``user_id``), set by the consumer and kept through retries (workers.grants).
+#: (its AMQP ``user_id``), set by the consumer and kept through retries (workers.runtime.grants).
 PUBLISHER_OPTION = "paylink_publisher"
 #: Options Dramatiq's own retries put on a message (plus ``eta`` on a ``.DQ``); a
 #: delivery from the default exchange comes from paylink's processes (deploy/rabbitmq).
@@ -167,7 +167,7 @@ def envelope_problem(
 def _scalars(payload: dict[str, Any]) -> dict[str, Any]:
     """What a rejection needs of a command from a bad envelope: its top-level values
     (``command_id``, ``order_id``, ``store_id``, ``token``) and the stores its actor
-    claims (``workers.targets``), nothing else nested."""
+    claims (``workers.runtime.targets``), nothing else nested."""
     kept = {k: v for k, v in payload.items() if isinstance(v, str | int | float | bool | None)}
     actor = payload.get("actor")
     if isinstance(actor, dict) and isinstance(actor.get("store_ids"), list):

@@ -14,7 +14,7 @@ from domain.errors import TransientError
 T = TypeVar("T")
 
 #: Recording a provider's answer retries the database for up to 40 s: below the 60 s
-#: actor time limit (``workers.actors``), so a slow recording is never cut off mid-way.
+#: actor time limit (``workers.runtime.actors``), so a slow recording is never cut off mid-way.
 RECORD_PATIENCE_SECONDS = 40.0
 
 

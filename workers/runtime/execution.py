@@ -27,10 +27,15 @@ from domain.errors import DomainError, TransientError
 from domain.outcomes import Cause, payload_hash, record_rejection
 from messages.common import CommandBase
 from messages.routing import BY_ACTOR, ParseError, parse_command
-from workers.composition import App, get_app
-from workers.consumer import INVALID_ENVELOPE_OPTION, MAX_BACKOFF_MS, PUBLISHER_OPTION, dead_letter
-from workers.grants import GRANTS, apply_grants
-from workers.targets import known_target
+from workers.runtime.composition import App, get_app
+from workers.runtime.consumer import (
+    INVALID_ENVELOPE_OPTION,
+    MAX_BACKOFF_MS,
+    PUBLISHER_OPTION,
+    dead_letter,
+)
+from workers.runtime.grants import GRANTS, apply_grants
+from workers.runtime.targets import known_target
 
 log = structlog.get_logger("paylink.worker")
 

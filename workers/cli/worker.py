@@ -48,11 +48,11 @@ def worker_command(
     argv = [
         sys.executable,
         "-m",
-        "workers.cli_worker",
-        "workers.cli_worker_boot",
+        "workers.cli.worker",
+        "workers.cli.worker_boot",
         "--skip-logging",
         "--fork-function",
-        "workers.cli_worker_health:serve",
+        "workers.cli.worker_health:serve",
         "-p",
         str(processes),
         "-t",
@@ -82,7 +82,7 @@ def main() -> int:
 
     from dramatiq.cli import main as dramatiq_main
 
-    from workers.observability import configure_logging
+    from workers.observability.logs import configure_logging
     from workers.settings import get_settings
 
     configure_logging(get_settings())

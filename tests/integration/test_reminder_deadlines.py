@@ -24,7 +24,7 @@ from tests.integration.commands import (
     opened,
 )
 from tests.integration.test_storage import Env
-from workers.scheduler import release_reminders
+from workers.processes.scheduler import release_reminders
 from workers.storage import tables as t
 
 pytestmark = pytest.mark.integration

@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from typer.core import TyperGroup
 
 from messages.routing import ALL_QUEUES
-from workers.cli_rabbitmq import broker_location, connect
+from workers.cli.rabbitmq import broker_location, connect
 from workers.settings import Settings, get_settings
 from workers.storage.engine import make_engine
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, String, cast, func, or_, select
 from domain.currency import format_minor
 from domain.errors import DomainError
 from domain.status import LinkStatus, PaymentStatus
-from workers.cli_common import CliError, emit_table, open_database
+from workers.cli.common import CliError, emit_table, open_database
 from workers.storage import tables as t
 
 app = typer.Typer(

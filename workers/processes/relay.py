@@ -12,7 +12,7 @@ two; ``python -m bench --quick --only expiry --expiry-n 20000``), so several may
 run, each publishing the rows whose order hashes to its partitions (rows without an
 order go to partition 0). All of an order's messages go through one relay, in commit
 order, so consumers see an order's events in the order they happened. With ``claim``
-(deploy/) relays take partitions live (``workers.relay_partitions``): however many
+(deploy/) relays take partitions live (``workers.processes.relay_partitions``): however many
 run, every partition is published by exactly one. ``partition=i`` (``paylink run``)
 fixes one; a relay with neither takes every row: run either that one or partitioned
 ones, not both.
@@ -57,10 +57,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 
 from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE, event_type_of
-from workers import process_metrics as metrics
-from workers.broker import XQ_ARGUMENTS, queue_arguments
-from workers.bulk_publish import Outgoing, publish_batch
-from workers.relay_partitions import PartitionClaim, PartitionLost
+from workers.processes import metrics
+from workers.processes.relay_partitions import PartitionClaim, PartitionLost
+from workers.runtime.broker import XQ_ARGUMENTS, queue_arguments
+from workers.runtime.bulk_publish import Outgoing, publish_batch
 from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine
@@ -242,7 +242,7 @@ class Relay:
         """Publish one batch of unsent rows, wait for every confirm, mark them sent.
 
         The batch goes out in one socket write on the underlying aiormq channel
-        (``workers.bulk_publish``), with one confirmation per message.
+        (``workers.runtime.bulk_publish``), with one confirmation per message.
         ``db`` is the relay's own connection, held across batches.
         """
         with db.begin():
@@ -361,7 +361,7 @@ def run_relay(
     partition: int | None = None,
     claim: bool = False,
 ) -> None:
-    from workers.observability import configure_logging, start_health_server
+    from workers.observability.logs import configure_logging, start_health_server
 
     configure_logging(settings)
     relay = Relay(settings, partition=partition, claim=claim)

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from domain.notifications import Notifier
 from domain.ports import Context
-from workers.batching import Batcher
-from workers.checkout_proof import HmacCheckoutProofs
-from workers.patience import Backoff
+from workers.runtime.batching import Batcher
+from workers.runtime.checkout_proof import HmacCheckoutProofs
+from workers.runtime.patience import Backoff
 from workers.settings import Settings, get_settings
 from workers.storage.engine import make_engine, make_session_factory
 from workers.storage.uow import SqlUnitOfWork

@@ -1,6 +1,6 @@
 """Which outbox partitions a relay publishes: PostgreSQL advisory locks, claimed live.
 
-One relay per partition keeps each order's events in order (``workers.relay``); these
+One relay per partition keeps each order's events in order (``workers.processes.relay``); these
 locks make sure every partition has exactly one relay, whatever the number of relays
 running, and that relays agree on how many partitions there are.
 """

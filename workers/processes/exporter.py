@@ -34,7 +34,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
 from domain.currency import COUNTRY_CURRENCY
-from workers.cli_rabbitmq import connect as connect  # moved there; kept for older imports
+from workers.cli.rabbitmq import connect as connect  # moved there; kept for older imports
 from workers.providers.failures import AUTH_REFUSED
 from workers.settings import Settings
 from workers.storage import tables as t
@@ -430,7 +430,7 @@ def run_exporter(
     stop: threading.Event | None = None,
 ) -> None:
     """Serve /metrics, /healthz and /readyz on ``port`` until SIGTERM/SIGINT (or ``stop``)."""
-    from workers.observability import configure_logging, start_health_server
+    from workers.observability.logs import configure_logging, start_health_server
     from workers.storage.engine import make_engine
 
     configure_logging(settings)

@@ -2,9 +2,9 @@
 
 The portal authenticates its users; paylink cannot. What paylink can check is the
 upstream: RabbitMQ authenticates each upstream's broker user and vouches for the AMQP
-``user_id`` on what it publishes to ``paylink.commands`` (``workers.consumer``). Grants
+``user_id`` on what it publishes to ``paylink.commands`` (``workers.runtime.consumer``). Grants
 kept server-side (table ``upstream_grants``, managed by an operator with
-``python -m workers.grants``, never by an upstream) say which stores each upstream may
+``python -m workers.runtime.grants``, never by an upstream) say which stores each upstream may
 act for and which roles it may assert there. A merchant command's actor is narrowed to
 them: its stores to those where its role is granted. An upstream that may assert the
 role nowhere is refused ``ROLE_NOT_ALLOWED``, one that names none of its stores
@@ -120,8 +120,8 @@ def revoke(engine: Engine, upstream: str, store_id: str | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m workers.grants grant|revoke|list``: the operator's side of the grants."""
-    parser = argparse.ArgumentParser(prog="python -m workers.grants", description=__doc__)
+    """``python -m workers.runtime.grants grant|revoke|list``: the operator's side of the grants."""
+    parser = argparse.ArgumentParser(prog="python -m workers.runtime.grants", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("grant", help="let an upstream act for a store as some roles")
     add.add_argument("upstream", help="its RabbitMQ user (the AMQP user_id it publishes with)")

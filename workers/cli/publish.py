@@ -24,7 +24,7 @@ import typer
 
 from messages.routing import BY_ACTOR, BY_TYPE, ROUTES, CommandRoute, ParseError, command_bytes
 from messages.routing import parse_command as parse
-from workers.cli_common import CliError, load_settings, note, open_broker, print_error
+from workers.cli.common import CliError, load_settings, note, open_broker, print_error
 
 
 def route_named(name: str) -> CommandRoute:

@@ -297,7 +297,7 @@ def run_demo(settings: Settings) -> int:
 
 def demo_standalone(settings: Settings) -> int:
     """Run the scenario on a throwaway service: fresh SQLite file, 20 s link TTL."""
-    from workers.supervisor import run as run_service
+    from workers.processes.supervisor import run as run_service
 
     var = Path("var")
     db = var / "demo.db"

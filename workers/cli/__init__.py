@@ -1,0 +1,3 @@
+"""`paylink`, one module per command group."""
+
+from __future__ import annotations
