@@ -1,7 +1,7 @@
 """Command handlers: plain typed functions over the ports.
 
 Each takes the command, an open unit of work and the context, applies the rules and
-returns the events it produced; ``domain.dispatch`` owns the transaction, idempotency
+returns the events it produced; ``domain.bus`` owns the transaction, idempotency
 and rejections. Leaving the unit of work without commit rolls everything back.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.currency import currency_for_country
+from domain.delivery import Attempt, begin_attempt
 from domain.errors import NotFound, ValidationFailed
 from domain.line_ledger import LineRequest
 from domain.lines import OrderLine, order_totals
@@ -27,7 +28,9 @@ from messages import events as ev
 from messages.common import CommandBase, EventBase, LineType, MerchantCommand, OrderLineIn
 
 Events = list[EventBase]
-Handler = Callable[[Any, UnitOfWork, Context], Events]
+#: A handler gives the command's events; send-link's first step gives the attempt to
+#: finish outside the transaction (``domain.delivery``).
+Handler = Callable[[Any, UnitOfWork, Context], Events | Attempt]
 
 
 def to_line(line: OrderLineIn) -> OrderLine:
@@ -324,11 +327,11 @@ def expire_authorization(cmd: c.ExpireAuthorization, uow: UnitOfWork, ctx: Conte
     return order.events
 
 
-#: Every command paylink handles, and its handler. SendPaymentLink calls the outside
-#: world between two transactions: ``domain.delivery`` runs it.
+#: Every command paylink handles, and its handler (for SendPaymentLink, its first step).
 HANDLERS: dict[type[CommandBase], Handler] = {
     c.ConfigureStore: configure_store,
     c.CreateOrder: create_order,
+    c.SendPaymentLink: begin_attempt,
     c.ResendPaymentLink: resend_payment_link,
     c.ExpirePaymentLink: expire_payment_link,
     c.PaymentLinkOpened: payment_link_opened,

@@ -162,7 +162,9 @@ class Order:
             raise InvariantViolation("call Order.begin() before applying a command")
         return self._now
 
-    def _record(self, cls: type[EventBase], **data: Any) -> None:
+    def _record(
+        self, cls: type[EventBase], **data: Any
+    ) -> None:  # the event's own fields; pydantic validates them
         self.events.append(
             cls(
                 event_id=uuid.uuid4(),
@@ -174,7 +176,9 @@ class Order:
             )
         )
 
-    def _entry(self, kind: EntryKind, amount: int, **extra: Any) -> None:
+    def _entry(
+        self, kind: EntryKind, amount: int, **extra: Any
+    ) -> None:  # LedgerEntry's optional fields
         self.ledger.append(
             LedgerEntry(uuid.uuid4(), kind, amount, self._at(), self._cause, **extra)
         )

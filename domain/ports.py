@@ -186,6 +186,9 @@ class UnitOfWork(Protocol):
         ...
 
 
+#: A fresh unit of work per transaction (the SQL adapter opens a session each time).
+UowFactory = Callable[[], UnitOfWork]
+
 #: Links stay valid for 48 hours (seed 000: "only active in 48 hours").
 LINK_TTL = timedelta(hours=48)
 #: Reservations expire 28 days after authorization unless configured otherwise.

@@ -217,7 +217,7 @@ def _summarize(exc: ValidationError, limit: int = 5) -> tuple[str, list[dict[str
     return shown + more, errors
 
 
-def parse_command(actor_name: str, payload: Any) -> CommandBase | ParseError:
+def parse_command(actor_name: str, payload: object) -> CommandBase | ParseError:
     """Validate one command payload (as decoded from JSON) for the actor it was addressed to.
 
     Strictly, as JSON: a UUID, a date-time or an enum value arrives as a string and is

@@ -45,11 +45,11 @@ class Settings(BaseSettings):
 
     worker_processes: int = Field(default=2, ge=1, le=64, alias="PAYLINK_WORKER_PROCESSES")
     #: Threads mostly wait (database, broker, providers); more threads let a busy
-    #: process group more commands per transaction (``workers.runtime.batching``): 24 carried
+    #: process group more commands per transaction (``workers.runtime.grouping``): 24 carried
     #: 100-118 create+send orders/s against 74-82 with 8 (``bench/results.md``).
     worker_threads: int = Field(default=24, ge=1, le=256, alias="PAYLINK_WORKER_THREADS")
     #: Up to this many CreateOrder (or SendPaymentLink) commands that one worker process
-    #: holds at once are applied in one transaction (``workers.runtime.batching``); 1 turns it off.
+    #: holds at once are applied in one transaction (``workers.runtime.grouping``); 1 turns it off.
     batch_size: int = Field(default=16, ge=1, le=256, alias="PAYLINK_BATCH_SIZE")
 
     #: Links stay valid for 48 hours (seed: "only active in 48 hours").

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from domain.dispatch import dispatch
+from domain.bus import handle
 from domain.ports import Context
 from messages import commands as c
 from messages.routing import event_type_of
@@ -44,7 +44,7 @@ class Env:
         return SqlUnitOfWork(self.sessions, now=self.clock.now)
 
     def run(self, cmd: c.CommandBase):  # type: ignore[no-untyped-def]
-        return dispatch(cmd, self.uow, self.ctx)
+        return handle(cmd, self.uow, self.ctx)
 
     def outbox(self, kind: str) -> list[str]:
         """Queue names of commands, or event types of events (their routing keys are

@@ -1,4 +1,4 @@
-"""Command builders and a small world that drives them through ``dispatch`` on the fakes.
+"""Command builders and a small world that drives them through ``domain.bus.handle`` on the fakes.
 
 ``build(CapturePayment, amount=500)`` starts from a minimal valid example of the
 command (also what the wire tests parse) and overrides fields. ``World`` holds one
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from domain.dispatch import Outcome, dispatch
+from domain.bus import Outcome, handle
 from domain.order import Order
 from domain.ports import LINK_TTL, RESERVATION_TTL, NotificationRecord
 from domain.status import LinkStatus, PaymentStatus
@@ -189,7 +189,7 @@ class World:
         return FakeUnitOfWork(self.db)
 
     def run(self, command: CommandBase) -> Outcome:
-        return dispatch(command, self.uow, self.ctx)
+        return handle(command, self.uow, self.ctx)
 
     def command(self, cls: type[C], **fields: Any) -> C:
         """``cls`` aimed at the order under test, issued now."""

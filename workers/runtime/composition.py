@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from domain.notifications import Notifier
 from domain.ports import Context
-from workers.runtime.batching import Batcher
 from workers.runtime.checkout_proof import HmacCheckoutProofs
+from workers.runtime.grouping import Batcher
 from workers.runtime.patience import Backoff
 from workers.settings import Settings, get_settings
 from workers.storage.engine import make_engine, make_session_factory
