@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     sendgrid_webhook_public_key: str | None = Field(
         default=None, alias="PAYLINK_SENDGRID_WEBHOOK_PUBLIC_KEY"
     )
+    #: Verifies Twilio's status callbacks in ``paylink web``: a Twilio webhook SharedKey
+    #: secret, so the page need not hold the account's credential. Unset: the auth token.
+    twilio_webhook_secret: SecretStr | None = Field(
+        default=None, alias="PAYLINK_TWILIO_WEBHOOK_SECRET"
+    )
     #: Which checkout gateway takes the payment; the sandbox is the embedded default.
     checkout_gateway: Literal["sandbox"] = Field(
         default="sandbox", alias="PAYLINK_CHECKOUT_GATEWAY"

@@ -104,12 +104,12 @@ class DeliveryHooks:
         now: Callable[[], datetime],
         *,
         sendgrid_public_key: str | None = None,
-        twilio_auth_token: str | None = None,
+        twilio_secret: str | None = None,
         public_url: str | None = None,
     ) -> None:
         self.publisher, self.now = publisher, now
         self._sendgrid = load_sendgrid_key(sendgrid_public_key) if sendgrid_public_key else None
-        self._twilio = RequestValidator(twilio_auth_token) if twilio_auth_token else None
+        self._twilio = RequestValidator(twilio_secret) if twilio_secret else None
         #: What Twilio called: its signature covers the public URL, not the one behind
         #: a proxy that this process sees.
         self._public_url = public_url.rstrip("/") if public_url else None

@@ -30,6 +30,7 @@ def run_web(settings: Settings, *, health_port: int) -> None:
         if settings.web_secret is not None
         else secrets.token_bytes(32)
     )
+    twilio_secrets = (settings.twilio_webhook_secret, settings.twilio_auth_token)
     app = create_app(
         engine,
         publisher,
@@ -41,10 +42,8 @@ def run_web(settings: Settings, *, health_port: int) -> None:
             publisher,
             utcnow,
             sendgrid_public_key=settings.sendgrid_webhook_public_key,
-            twilio_auth_token=(
-                settings.twilio_auth_token.get_secret_value()
-                if settings.twilio_auth_token is not None
-                else None
+            twilio_secret=next(
+                (s.get_secret_value() for s in twilio_secrets if s is not None), None
             ),
             public_url=settings.web_public_url,
         ),
