@@ -57,7 +57,8 @@ def _load(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> tuple[Order,
 def _notification(
     order: Order, store_name: str, link: Link, cmd: c.SendPaymentLink, ctx: Context
 ) -> PaymentLinkNotification:
-    recipient = order.customer.email or order.customer.phone
+    channel = cmd.channel or ("email" if order.customer.email else "sms")
+    recipient = order.customer.email if channel == "email" else order.customer.phone
     if recipient is None:
         raise ValidationFailed(
             "the customer's contact data was erased: the link cannot be sent",
@@ -66,7 +67,7 @@ def _notification(
     return PaymentLinkNotification(
         notification_id=_notification_id(cmd),
         order_id=order.order_id,
-        channel="email" if order.customer.email else "sms",
+        channel=channel,
         recipient=recipient,
         store_name=store_name,
         purchase_country=order.purchase_country,
@@ -99,9 +100,14 @@ def begin_attempt(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> Atte
     """Step 1. A ``DomainError`` (unknown order, a superseded link) is raised before
     anything is staged."""
     order, link = _load(cmd, uow, ctx)
-    notification_id = _notification_id(cmd)
-    record = uow.notifications.get(notification_id) or NotificationRecord(
-        notification_id, order.order_id, order.channel, NotificationState.ATTEMPTING
+    store = uow.stores.get(order.store_id)
+    store_name = store.name if store is not None else order.store_id
+    notification = _notification(order, store_name, link, cmd, ctx)
+    record = uow.notifications.get(notification.notification_id) or NotificationRecord(
+        notification.notification_id,
+        order.order_id,
+        notification.channel,
+        NotificationState.ATTEMPTING,
     )
     uncertain = record.state is NotificationState.ATTEMPTING and record.attempts > 0
     if uncertain:
@@ -109,9 +115,6 @@ def begin_attempt(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> Atte
     record.state = NotificationState.ATTEMPTING
     record.attempts += 1
     uow.notifications.save(record)
-    store = uow.stores.get(order.store_id)
-    store_name = store.name if store is not None else order.store_id
-    notification = _notification(order, store_name, link, cmd, ctx)
     return Attempt(cmd, record, notification, uncertain)
 
 
@@ -163,16 +166,20 @@ def record_answer(
     """Step 3: ``SENT`` and ``link.sent``, or ``FAILED`` and ``link.delivery_failed``.
     A resend that replaced the link meanwhile is a ``DomainError`` (recorded)."""
     order, link = _load(cmd, uow, ctx)
-    record = attempt.record
+    record, channel = attempt.record, attempt.notification.channel
     if isinstance(answer, DeliveryReceipt):
         order.mark_link_sent(
-            link, answer.provider, answer.provider_message_id, reminder=cmd.reminder
+            link, answer.provider, answer.provider_message_id, channel, reminder=cmd.reminder
         )
         record.state = NotificationState.SENT
         record.provider, record.provider_message_id = answer.provider, answer.provider_message_id
     else:
         order.mark_link_undeliverable(
-            link, provider=answer.provider or "unknown", reason=answer.reason, reminder=cmd.reminder
+            link,
+            provider=answer.provider or "unknown",
+            reason=answer.reason,
+            channel=channel,
+            reminder=cmd.reminder,
         )
         record.state, record.error = NotificationState.FAILED, answer.reason[:500]
     uow.notifications.save(record)

@@ -300,14 +300,20 @@ class Order:
         return link
 
     def mark_link_sent(
-        self, link: Link, provider: str, provider_message_id: str, *, reminder: bool = False
+        self,
+        link: Link,
+        provider: str,
+        provider_message_id: str,
+        channel: str | None = None,
+        *,
+        reminder: bool = False,
     ) -> None:
         if not reminder:  # a reminder is about a link already sent
             link.delivery = Delivery.SENT
         self._record(
             ev.LinkSent,
             link_id=link.link_id,
-            channel=self.channel,
+            channel=channel or self.channel,
             provider=provider,
             provider_message_id=provider_message_id,
             expires_at=link.expires_at,
@@ -315,18 +321,55 @@ class Order:
         )
 
     def mark_link_undeliverable(
-        self, link: Link, provider: str, reason: str, *, reminder: bool = False
+        self,
+        link: Link,
+        provider: str,
+        reason: str,
+        channel: str | None = None,
+        *,
+        reminder: bool = False,
     ) -> None:
         if not reminder:  # a failed reminder leaves the delivered link as it was
             link.delivery = Delivery.FAILED
         self._record(
             ev.LinkDeliveryFailed,
             link_id=link.link_id,
-            channel=self.channel,
+            channel=channel or self.channel,
             provider=provider,
             reason=reason,
             reminder=reminder,
         )
+
+    def report_delivery(
+        self, link: Link, channel: str, provider: str, *, delivered: bool, reason: str | None
+    ) -> None:
+        """What the provider said became of a sent link: the timeline says it; the
+        link's status does not change (a bounced link is still the customer's link)."""
+        if delivered:
+            self._record(ev.LinkDelivered, link_id=link.link_id, channel=channel, provider=provider)
+            return
+        failed = ev.LinkBounced if channel == "email" else ev.LinkUndelivered
+        self._record(
+            failed, link_id=link.link_id, channel=channel, provider=provider, reason=reason
+        )
+
+    def can_fall_back_to_sms(self, link: Link) -> bool:
+        """A bounced email link may go out again by SMS while nobody has used it: still
+        the current link, not opened, not past its deadline, and a phone on file."""
+        return (
+            link is self.current_link
+            and self.link_status is LinkStatus.CREATED
+            and self._at() < link.expires_at
+            and self.customer.phone is not None
+        )
+
+    def fall_back_to_sms(self, link_id: UUID, token_hash: str) -> Link:
+        """A new link (the bounced token is not stored) with the bounced one's deadline:
+        the customer gets no more time than the first message gave."""
+        bounced = self.current_link
+        if bounced is None:
+            raise InvariantViolation("a fallback replaces a sent link")
+        return self.resend_link(link_id, token_hash, bounced.expires_at - self._at())
 
     def _live_link(self, token_hash: str) -> Link:
         """The link a customer's token names, or the precise reason it is dead."""

@@ -128,6 +128,9 @@ class NotificationRecord:
     provider: str | None = None
     provider_message_id: str | None = None
     error: str | None = None
+    #: The provider's last report on the sent message ("delivered", "failed") and why.
+    report: str | None = None
+    report_reason: str | None = None
 
 
 class Notifications(Protocol):

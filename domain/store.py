@@ -15,6 +15,8 @@ class Store:
     #: Seed 000: "a valid link to your Terms and Conditions is uploaded ... (mandatory)".
     terms_url: str | None
     agreement_currencies: tuple[str, ...]
+    #: A bounced email link is sent again by SMS (``ConfigureStore.sms_fallback``).
+    sms_fallback: bool = False
     #: Hours before a link expires to remind a customer who has not opened it; None: never.
     reminder_hours_before: int | None = None
 

@@ -27,6 +27,7 @@ class StoreConfigured(EventBase):
     terms_url: str | None
     agreement_currencies: list[str]
     reminder_hours_before: int | None = None
+    sms_fallback: bool = False
 
 
 class OrderCreated(EventBase):
@@ -72,6 +73,36 @@ class LinkDeliveryFailed(EventBase):
     reason: str
     #: The reminder failed; the link itself was delivered before.
     reminder: bool = False
+
+
+class LinkReported(EventBase):
+    """What a provider reported of a sent link (its delivery webhook or status callback)."""
+
+    link_id: UUID
+    channel: Channel
+    provider: str
+
+
+class LinkDelivered(LinkReported):
+    """The link reached the customer's mailbox or phone."""
+
+    type: Literal["link.delivered"] = "link.delivered"
+
+
+class LinkBounced(LinkReported):
+    """The email was refused by the customer's mail server (bounce, dropped)."""
+
+    type: Literal["link.bounced"] = "link.bounced"
+    #: The provider's reason, customer data masked.
+    reason: str | None = None
+
+
+class LinkUndelivered(LinkReported):
+    """The SMS did not reach the phone (undelivered, failed)."""
+
+    type: Literal["link.undelivered"] = "link.undelivered"
+    #: The provider's error code or reason.
+    reason: str | None = None
 
 
 class LinkResent(EventBase):
@@ -213,6 +244,9 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
         OrderRejected,
         LinkSent,
         LinkDeliveryFailed,
+        LinkDelivered,
+        LinkBounced,
+        LinkUndelivered,
         LinkResent,
         LinkOpened,
         LinkExpired,

@@ -78,6 +78,19 @@ class Settings(BaseSettings):
     web_forwarded_allow_ips: str = Field(
         default="127.0.0.1", alias="PAYLINK_WEB_FORWARDED_ALLOW_IPS"
     )
+    #: How providers reach ``paylink web`` (``https://pay.example.com``): Twilio's status
+    #: callbacks are sent there and their signature covers it. Unset: no callbacks.
+    web_public_url: str | None = Field(default=None, alias="PAYLINK_WEB_PUBLIC_URL")
+    #: SendGrid's Event Webhook verification key (Mail Settings, "Signed Event Webhook",
+    #: base64 as shown). Unset: ``/hooks/sendgrid`` refuses every request.
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, alias="PAYLINK_SENDGRID_WEBHOOK_PUBLIC_KEY"
+    )
+    #: Verifies Twilio's status callbacks in ``paylink web``: a Twilio webhook SharedKey
+    #: secret, so the page need not hold the account's credential. Unset: the auth token.
+    twilio_webhook_secret: SecretStr | None = Field(
+        default=None, alias="PAYLINK_TWILIO_WEBHOOK_SECRET"
+    )
     #: Which checkout gateway takes the payment; the sandbox is the embedded default,
     #: ``external`` sends the customer to ``PAYLINK_EXTERNAL_CHECKOUT_URL`` (README).
     checkout_gateway: Literal["sandbox", "external"] = Field(
@@ -119,6 +132,9 @@ class Settings(BaseSettings):
     )
     sms_provider: Literal["local", "twilio"] = Field(default="local", alias="PAYLINK_SMS_PROVIDER")
     outbox_dir: Path = Field(default=VAR_DIR / "outbox", alias="PAYLINK_OUTBOX_DIR")
+    #: The local outbox reports each message delivered, as a provider's webhook would
+    #: (``paylink run --demo`` turns it on, so the demo's timelines show link.delivered).
+    local_outbox_reports: bool = Field(default=False, alias="PAYLINK_LOCAL_OUTBOX_REPORTS")
     email_from: str = Field(default="no-reply@paylink.example", alias="PAYLINK_EMAIL_FROM")
     sendgrid_api_key: SecretStr | None = Field(default=None, alias="SENDGRID_API_KEY")
     sendgrid_base_url: str = Field(default="https://api.sendgrid.com", alias="SENDGRID_BASE_URL")

@@ -87,6 +87,13 @@ MINIMAL: dict[type[CommandBase], dict[str, Any]] = {
         "authorized_amount": ORDER_AMOUNT,
         "currency": "SEK",
     },
+    c.RecordLinkDelivery: {
+        "order_id": _ORDER["order_id"],
+        "link_id": str(uuid.UUID(int=2)),
+        "channel": "email",
+        "provider": "sendgrid",
+        "outcome": "delivered",
+    },
     c.CapturePayment: _ORDER,
     c.RefundPayment: _ORDER,
     c.CancelOrder: _ORDER,

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -67,6 +68,7 @@ stores = Table(
     Column("name", String(255), nullable=False),
     Column("terms_url", String(2048)),
     Column("agreement_currencies", JSON, nullable=False),
+    Column("sms_fallback", Boolean, nullable=False, server_default=false()),
     Column("updated_at", UtcDateTime, nullable=False),
     #: Hours before expiry to remind a customer who has not opened the link; NULL: never.
     Column("reminder_hours_before", Integer),
@@ -237,6 +239,8 @@ notifications = Table(
     Column("provider", String(32)),
     Column("provider_message_id", String(128)),
     Column("error", String(500)),
+    Column("report", String(16)),
+    Column("report_reason", String(500)),
     Column("updated_at", UtcDateTime, nullable=False),
     # The exporter sums the few rows a killed worker left uncertain.
     Index(

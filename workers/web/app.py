@@ -46,6 +46,7 @@ from workers.web.gateway import (
     GatewayUnavailable,
     Redirect,
 )
+from workers.web.hooks import DeliveryHooks
 from workers.web.lookup import LinkState, LinkView, find_link
 from workers.web.publisher import CommandPublisher, PublishFailed
 from workers.web.security import AccessLog, CsrfSigner, RateLimiter, SecurityHeaders
@@ -321,6 +322,7 @@ def create_app(
     limiter: RateLimiter | None = None,
     proof_key: tuple[str, bytes] | None = None,
     callback_verifier: CallbackVerifier | None = None,
+    hooks: DeliveryHooks | None = None,
 ) -> Starlette:
     callbacks = CheckoutCallbacks(
         engine,
@@ -346,6 +348,7 @@ def create_app(
         Route("/l/{token}/receipt", endpoints.receipt, methods=["GET"], name="receipt"),
         Route("/checkout/callback/{gateway}", callbacks.receive, methods=["POST"]),
         Mount("/static", StaticFiles(directory=pages.STATIC), name="static"),
+        *(hooks.routes() if hooks is not None else ()),
     ]
     return Starlette(
         routes=routes,
