@@ -16,6 +16,7 @@ from workers.observability.logs import configure_logging, start_health_server
 from workers.settings import Settings
 from workers.storage.engine import make_engine
 from workers.web.app import create_app, utcnow
+from workers.web.callback import CallbackVerifier
 from workers.web.gateway import build_gateway
 from workers.web.hooks import DeliveryHooks
 from workers.web.publisher import BrokerPublisher
@@ -34,10 +35,11 @@ def run_web(settings: Settings, *, health_port: int) -> None:
     app = create_app(
         engine,
         publisher,
-        build_gateway(settings.checkout_gateway),
+        build_gateway(settings.checkout_gateway, settings.external_checkout_url),
         secret=secret,
         rate_limit_per_minute=settings.web_rate_limit_per_minute,
         proof_key=next(iter(settings.checkout_proof_key_map.items()), None),
+        callback_verifier=CallbackVerifier(settings.checkout_callback_secret_map),
         hooks=DeliveryHooks(
             publisher,
             utcnow,
