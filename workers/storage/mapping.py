@@ -9,7 +9,8 @@ on PostgreSQL, so the mapping is names only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import RowMapping
@@ -21,6 +22,8 @@ from domain.order import CustomerContact, Order
 from domain.status import LinkStatus
 from messages.common import LineType
 
+#: A row as read: ``Result.mappings()``, or an object of a JSON array of rows.
+Row = RowMapping | Mapping[str, Any]  # Any: a column's value, typed by tables.py
 #: Statement parameters for one row.
 Values = dict[str, object]
 
@@ -29,10 +32,10 @@ Values = dict[str, object]
 
 
 def order_from_rows(
-    row: RowMapping,
-    lines: Sequence[RowMapping],
-    entries: Sequence[RowMapping],
-    links: Sequence[RowMapping],
+    row: Row,
+    lines: Sequence[Row],
+    entries: Sequence[Row],
+    links: Sequence[Row],
 ) -> Order:
     return Order(
         order_id=row["order_id"],
@@ -57,7 +60,7 @@ def order_from_rows(
     )
 
 
-def _line(r: RowMapping) -> OrderLine:
+def _line(r: Row) -> OrderLine:
     return OrderLine(
         name=r["name"],
         reference=r["reference"],
@@ -71,7 +74,7 @@ def _line(r: RowMapping) -> OrderLine:
     )
 
 
-def _entry(r: RowMapping) -> LedgerEntry:
+def _entry(r: Row) -> LedgerEntry:
     return LedgerEntry(
         entry_id=r["entry_id"],
         kind=EntryKind(r["kind"]),
@@ -87,7 +90,7 @@ def _entry(r: RowMapping) -> LedgerEntry:
     )
 
 
-def _link(r: RowMapping) -> Link:
+def _link(r: Row) -> Link:
     return Link(
         link_id=r["link_id"],
         token_hash=r["token_hash"],

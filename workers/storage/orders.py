@@ -7,14 +7,13 @@ changed since it was loaded, one statement per table for all the orders of a gro
 from __future__ import annotations
 
 import copy
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import RowMapping, Select, Table, Update, bindparam, delete, select, update
+from sqlalchemy import Update, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from domain.expiry import LinkExpiry
@@ -23,12 +22,13 @@ from domain.links import Delivery
 from domain.order import Order
 from workers.storage import tables as t
 from workers.storage.bulk import BULK_MIN_ROWS, bulk_update, insert_rows, is_postgresql
+from workers.storage.loader import load_orders
 from workers.storage.mapping import (
+    Row,
     Values,
     entry_row,
     line_rows,
     link_row,
-    order_from_rows,
     order_values,
 )
 
@@ -55,7 +55,7 @@ class _Loaded:
     links: tuple[tuple[UUID, Delivery, bool], ...] = ()
 
     @classmethod
-    def of(cls, row: RowMapping, order: Order) -> _Loaded:
+    def of(cls, row: Row, order: Order) -> _Loaded:
         return cls(
             {c: row[c] for c in _OWNED},
             order.lines,
@@ -67,31 +67,7 @@ class _Loaded:
 _NEW = _Loaded(row=None)
 
 
-def _ids_in(table: Table, order_by: str) -> Select[tuple[object]]:
-    return (
-        select(table)
-        .where(table.c.order_id.in_(bindparam("ids", expanding=True)))
-        .order_by(table.c.order_id, table.c[order_by])
-    )
-
-
-# Built once: the ids travel as a list parameter.
-_ORDERS = select(t.orders).where(t.orders.c.order_id.in_(bindparam("ids", expanding=True)))
-#: In key order, so two transactions locking overlapping sets cannot deadlock.
-_ORDERS_LOCKED = _ORDERS.order_by(t.orders.c.order_id).with_for_update()
-_LINES = _ids_in(t.order_lines, "position")
-_ENTRIES = _ids_in(t.ledger_entries, "seq")
-_LINKS = _ids_in(t.links, "seq")
 _ORDER_BY_TOKEN = select(t.links.c.order_id).where(t.links.c.token_hash == bindparam("token_hash"))
-
-
-def _by_order(
-    session: Session, query: Select[tuple[object]], ids: list[UUID]
-) -> dict[UUID, list[RowMapping]]:
-    grouped: dict[UUID, list[RowMapping]] = defaultdict(list)
-    for row in session.execute(query, {"ids": ids}).mappings():
-        grouped[row["order_id"]].append(row)
-    return grouped
 
 
 def _copy(order: Order) -> Order:
@@ -170,23 +146,10 @@ class SqlOrderRepository:
         return found[0] if found else None
 
     def _fetch(self, order_ids: list[UUID], *, lock: bool) -> list[Order]:
-        """The one loader: the order rows (locked, when ``lock``), then each child table
-        for all of them. The children are read after the lock was granted, so they are
-        as the last transaction that held it left them."""
-        rows = self.session.execute(_ORDERS_LOCKED if lock else _ORDERS, {"ids": order_ids})
-        heads = rows.mappings().all()
-        if not heads:
-            return []
-        ids = [row["order_id"] for row in heads]
-        lines = _by_order(self.session, _LINES, ids)
-        entries = _by_order(self.session, _ENTRIES, ids)
-        links = _by_order(self.session, _LINKS, ids)
         orders = []
-        for row in heads:
-            oid = row["order_id"]
-            order = order_from_rows(row, lines[oid], entries[oid], links[oid])
+        for row, order in load_orders(self.session, order_ids, lock=lock):
             if lock:
-                self.loaded[oid] = (order, _Loaded.of(row, order))
+                self.loaded[order.order_id] = (order, _Loaded.of(row, order))
             orders.append(order)
         return orders
 
