@@ -3,7 +3,7 @@ per order created and sent, in one thread, without the broker.
 
 The full bench measures the whole machine; this isolates what paylink's code costs
 around the database, which is what grouping amortizes. For each group size G it runs
-the grouped steps the worker runs (``domain.batch``) on a scratch PostgreSQL database
+the grouped steps the worker runs (``domain.bus.run_group``) on a scratch PostgreSQL database
 with the local outbox: G CreateOrders in one transaction; then, in one transaction,
 the attempts of their G send-links and the answers of the previous G; then each
 provider call. It prints CPU per order (``time.process_time``, so kernel time too) by
@@ -27,9 +27,8 @@ from typing import Any, TypeVar
 from sqlalchemy import event, select
 
 from bench.workloads import configure_store, create_order_body
-from domain.batch import Answer, create_orders, record_send_steps
+from domain.bus import Job, Result, handle, run_group
 from domain.delivery import Attempt, deliver
-from domain.dispatch import dispatch
 from domain.notifications import DeliveryReceipt
 from messages import commands as c
 from messages.common import CommandBase
@@ -90,30 +89,31 @@ class _Run:
 
     def orders(self, count: int, group: int) -> None:
         uow, ctx = self.app.uow, self.app.context
-        answers: list[Answer] = []
+        answers: list[Job] = []
         for start in range(0, count, group):
             creates = [
                 _command(create_order_body(uuid.uuid4(), start + k), c.CreateOrder)
                 for k in range(group)
             ]
             with self.step("create"):
-                for then in create_orders(creates, uow, ctx):
-                    then()
+                _committed(run_group([Job.first(cmd) for cmd in creates], uow, ctx))
             sends = self.sends_for([cmd.order_id for cmd in creates])
             with self.step("record"):
-                attempts, recorded = record_send_steps(sends, answers, uow, ctx)
-                for then in recorded:
-                    then()
+                results = _committed(run_group([*answers, *map(Job.first, sends)], uow, ctx))
             answers = []
-            for attempt in attempts:
+            for attempt in results[len(results) - len(sends) :]:
                 assert isinstance(attempt, Attempt), "an attempt went alone"
                 with self.step("deliver"):
                     receipt = deliver(attempt, uow, ctx)
                 assert isinstance(receipt, DeliveryReceipt), receipt
-                answers.append((attempt, receipt))
+                answers.append(Job.answer(attempt, receipt))
         with self.step("record"):
-            for then in record_send_steps([], answers, uow, ctx)[1]:
-                then()
+            _committed(run_group(answers, uow, ctx))
+
+
+def _committed(results: list[Result] | None) -> list[Result]:
+    assert results is not None, "a group's transaction failed"
+    return results
 
 
 def measure(group: int, orders: int) -> str:
@@ -124,7 +124,7 @@ def measure(group: int, orders: int) -> str:
     )
     app = App(settings)
     try:
-        dispatch(_command(configure_store(), c.ConfigureStore), app.uow, app.context)
+        handle(_command(configure_store(), c.ConfigureStore), app.uow, app.context)
         run = _Run(app)
         run.orders(orders, group)  # warm-up: caches, prepared statements
         run.cpu.clear()

@@ -1,7 +1,7 @@
 """Command handlers: plain typed functions over the ports.
 
 Each takes the command, an open unit of work and the context, applies the rules and
-returns the events it produced; ``domain.dispatch`` owns the transaction, idempotency
+returns the events it produced; ``domain.bus`` owns the transaction, idempotency
 and rejections. Leaving the unit of work without commit rolls everything back.
 """
 
@@ -13,20 +13,31 @@ from typing import Any
 from uuid import UUID
 
 from domain.currency import currency_for_country
-from domain.errors import NotFound, ValidationFailed
+from domain.delivery import Attempt, begin_attempt
+from domain.errors import NotFound, TransientError, ValidationFailed
 from domain.line_ledger import LineRequest
 from domain.lines import OrderLine, order_totals
-from domain.links import hash_token
+from domain.links import Link, hash_token
 from domain.order import CustomerContact, Order, ensure_editable_lines
 from domain.permissions import authorize
-from domain.ports import Context, UnitOfWork
+from domain.ports import Context, NotificationState, UnitOfWork
+from domain.reminders import ReminderDeadline, reminder_command_id
 from domain.store import Store
 from messages import commands as c
 from messages import events as ev
-from messages.common import CommandBase, EventBase, LineType, MerchantCommand, OrderLineIn
+from messages.common import (
+    Channel,
+    CommandBase,
+    EventBase,
+    LineType,
+    MerchantCommand,
+    OrderLineIn,
+)
 
 Events = list[EventBase]
-Handler = Callable[[Any, UnitOfWork, Context], Events]
+#: A handler gives the command's events; send-link's first step gives the attempt to
+#: finish outside the transaction (``domain.delivery``).
+Handler = Callable[[Any, UnitOfWork, Context], Events | Attempt]
 
 
 def to_line(line: OrderLineIn) -> OrderLine:
@@ -106,7 +117,12 @@ def _order_by_token(
 
 
 def _send_link_command(
-    order: Order, cause: UUID, link_id: UUID, token: str, ctx: Context
+    order: Order,
+    cause: UUID,
+    link_id: UUID,
+    token: str,
+    ctx: Context,
+    channel: Channel | None = None,
 ) -> c.SendPaymentLink:
     return c.SendPaymentLink(
         command_id=follow_up_id(cause, f"send-link:{link_id}"),
@@ -114,14 +130,47 @@ def _send_link_command(
         order_id=order.order_id,
         link_id=link_id,
         token=token,
+        channel=channel,
     )
+
+
+def _send_link(
+    order: Order,
+    store: Store,
+    cause: UUID,
+    link: Link,
+    token: str,
+    uow: UnitOfWork,
+    ctx: Context,
+    channel: Channel | None = None,
+) -> None:
+    """Send a new link, and keep its reminder for the scheduler if the store wants one."""
+    uow.outbox.add_command(_send_link_command(order, cause, link.link_id, token, ctx, channel))
+    due = store.reminder_due(link.expires_at, ctx.clock.now())
+    if due is not None:
+        reminder = c.SendPaymentLink(
+            command_id=reminder_command_id(link.link_id),
+            issued_at=due,
+            order_id=order.order_id,
+            link_id=link.link_id,
+            token=token,
+            channel=channel,
+            reminder=True,
+        )
+        uow.reminders.schedule(ReminderDeadline(order.order_id, link.link_id, due, reminder))
 
 
 def configure_store(cmd: c.ConfigureStore, uow: UnitOfWork, ctx: Context) -> Events:
     authorize(cmd.actor, "ConfigureStore", [cmd.store_id])
     terms = str(cmd.terms_url) if cmd.terms_url is not None else None
+    currencies = tuple(str(x) for x in cmd.agreement_currencies)
     store = Store(
-        cmd.store_id, cmd.store_name, terms, tuple(str(x) for x in cmd.agreement_currencies)
+        cmd.store_id,
+        cmd.store_name,
+        terms,
+        currencies,
+        cmd.sms_fallback,
+        cmd.reminder_hours_before,
     )
     uow.stores.save(store)
     return [
@@ -133,6 +182,8 @@ def configure_store(cmd: c.ConfigureStore, uow: UnitOfWork, ctx: Context) -> Eve
             store_name=store.name,
             terms_url=store.terms_url,
             agreement_currencies=list(store.agreement_currencies),
+            sms_fallback=store.sms_fallback,
+            reminder_hours_before=store.reminder_hours_before,
         )
     ]
 
@@ -185,17 +236,18 @@ def create_order(cmd: c.CreateOrder, uow: UnitOfWork, ctx: Context) -> Events:
     link = order.issue_link(uuid.uuid4(), hash_token(token), ctx.link_ttl)
     order.record_created()
     uow.orders.add(order)
-    uow.outbox.add_command(_send_link_command(order, cmd.command_id, link.link_id, token, ctx))
+    _send_link(order, store, cmd.command_id, link, token, uow, ctx)
     return order.events
 
 
 def resend_payment_link(cmd: c.ResendPaymentLink, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     # Seed 000: without Terms and Conditions "you will not be able to create or send order(s)".
-    _configured_store(order.store_id, uow).ensure_accepts_orders_in(order.currency)
+    store = _configured_store(order.store_id, uow)
+    store.ensure_accepts_orders_in(order.currency)
     token = ctx.tokens.new_token()
     link = order.resend_link(uuid.uuid4(), hash_token(token), ctx.link_ttl)
-    uow.outbox.add_command(_send_link_command(order, cmd.command_id, link.link_id, token, ctx))
+    _send_link(order, store, cmd.command_id, link, token, uow, ctx)
     return order.events
 
 
@@ -225,6 +277,37 @@ def checkout_completed(cmd: c.CheckoutCompleted, uow: UnitOfWork, ctx: Context) 
         str(cmd.currency),
         ctx.reservation_ttl,
     )
+    return order.events
+
+
+def record_link_delivery(cmd: c.RecordLinkDelivery, uow: UnitOfWork, ctx: Context) -> Events:
+    """A report on a link that is not the order's current one (unknown, superseded by
+    a resend or a fallback) or that repeats the outcome already recorded is accepted
+    and changes nothing: providers retry a refused webhook, so a refusal would only
+    come back. A report that overtakes the record of its own send (the local outbox
+    reports at once) is retried until the send is recorded."""
+    record = uow.notifications.get(cmd.link_id)
+    order = uow.orders.get_for_update(cmd.order_id) if record is not None else None
+    link = order.current_link if order is not None else None
+    if record is None or order is None or link is None or link.link_id != cmd.link_id:
+        return []
+    if record.state is NotificationState.ATTEMPTING:
+        raise TransientError("a delivery report arrived before its send was recorded")
+    if record.report == cmd.outcome:
+        return []
+    order.begin(cmd.command_id, ctx.clock.now())
+    record.report, record.report_reason = cmd.outcome, cmd.reason
+    uow.notifications.save(record)
+    failed = cmd.outcome == "failed"
+    order.report_delivery(
+        link, record.channel, cmd.provider, delivered=not failed, reason=cmd.reason
+    )
+    store = uow.stores.get(order.store_id)
+    fallback = store is not None and store.sms_fallback and record.channel == "email"
+    if failed and store is not None and fallback and order.can_fall_back_to_sms(link):
+        token = ctx.tokens.new_token()
+        sms = order.fall_back_to_sms(uuid.uuid4(), hash_token(token))
+        _send_link(order, store, cmd.command_id, sms, token, uow, ctx, "sms")
     return order.events
 
 
@@ -304,15 +387,16 @@ def expire_authorization(cmd: c.ExpireAuthorization, uow: UnitOfWork, ctx: Conte
     return order.events
 
 
-#: Every command paylink handles, and its handler. SendPaymentLink calls the outside
-#: world between two transactions: ``domain.delivery`` runs it.
+#: Every command paylink handles, and its handler (for SendPaymentLink, its first step).
 HANDLERS: dict[type[CommandBase], Handler] = {
     c.ConfigureStore: configure_store,
     c.CreateOrder: create_order,
+    c.SendPaymentLink: begin_attempt,
     c.ResendPaymentLink: resend_payment_link,
     c.ExpirePaymentLink: expire_payment_link,
     c.PaymentLinkOpened: payment_link_opened,
     c.CheckoutCompleted: checkout_completed,
+    c.RecordLinkDelivery: record_link_delivery,
     c.CapturePayment: capture_payment,
     c.RefundPayment: refund_payment,
     c.CancelOrder: cancel_order,

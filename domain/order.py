@@ -19,7 +19,7 @@ from domain.errors import (
     LinkError,
     ValidationFailed,
 )
-from domain.expiry import check_link_expiry, link_deadline
+from domain.expiry import DueLink, expire, link_deadline
 from domain.ledger import (
     Balance,
     EntryKind,
@@ -40,6 +40,7 @@ from domain.line_ledger import (
 )
 from domain.lines import OrderLine, order_totals
 from domain.links import Delivery, Link
+from domain.reminders import RemindableLink, check_reminder
 from domain.status import (
     LinkAction,
     LinkStatus,
@@ -161,7 +162,9 @@ class Order:
             raise InvariantViolation("call Order.begin() before applying a command")
         return self._now
 
-    def _record(self, cls: type[EventBase], **data: Any) -> None:
+    def _record(
+        self, cls: type[EventBase], **data: Any
+    ) -> None:  # the event's own fields; pydantic validates them
         self.events.append(
             cls(
                 event_id=uuid.uuid4(),
@@ -173,7 +176,9 @@ class Order:
             )
         )
 
-    def _entry(self, kind: EntryKind, amount: int, **extra: Any) -> None:
+    def _entry(
+        self, kind: EntryKind, amount: int, **extra: Any
+    ) -> None:  # LedgerEntry's optional fields
         self.ledger.append(
             LedgerEntry(uuid.uuid4(), kind, amount, self._at(), self._cause, **extra)
         )
@@ -284,26 +289,87 @@ class Order:
             raise LinkError("the payment link has expired", code="LINK_EXPIRED")
         return link
 
-    def mark_link_sent(self, link: Link, provider: str, provider_message_id: str) -> None:
-        link.delivery = Delivery.SENT
+    def link_for_reminder(self, link_id: UUID, token_hash: str) -> Link:
+        """The link to remind the customer of, or why not (``domain.reminders``)."""
+        link = self.current_link
+        current = link.link_id if link is not None and link.token_hash == token_hash else None
+        if link is None or current is None:
+            raise LinkError("this link was replaced by a newer one", code="LINK_SUPERSEDED")
+        state = RemindableLink(self.link_status, current, link.delivery, link.expires_at)
+        check_reminder(state, link_id, self._at())
+        return link
+
+    def mark_link_sent(
+        self,
+        link: Link,
+        provider: str,
+        provider_message_id: str,
+        channel: str | None = None,
+        *,
+        reminder: bool = False,
+    ) -> None:
+        if not reminder:  # a reminder is about a link already sent
+            link.delivery = Delivery.SENT
         self._record(
             ev.LinkSent,
             link_id=link.link_id,
-            channel=self.channel,
+            channel=channel or self.channel,
             provider=provider,
             provider_message_id=provider_message_id,
             expires_at=link.expires_at,
+            reminder=reminder,
         )
 
-    def mark_link_undeliverable(self, link: Link, provider: str, reason: str) -> None:
-        link.delivery = Delivery.FAILED
+    def mark_link_undeliverable(
+        self,
+        link: Link,
+        provider: str,
+        reason: str,
+        channel: str | None = None,
+        *,
+        reminder: bool = False,
+    ) -> None:
+        if not reminder:  # a failed reminder leaves the delivered link as it was
+            link.delivery = Delivery.FAILED
         self._record(
             ev.LinkDeliveryFailed,
             link_id=link.link_id,
-            channel=self.channel,
+            channel=channel or self.channel,
             provider=provider,
             reason=reason,
+            reminder=reminder,
         )
+
+    def report_delivery(
+        self, link: Link, channel: str, provider: str, *, delivered: bool, reason: str | None
+    ) -> None:
+        """What the provider said became of a sent link: the timeline says it; the
+        link's status does not change (a bounced link is still the customer's link)."""
+        if delivered:
+            self._record(ev.LinkDelivered, link_id=link.link_id, channel=channel, provider=provider)
+            return
+        failed = ev.LinkBounced if channel == "email" else ev.LinkUndelivered
+        self._record(
+            failed, link_id=link.link_id, channel=channel, provider=provider, reason=reason
+        )
+
+    def can_fall_back_to_sms(self, link: Link) -> bool:
+        """A bounced email link may go out again by SMS while nobody has used it: still
+        the current link, not opened, not past its deadline, and a phone on file."""
+        return (
+            link is self.current_link
+            and self.link_status is LinkStatus.CREATED
+            and self._at() < link.expires_at
+            and self.customer.phone is not None
+        )
+
+    def fall_back_to_sms(self, link_id: UUID, token_hash: str) -> Link:
+        """A new link (the bounced token is not stored) with the bounced one's deadline:
+        the customer gets no more time than the first message gave."""
+        bounced = self.current_link
+        if bounced is None:
+            raise InvariantViolation("a fallback replaces a sent link")
+        return self.resend_link(link_id, token_hash, bounced.expires_at - self._at())
 
     def _live_link(self, token_hash: str) -> Link:
         """The link a customer's token names, or the precise reason it is dead."""
@@ -367,12 +433,14 @@ class Order:
 
     def expire_link(self, link_id: UUID) -> None:
         link = self.current_link
-        if link is None or link.link_id != link_id:
+        if link is None:
             raise LinkError("this link was replaced by a newer one", code="LINK_SUPERSEDED")
-        self.link_status = check_link_expiry(
-            self.link_status, link.link_id, link_id, link.expires_at, self._at()
+        state = DueLink(
+            self.order_id, self.store_id, self.link_status, link.link_id, link.expires_at
         )
-        self._record(ev.LinkExpired, link_id=link.link_id, expired_at=link.expires_at)
+        expiry = expire(state, link_id, self._at(), self._cause)
+        self.link_status = expiry.link_status
+        self.events.append(expiry.event)
 
     # ---- payment axis ---------------------------------------------------------------
 

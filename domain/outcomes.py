@@ -1,21 +1,19 @@
-"""Outcomes of a command, replays of duplicates, and recorded rejections."""
+"""What a command led to, and the rejection event that says why it was refused
+(the envelope that produces them is ``domain.bus``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from uuid import UUID
 
-from domain.errors import DomainError, DuplicateCommandConflict
+from domain.errors import DomainError
 from domain.links import hash_token
-from domain.ports import Context, ProcessedCommand, UnitOfWork
+from domain.ports import Context, UnitOfWork
 from messages import events as ev
 from messages.common import CommandBase, EventBase
-
-UowFactory = Callable[[], UnitOfWork]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,47 +88,3 @@ def rejection(cause: Cause, error: DomainError, ctx: Context) -> ev.OrderRejecte
         code=error.code,
         message=error.message,
     )
-
-
-def replay(
-    prior: ProcessedCommand, cause: Cause, digest: str, uow: UnitOfWork, ctx: Context
-) -> Outcome:
-    """A command id seen before: re-publish its first outcome, or refuse a changed payload."""
-    if prior.payload_hash != digest or prior.command_type != cause.command_type:
-        # The type too: two commands of different types can have equal payloads
-        # (ResendPaymentLink and CancelOrder both carry just order and actor).
-        error = DuplicateCommandConflict(
-            f"command id {cause.command_id} was already used for a different "
-            f"{prior.command_type} payload"
-        )
-        conflict = rejection(cause, error, ctx)
-        uow.outbox.add_event(conflict)
-        uow.commit()
-        return Outcome(cause.command_id, "rejected", [conflict], error.code)
-    for event in prior.events:
-        uow.outbox.add_event(event)
-    uow.commit()
-    return Outcome(cause.command_id, "duplicate", list(prior.events))
-
-
-def record_rejection(
-    cause: Cause,
-    error: DomainError,
-    uow_factory: UowFactory,
-    ctx: Context,
-    digest: str,
-    command: CommandBase | None = None,
-) -> Outcome:
-    with uow_factory() as uow:
-        prior = uow.processed.get(cause.command_id)
-        if command is not None:
-            cause = located(cause, command, uow)
-        if prior is not None:
-            return replay(prior, cause, digest, uow, ctx)
-        event = rejection(cause, error, ctx)
-        uow.outbox.add_event(event)
-        uow.processed.add(
-            ProcessedCommand(cause.command_id, cause.command_type, digest, "rejected", (event,))
-        )
-        uow.commit()
-        return Outcome(cause.command_id, "rejected", [event], error.code)

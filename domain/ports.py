@@ -12,6 +12,7 @@ from uuid import UUID
 
 from domain.notifications import Notifier
 from domain.order import Order
+from domain.reminders import ReminderDeadline
 from domain.store import Store
 from messages.commands import CheckoutCompleted
 from messages.common import CommandBase, EventBase
@@ -127,11 +128,20 @@ class NotificationRecord:
     provider: str | None = None
     provider_message_id: str | None = None
     error: str | None = None
+    #: The provider's last report on the sent message ("delivered", "failed") and why.
+    report: str | None = None
+    report_reason: str | None = None
 
 
 class Notifications(Protocol):
     def get(self, link_id: UUID) -> NotificationRecord | None: ...
     def save(self, record: NotificationRecord) -> None: ...
+
+
+class ReminderDeadlines(Protocol):
+    def schedule(self, deadline: ReminderDeadline) -> None:
+        """Keep ``deadline`` for the scheduler (one per link; a second one is ignored)."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -146,6 +156,8 @@ class UnitOfWork(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def notifications(self) -> Notifications: ...
+    @property
+    def reminders(self) -> ReminderDeadlines: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object, exc: object, tb: object, /) -> None: ...
@@ -176,6 +188,9 @@ class UnitOfWork(Protocol):
         answer from it. Only fewer round trips; an adapter may do nothing."""
         ...
 
+
+#: A fresh unit of work per transaction (the SQL adapter opens a session each time).
+UowFactory = Callable[[], UnitOfWork]
 
 #: Links stay valid for 48 hours (seed 000: "only active in 48 hours").
 LINK_TTL = timedelta(hours=48)

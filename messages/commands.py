@@ -6,7 +6,7 @@ family's queue (see ``messages.routing``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -21,6 +21,7 @@ from pydantic import (
 
 from messages.common import (
     MAX_LINES,
+    Channel,
     CommandBase,
     Country,
     Currency,
@@ -53,6 +54,12 @@ class ConfigureStore(MerchantCommand):
     store_name: Text255
     terms_url: HttpsUrl | None
     agreement_currencies: Annotated[list[Currency], Field(min_length=1, max_length=50)]
+    #: Remind a customer who has not opened the link this many hours before it expires
+    #: (once per link); unset: no reminders. Below the 48 h a link lives.
+    reminder_hours_before: Annotated[int, Field(ge=1, le=47)] | None = None
+    #: An email link that bounces is sent again by SMS (a new link, same deadline), once,
+    #: when the order has a phone number.
+    sms_fallback: bool = False
 
     @field_validator("agreement_currencies")
     @classmethod
@@ -80,12 +87,16 @@ class CreateOrder(MerchantCommand):
 class SendPaymentLink(CommandBase):
     """Follow-up of CreateOrder/ResendPaymentLink: deliver the link to the customer.
 
-    Carries the raw token: the database stores only its hash.
+    Carries the raw token: the database stores only its hash. ``reminder``: the store's
+    reminder before expiry, released by the scheduler, for a link already sent.
     """
 
     order_id: UUID
     link_id: UUID
     token: LinkToken
+    reminder: bool = False
+    #: Send by this channel; None: email when the order has one, else SMS.
+    channel: Channel | None = None
 
 
 class ResendPaymentLink(MerchantCommand):
@@ -103,6 +114,20 @@ class PaymentLinkOpened(CommandBase):
     """Reported by the hosted checkout when the customer opens the link."""
 
     token: LinkToken
+
+
+class RecordLinkDelivery(CommandBase):
+    """What became of a sent link, as its provider reported it (SendGrid's event
+    webhook, Twilio's status callback, the local outbox). The command id follows from
+    the provider's event id, so a replayed report has no second effect."""
+
+    order_id: UUID
+    link_id: UUID
+    channel: Channel
+    provider: ShortId
+    outcome: Literal["delivered", "failed"]
+    #: The provider's reason for a failure (bounce text, error code), customer data masked.
+    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
 class CheckoutProof(WireModel):

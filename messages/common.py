@@ -114,16 +114,18 @@ class Actor(WireModel):
 
 
 class Customer(WireModel):
-    """The customer is reached by email or by SMS: exactly one of the two is given."""
+    """The customer is reached by email or by SMS: at least one of the two is given.
+    With both, the link goes by email and the phone is kept for a store's SMS fallback
+    (``ConfigureStore.sms_fallback``) when the email bounces."""
 
     email: EmailStr | None = None
     phone: PhoneE164 | None = None
     name: Text255 | None = None
 
     @model_validator(mode="after")
-    def _exactly_one_channel(self) -> Customer:
-        if (self.email is None) == (self.phone is None):
-            raise ValueError("give exactly one of customer.email or customer.phone")
+    def _a_channel(self) -> Customer:
+        if self.email is None and self.phone is None:
+            raise ValueError("give customer.email or customer.phone")
         return self
 
 

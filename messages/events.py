@@ -26,6 +26,8 @@ class StoreConfigured(EventBase):
     store_name: str
     terms_url: str | None
     agreement_currencies: list[str]
+    reminder_hours_before: int | None = None
+    sms_fallback: bool = False
 
 
 class OrderCreated(EventBase):
@@ -52,12 +54,15 @@ class OrderRejected(EventBase):
 
 
 class LinkSent(EventBase):
+    """A message with the link went out: the first one, or the reminder before expiry."""
+
     type: Literal["link.sent"] = "link.sent"
     link_id: UUID
     channel: Channel
     provider: str
     provider_message_id: str
     expires_at: datetime
+    reminder: bool = False
 
 
 class LinkDeliveryFailed(EventBase):
@@ -66,6 +71,38 @@ class LinkDeliveryFailed(EventBase):
     channel: Channel
     provider: str
     reason: str
+    #: The reminder failed; the link itself was delivered before.
+    reminder: bool = False
+
+
+class LinkReported(EventBase):
+    """What a provider reported of a sent link (its delivery webhook or status callback)."""
+
+    link_id: UUID
+    channel: Channel
+    provider: str
+
+
+class LinkDelivered(LinkReported):
+    """The link reached the customer's mailbox or phone."""
+
+    type: Literal["link.delivered"] = "link.delivered"
+
+
+class LinkBounced(LinkReported):
+    """The email was refused by the customer's mail server (bounce, dropped)."""
+
+    type: Literal["link.bounced"] = "link.bounced"
+    #: The provider's reason, customer data masked.
+    reason: str | None = None
+
+
+class LinkUndelivered(LinkReported):
+    """The SMS did not reach the phone (undelivered, failed)."""
+
+    type: Literal["link.undelivered"] = "link.undelivered"
+    #: The provider's error code or reason.
+    reason: str | None = None
 
 
 class LinkResent(EventBase):
@@ -207,6 +244,9 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
         OrderRejected,
         LinkSent,
         LinkDeliveryFailed,
+        LinkDelivered,
+        LinkBounced,
+        LinkUndelivered,
         LinkResent,
         LinkOpened,
         LinkExpired,

@@ -91,6 +91,7 @@ ROUTES: tuple[CommandRoute, ...] = (
     CommandRoute(c.ExpirePaymentLink, "expire_payment_link", Queue.LINK_EXPIRY),
     CommandRoute(c.PaymentLinkOpened, "payment_link_opened", Queue.CHECKOUT),
     CommandRoute(c.CheckoutCompleted, "checkout_completed", Queue.CHECKOUT),
+    CommandRoute(c.RecordLinkDelivery, "record_link_delivery", Queue.CHECKOUT),
     CommandRoute(c.CapturePayment, "capture_payment", Queue.ORDER_MANAGEMENT),
     CommandRoute(c.RefundPayment, "refund_payment", Queue.ORDER_MANAGEMENT),
     CommandRoute(c.CancelOrder, "cancel_order", Queue.ORDER_MANAGEMENT),
@@ -112,8 +113,9 @@ BY_TYPE: dict[str, CommandRoute] = {r.command_type: r for r in ROUTES}
 COMMANDS_EXCHANGE = "paylink.commands"
 #: Commands only paylink's own processes send: the commands exchange never routes them.
 INTERNAL_COMMANDS = frozenset({"SendPaymentLink", "ExpirePaymentLink", "ExpireAuthorization"})
-#: Commands the hosted checkout sends (its own broker user, ``deploy/rabbitmq``).
-CHECKOUT_COMMANDS = frozenset({"PaymentLinkOpened", "CheckoutCompleted"})
+#: Commands the hosted checkout sends (its own broker user, ``deploy/rabbitmq``); it
+#: also serves the providers' delivery webhooks.
+CHECKOUT_COMMANDS = frozenset({"PaymentLinkOpened", "CheckoutCompleted", "RecordLinkDelivery"})
 #: What the commands exchange routes: every command but the internal ones.
 PUBLISHED_ROUTES: tuple[CommandRoute, ...] = tuple(
     r for r in ROUTES if r.command_type not in INTERNAL_COMMANDS
@@ -217,7 +219,7 @@ def _summarize(exc: ValidationError, limit: int = 5) -> tuple[str, list[dict[str
     return shown + more, errors
 
 
-def parse_command(actor_name: str, payload: Any) -> CommandBase | ParseError:
+def parse_command(actor_name: str, payload: object) -> CommandBase | ParseError:
     """Validate one command payload (as decoded from JSON) for the actor it was addressed to.
 
     Strictly, as JSON: a UUID, a date-time or an enum value arrives as a string and is

@@ -45,11 +45,11 @@ class Settings(BaseSettings):
 
     worker_processes: int = Field(default=2, ge=1, le=64, alias="PAYLINK_WORKER_PROCESSES")
     #: Threads mostly wait (database, broker, providers); more threads let a busy
-    #: process group more commands per transaction (``workers.runtime.batching``): 24 carried
+    #: process group more commands per transaction (``workers.runtime.grouping``): 24 carried
     #: 100-118 create+send orders/s against 74-82 with 8 (``bench/results.md``).
     worker_threads: int = Field(default=24, ge=1, le=256, alias="PAYLINK_WORKER_THREADS")
     #: Up to this many CreateOrder (or SendPaymentLink) commands that one worker process
-    #: holds at once are applied in one transaction (``workers.runtime.batching``); 1 turns it off.
+    #: holds at once are applied in one transaction (``workers.runtime.grouping``); 1 turns it off.
     batch_size: int = Field(default=16, ge=1, le=256, alias="PAYLINK_BATCH_SIZE")
 
     #: Links stay valid for 48 hours (seed: "only active in 48 hours").
@@ -78,9 +78,30 @@ class Settings(BaseSettings):
     web_forwarded_allow_ips: str = Field(
         default="127.0.0.1", alias="PAYLINK_WEB_FORWARDED_ALLOW_IPS"
     )
-    #: Which checkout gateway takes the payment; the sandbox is the embedded default.
-    checkout_gateway: Literal["sandbox"] = Field(
+    #: How providers reach ``paylink web`` (``https://pay.example.com``): Twilio's status
+    #: callbacks are sent there and their signature covers it. Unset: no callbacks.
+    web_public_url: str | None = Field(default=None, alias="PAYLINK_WEB_PUBLIC_URL")
+    #: SendGrid's Event Webhook verification key (Mail Settings, "Signed Event Webhook",
+    #: base64 as shown). Unset: ``/hooks/sendgrid`` refuses every request.
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, alias="PAYLINK_SENDGRID_WEBHOOK_PUBLIC_KEY"
+    )
+    #: Verifies Twilio's status callbacks in ``paylink web``: a Twilio webhook SharedKey
+    #: secret, so the page need not hold the account's credential. Unset: the auth token.
+    twilio_webhook_secret: SecretStr | None = Field(
+        default=None, alias="PAYLINK_TWILIO_WEBHOOK_SECRET"
+    )
+    #: Which checkout gateway takes the payment; the sandbox is the embedded default,
+    #: ``external`` sends the customer to ``PAYLINK_EXTERNAL_CHECKOUT_URL`` (README).
+    checkout_gateway: Literal["sandbox", "external"] = Field(
         default="sandbox", alias="PAYLINK_CHECKOUT_GATEWAY"
+    )
+    #: The external checkout's hosted page (https).
+    external_checkout_url: str | None = Field(default=None, alias="PAYLINK_EXTERNAL_CHECKOUT_URL")
+    #: Secrets external checkouts sign their callbacks with, ``gateway:secret`` separated
+    #: by commas (the same gateway twice while its secret rotates).
+    checkout_callback_secrets: SecretStr | None = Field(
+        default=None, alias="PAYLINK_CHECKOUT_CALLBACK_SECRETS"
     )
     #: Keys the hosted checkout signs CheckoutCompleted with and workers check it by,
     #: ``id:secret`` separated by commas (several while one rotates; the first signs).
@@ -92,11 +113,18 @@ class Settings(BaseSettings):
     @property
     def checkout_proof_key_map(self) -> dict[str, bytes]:
         """``PAYLINK_CHECKOUT_PROOF_KEYS`` as key id -> secret, in the order given."""
-        raw = self.checkout_proof_keys.get_secret_value() if self.checkout_proof_keys else ""
-        pairs = [item.strip().split(":", 1) for item in raw.split(",") if item.strip()]
-        if any(len(pair) != 2 or not pair[0] or not pair[1] for pair in pairs):
-            raise ValueError("PAYLINK_CHECKOUT_PROOF_KEYS: give id:secret pairs, comma-separated")
-        return {key_id: secret.encode() for key_id, secret in pairs}
+        pairs = _secret_pairs(self.checkout_proof_keys, "PAYLINK_CHECKOUT_PROOF_KEYS")
+        return {key_id: secret for key_id, secret in pairs}
+
+    @property
+    def checkout_callback_secret_map(self) -> dict[str, list[bytes]]:
+        """``PAYLINK_CHECKOUT_CALLBACK_SECRETS`` as gateway -> its secrets, in the order given."""
+        secrets: dict[str, list[bytes]] = {}
+        for gateway, secret in _secret_pairs(
+            self.checkout_callback_secrets, "PAYLINK_CHECKOUT_CALLBACK_SECRETS"
+        ):
+            secrets.setdefault(gateway, []).append(secret)
+        return secrets
 
     #: Which notifier delivers links: a readable file outbox (default), or the real providers.
     email_provider: Literal["local", "sendgrid"] = Field(
@@ -104,6 +132,9 @@ class Settings(BaseSettings):
     )
     sms_provider: Literal["local", "twilio"] = Field(default="local", alias="PAYLINK_SMS_PROVIDER")
     outbox_dir: Path = Field(default=VAR_DIR / "outbox", alias="PAYLINK_OUTBOX_DIR")
+    #: The local outbox reports each message delivered, as a provider's webhook would
+    #: (``paylink run --demo`` turns it on, so the demo's timelines show link.delivered).
+    local_outbox_reports: bool = Field(default=False, alias="PAYLINK_LOCAL_OUTBOX_REPORTS")
     email_from: str = Field(default="no-reply@paylink.example", alias="PAYLINK_EMAIL_FROM")
     sendgrid_api_key: SecretStr | None = Field(default=None, alias="SENDGRID_API_KEY")
     sendgrid_base_url: str = Field(default="https://api.sendgrid.com", alias="SENDGRID_BASE_URL")
@@ -193,6 +224,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _external_checkout_is_reachable(self) -> Settings:
+        url = self.external_checkout_url
+        if self.checkout_gateway == "external" and not (url and url.startswith("https://")):
+            raise ValueError(
+                "PAYLINK_CHECKOUT_GATEWAY=external needs PAYLINK_EXTERNAL_CHECKOUT_URL (https)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _providers_have_credentials(self) -> Settings:
         missing: list[str] = []
         if self.email_provider == "sendgrid" and self.sendgrid_api_key is None:
@@ -207,6 +247,15 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError("provider selected but not configured; set " + ", ".join(missing))
         return self
+
+
+def _secret_pairs(value: SecretStr | None, name: str) -> list[tuple[str, bytes]]:
+    """``name:secret`` items separated by commas, in the order given."""
+    raw = value.get_secret_value() if value else ""
+    pairs = [item.strip().split(":", 1) for item in raw.split(",") if item.strip()]
+    if any(len(pair) != 2 or not pair[0] or not pair[1] for pair in pairs):
+        raise ValueError(f"{name}: give name:secret pairs, comma-separated")
+    return [(key, secret.encode()) for key, secret in pairs]
 
 
 @lru_cache(maxsize=1)

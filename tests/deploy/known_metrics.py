@@ -23,6 +23,7 @@ PAYLINK_METRICS = frozenset(
         "paylink_orders_rejected_total",
         "paylink_links_sent_total",
         "paylink_link_delivery_failures_total",
+        "paylink_link_deliveries_total",
         "paylink_links_expired_total",
         "paylink_captured_minor_units_total",
         "paylink_refunded_minor_units_total",

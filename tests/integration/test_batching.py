@@ -1,4 +1,4 @@
-"""Batched CreateOrder and SendPaymentLink on the SQL unit of work (SQLite, PostgreSQL):
+"""Grouped CreateOrder and SendPaymentLink on the SQL unit of work (SQLite, PostgreSQL):
 the same outcomes and rows as one command at a time, in fewer statements."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from domain.batch import dispatch_batch, record_answers, record_attempts, record_send_steps
+from domain.bus import Job, handle, handle_many, run_alone, run_group
 from domain.delivery import Attempt, deliver
 from domain.errors import DeliveryRejected, TransientError
 from messages import commands as c
 from tests.integration.commands import ADMIN, configure_store, create_order, merchant
 from tests.integration.test_storage import Env
-from workers.runtime import batching
-from workers.runtime.batching import Batcher
+from workers.runtime import grouping
+from workers.runtime.grouping import Batcher
 from workers.storage import tables as t
 from workers.storage.uow import SqlUnitOfWork
 
@@ -46,8 +46,15 @@ class Counting(Env):
             return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar())
 
 
-def _outcomes(conts: list[Any]) -> list[tuple[str, str | None]]:
-    return [(o.status, o.code) for o in (k() for k in conts)]
+def _outcomes(results: list[Any] | None) -> list[tuple[str, str | None]]:
+    assert results is not None, "the group did not commit"
+    return [(o.status, o.code) for o in results]
+
+
+def _attempts(results: list[Any] | None) -> list[Attempt]:
+    assert results is not None, "the group did not commit"
+    assert all(isinstance(r, Attempt) for r in results), results
+    return list(results)
 
 
 def test_a_batch_of_creates_matches_one_at_a_time(database_url: str) -> None:
@@ -64,7 +71,7 @@ def test_a_batch_of_creates_matches_one_at_a_time(database_url: str) -> None:
     sends_before = len(env.sends())
 
     batch = [*valid, stranger, same_order, conflict]
-    out = _outcomes(dispatch_batch(batch, env.uow, env.ctx))
+    out = _outcomes(handle_many(batch, env.uow, env.ctx))
 
     assert out == [
         ("duplicate", None),
@@ -92,8 +99,7 @@ def test_a_batch_of_creates_takes_far_fewer_statements(database_url: str) -> Non
     alone = env.statements - before
     before = env.statements
     assert {
-        o
-        for o, _ in _outcomes(dispatch_batch([create_order() for _ in range(8)], env.uow, env.ctx))
+        o for o, _ in _outcomes(handle_many([create_order() for _ in range(8)], env.uow, env.ctx))
     } == {"accepted"}
     batched = env.statements - before
     assert batched * 3 <= alone, (batched, alone)
@@ -112,7 +118,7 @@ def test_a_batch_of_sends_sends_each_link_once(database_url: str) -> None:
     superseded, fresh = first[3], env.sends()[-1]
     sent_before = len(env.notifier.sent)
 
-    out = _outcomes(dispatch_batch([*first[:3], superseded, fresh], env.uow, env.ctx))
+    out = _outcomes(handle_many([*first[:3], superseded, fresh], env.uow, env.ctx))
 
     assert out == [
         ("duplicate", None),
@@ -144,7 +150,7 @@ def test_a_refused_link_in_a_batch_is_recorded_like_alone(database_url: str) -> 
         return real_send(notification)
 
     env.notifier.send = send  # type: ignore[method-assign]
-    out = _outcomes(dispatch_batch(sends, env.uow, env.ctx))
+    out = _outcomes(handle_many(sends, env.uow, env.ctx))
     assert out == [("accepted", None)] * 3
     assert env.outbox("event").count("link.delivery_failed") == 1
     assert env.outbox("event").count("link.sent") == 2
@@ -156,9 +162,8 @@ def test_answers_and_the_next_attempts_commit_in_one_transaction(database_url: s
     for _ in range(4):
         assert env.run(create_order()).status == "accepted"
     sends = env.sends()
-    first = record_attempts(sends[:2], env.uow, env.ctx)
-    assert all(isinstance(a, Attempt) for a in first)
-    answers = [(a, deliver(a, env.uow, env.ctx)) for a in first]
+    first = _attempts(run_group([Job.first(s) for s in sends[:2]], env.uow, env.ctx))
+    answers = [Job.answer(a, deliver(a, env.uow, env.ctx)) for a in first]
     commits: list[int] = []
 
     class Counted(SqlUnitOfWork):
@@ -166,22 +171,24 @@ def test_answers_and_the_next_attempts_commit_in_one_transaction(database_url: s
             commits.append(1)
             super().commit()
 
-    # A command for an order whose answer is in the group (here its own redelivery)
-    # goes alone.
+    # A command whose answer is earlier in the same group (here its own redelivery)
+    # sees that answer: it is a replay, as it would be one transaction later.
     redelivered = sends[0]
-
     counted = lambda: Counted(env.sessions, now=env.clock.now)  # noqa: E731
-    attempts, recorded = record_send_steps([*sends[2:], redelivered], answers, counted, env.ctx)
+    jobs = [*answers, *(Job.first(s) for s in [*sends[2:], redelivered])]
 
-    assert len(commits) == 1  # two answers and two attempts, one transaction
-    assert [isinstance(a, Attempt) for a in attempts] == [True, True, False]
-    assert _outcomes(recorded) == [("accepted", None)] * 2
+    results = run_group(jobs, counted, env.ctx)
+
+    assert len(commits) == 1  # two answers, two attempts and a replay: one transaction
+    assert results is not None
+    assert _outcomes(results[:2]) == [("accepted", None)] * 2
+    assert [isinstance(r, Attempt) for r in results[2:]] == [True, True, False]
+    assert _outcomes(results[4:]) == [("duplicate", None)]
     n = t.notifications.c
     assert env.count(t.notifications, n.state == "sent") == 2
     assert env.count(t.notifications, n.state == "attempting") == 2
-    assert _outcomes([attempts[2]]) == [("duplicate", None)]  # alone: a replay
-    rest = [(a, deliver(a, env.uow, env.ctx)) for a in attempts[:2]]  # type: ignore[arg-type]
-    assert _outcomes(record_answers(rest, env.uow, env.ctx)) == [("accepted", None)] * 2
+    rest = [Job.answer(a, deliver(a, env.uow, env.ctx)) for a in _attempts(results[2:4])]
+    assert _outcomes(run_group(rest, env.uow, env.ctx)) == [("accepted", None)] * 2
     assert len(env.notifier.sent) == 4
     assert len({x.notification_id for x in env.notifier.sent}) == 4
     assert env.count(t.notifications, n.state == "sent", n.attempts == 1) == 4
@@ -194,20 +201,43 @@ def test_a_failed_combined_commit_sends_nothing_twice(database_url: str) -> None
     for _ in range(4):
         assert env.run(create_order()).status == "accepted"
     sends = env.sends()
-    first = record_attempts(sends[:2], env.uow, env.ctx)
-    answers = [(a, deliver(a, env.uow, env.ctx)) for a in first]  # type: ignore[arg-type]
+    first = _attempts(run_group([Job.first(s) for s in sends[:2]], env.uow, env.ctx))
+    answers = [Job.answer(a, deliver(a, env.uow, env.ctx)) for a in first]
     failing = lambda: FailingCommit(env.sessions, now=env.clock.now)  # noqa: E731
 
-    attempts, recorded = record_send_steps(sends[2:], answers, failing, env.ctx)
+    assert run_group([*answers, *(Job.first(s) for s in sends[2:])], failing, env.ctx) is None
 
-    # Nothing committed: the commands go alone (attempt, send, answer), each answer is
-    # recorded alone; every link reaches the provider exactly once.
-    assert not any(isinstance(a, Attempt) for a in attempts)
-    assert _outcomes(recorded) == [("accepted", None)] * 2
-    assert _outcomes(attempts) == [("accepted", None)] * 2
+    # Nothing committed: each answer is recorded alone, and each command goes alone
+    # (attempt, send, answer); every link reaches the provider exactly once.
+    assert (
+        _outcomes([run_alone(job, failing, env.ctx) for job in answers]) == [("accepted", None)] * 2
+    )
+    assert _outcomes([handle(s, failing, env.ctx) for s in sends[2:]]) == [("accepted", None)] * 2
     assert len(env.notifier.sent) == 4
     n = t.notifications.c
     assert env.count(t.notifications, n.state == "sent", n.attempts == 1) == 4
+
+
+def test_a_rejected_command_in_a_group_costs_no_extra_transaction(database_url: str) -> None:
+    env = Counting(database_url)
+    assert env.run(configure_store()).status == "accepted"
+    commits: list[int] = []
+
+    class Counted(SqlUnitOfWork):
+        def commit(self) -> None:
+            commits.append(1)
+            super().commit()
+
+    counted = lambda: Counted(env.sessions, now=env.clock.now)  # noqa: E731
+    stranger = create_order(actor={**ADMIN, "store_ids": ["another-store"]})
+    creates = [create_order(), stranger, create_order()]
+
+    out = _outcomes(run_group([Job.first(cmd) for cmd in creates], counted, env.ctx))
+
+    assert out == [("accepted", None), ("rejected", "STORE_ACCESS_DENIED"), ("accepted", None)]
+    assert len(commits) == 1
+    assert env.count(t.orders) == 2
+    assert env.outbox("event").count("order.rejected") == 1
 
 
 class FailingCommit(SqlUnitOfWork):
@@ -230,14 +260,14 @@ def test_a_failed_batch_commit_goes_on_one_by_one_without_sending_twice(
     failing = lambda: FailingCommit(env.sessions, now=env.clock.now)  # noqa: E731
     creates = [create_order() for _ in range(4)]
     if step == "create":
-        assert _outcomes(dispatch_batch(creates, failing, env.ctx)) == [("accepted", None)] * 4
+        assert _outcomes(handle_many(creates, failing, env.ctx)) == [("accepted", None)] * 4
         assert env.count(t.orders) == 4
         return
     for cmd in creates:
         assert env.run(cmd).status == "accepted"
     # The attempts commit (no processed record); the answers' commit fails; each is
     # then recorded alone, with no second provider call.
-    assert _outcomes(dispatch_batch(env.sends(), failing, env.ctx)) == [("accepted", None)] * 4
+    assert _outcomes(handle_many(env.sends(), failing, env.ctx)) == [("accepted", None)] * 4
     assert len(env.notifier.sent) == 4
     n = t.notifications.c
     assert env.count(t.notifications, n.state == "sent", n.attempts == 1) == 4
@@ -286,11 +316,11 @@ def test_a_group_whose_step_fails_goes_on_one_by_one(
     assert env.run(configure_store()).status == "accepted"
     calls: list[int] = []
 
-    def broken(cmds: Any, *_: Any) -> Any:
-        calls.append(len(cmds))
-        raise RuntimeError("a bug in the batched step")
+    def broken(jobs: Any, *_: Any) -> Any:
+        calls.append(len(jobs))
+        raise RuntimeError("a bug in the grouped step")
 
-    monkeypatch.setattr("workers.runtime.batching.create_orders", broken)
+    monkeypatch.setattr("workers.runtime.grouping.run_group", broken)
     batcher = Batcher(env.uow, env.ctx, max_size=8)
     results = _in_threads(batcher, [create_order() for _ in range(32)])
 
@@ -310,15 +340,17 @@ def test_an_interrupted_leader_raises_and_its_group_goes_on_alone(
     env = Counting(database_url)
     assert env.run(configure_store()).status == "accepted"
     gate = threading.Event()
-    real = batching.create_orders
+    real = grouping.run_alone
 
-    def slow_then_interrupted(cmds: Any, *args: Any) -> Any:
-        if len(cmds) > 1:
-            raise Interrupted
-        gate.wait(5)  # hold the first (single) group so that the others form one group
-        return real(cmds, *args)
+    def slow(job: Any, *args: Any) -> Any:
+        gate.wait(5)  # hold the first (single) command so that the others form one group
+        return real(job, *args)
 
-    monkeypatch.setattr("workers.runtime.batching.create_orders", slow_then_interrupted)
+    def interrupted(jobs: Any, *_: Any) -> Any:
+        raise Interrupted
+
+    monkeypatch.setattr("workers.runtime.grouping.run_alone", slow)
+    monkeypatch.setattr("workers.runtime.grouping.run_group", interrupted)
     batcher = Batcher(env.uow, env.ctx, max_size=8)
     first = threading.Thread(target=batcher.dispatch, args=(create_order(),))
     first.start()
@@ -359,15 +391,15 @@ def test_batch_size_one_turns_grouping_off(
     assert env.run(configure_store()).status == "accepted"
 
     grouped: list[int] = []
-    real = batching.create_orders
+    real = grouping.run_group
 
-    def counted(cmds: Any, *args: Any) -> Any:
-        grouped.append(len(cmds))
-        return real(cmds, *args)
+    def counted(jobs: Any, *args: Any) -> Any:
+        grouped.append(len(jobs))
+        return real(jobs, *args)
 
-    monkeypatch.setattr("workers.runtime.batching.create_orders", counted)
+    monkeypatch.setattr("workers.runtime.grouping.run_group", counted)
     batcher = Batcher(env.uow, env.ctx, max_size=1)
     results = _in_threads(batcher, [create_order() for _ in range(16)])
     assert [r.status for r in results] == ["accepted"] * 16
     assert env.count(t.orders) == 16
-    assert grouped == []  # every command went through dispatch, none through a group
+    assert grouped == []  # every command went alone, none through a group

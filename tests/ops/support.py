@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import Result
 
-from domain.dispatch import Outcome, dispatch
+from domain.bus import Outcome, handle
 from messages import commands as c
 from messages.common import CommandBase
 from messages.routing import ALL_QUEUES
@@ -51,7 +51,7 @@ class Shop:
     outcomes: list[Outcome] = field(default_factory=list)
 
     def run(self, command: CommandBase) -> Outcome:
-        outcome = dispatch(command, self.app.uow, self.app.context)
+        outcome = handle(command, self.app.uow, self.app.context)
         self.outcomes.append(outcome)
         return outcome
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_httpserver import HTTPServer
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from messages import commands as c
 from messages.routing import Queue
@@ -224,6 +224,56 @@ def test_channel_series_exist_before_any_link_went_out(shop: Shop, exporter: Exp
             assert failures == 0
     assert value(samples, "paylink_orders_created_total", currency="SEK") == 0
     assert value(samples, "paylink_captured_minor_units_total", currency="EUR") == 0
+
+
+def test_provider_reports_are_counted_by_channel_and_outcome(
+    shop: Shop, exporter: Exporter
+) -> None:
+    # Given two sent links, one by email and one by SMS
+    email, sms = create_order(), create_order(customer={"phone": "+46701234567"})
+    reported = []
+    for order, channel in ((email, "email"), (sms, "sms")):
+        shop.ok(order)
+        shop.deliver(order.order_id)
+        with shop.app.engine.connect() as conn:
+            link_id = conn.execute(
+                select(t.orders.c.current_link_id).where(t.orders.c.order_id == order.order_id)
+            ).scalar_one()
+        reported.append((order.order_id, link_id, channel))
+    before = exporter.scrape()
+    # When the email is reported delivered then bounced, and the SMS undelivered (twice:
+    # a replayed callback)
+    (e_order, e_link, _), (s_order, s_link, _) = reported
+    for outcome in ("delivered", "failed"):
+        shop.ok(_report(e_order, e_link, "email", outcome))
+    replayed = _report(s_order, s_link, "sms", "failed")
+    shop.ok(replayed)
+    shop.run(replayed)
+    # Then each is counted once, under its channel and outcome
+    after = exporter.scrape()
+    expected = {
+        ("email", "delivered"): 1,
+        ("email", "bounced"): 1,
+        ("sms", "delivered"): 0,
+        ("sms", "undelivered"): 1,
+    }
+    for (channel, outcome), count in expected.items():
+        labels = {"channel": channel, "outcome": outcome}
+        assert value(before, "paylink_link_deliveries_total", **labels) == 0
+        assert value(after, "paylink_link_deliveries_total", **labels) == count
+
+
+def _report(order_id: uuid.UUID, link_id: uuid.UUID, channel: str, outcome: str) -> c.CommandBase:
+    return c.RecordLinkDelivery(
+        command_id=uuid.uuid4(),
+        issued_at=datetime.now(UTC),
+        order_id=order_id,
+        link_id=link_id,
+        channel=channel,
+        provider="test",
+        outcome=outcome,
+        reason="550 unknown user" if outcome == "failed" else None,
+    )
 
 
 TWILIO_SID = "AC" + "0" * 32

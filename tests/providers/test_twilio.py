@@ -87,6 +87,43 @@ def test_a_messaging_service_replaces_the_from_number(
     assert "From" not in form
 
 
+def test_with_a_public_url_each_message_asks_for_status_callbacks_naming_its_link(
+    httpserver: HTTPServer, sms_notification: PaymentLinkNotification
+) -> None:
+    # Given paylink web is reachable at a public URL
+    notifier = TwilioNotifier(
+        ACCOUNT_SID,
+        AUTH_TOKEN,
+        from_number="+15005550006",
+        messaging_service_sid=None,
+        base_url=httpserver.url_for("/"),
+        public_url="https://pay.example.test/",
+    )
+    httpserver.expect_oneshot_request(PATH, method="POST").respond_with_data(
+        created("SM3"), status=201
+    )
+    # When a link is sent
+    notifier.send(sms_notification)
+    # Then Twilio is asked to report to /hooks/twilio about this order's link
+    form = httpserver.log[0][0].form
+    n = sms_notification
+    assert form["StatusCallback"] == (
+        f"https://pay.example.test/hooks/twilio?order={n.order_id}&link={n.notification_id}"
+    )
+
+
+def test_without_a_public_url_no_status_callback_is_asked(
+    httpserver: HTTPServer, notifier: TwilioNotifier, sms_notification: PaymentLinkNotification
+) -> None:
+    httpserver.expect_oneshot_request(PATH, method="POST").respond_with_data(
+        created("SM4"), status=201
+    )
+
+    notifier.send(sms_notification)
+
+    assert "StatusCallback" not in httpserver.log[0][0].form
+
+
 def test_a_sender_is_required() -> None:
     with pytest.raises(ValueError, match="from number or a messaging service"):
         TwilioNotifier(ACCOUNT_SID, AUTH_TOKEN, from_number=None, messaging_service_sid=None)

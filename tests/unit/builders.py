@@ -1,4 +1,4 @@
-"""Command builders and a small world that drives them through ``dispatch`` on the fakes.
+"""Command builders and a small world that drives them through ``domain.bus.handle`` on the fakes.
 
 ``build(CapturePayment, amount=500)`` starts from a minimal valid example of the
 command (also what the wire tests parse) and overrides fields. ``World`` holds one
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from domain.dispatch import Outcome, dispatch
+from domain.bus import Outcome, handle
 from domain.order import Order
 from domain.ports import LINK_TTL, RESERVATION_TTL, NotificationRecord
 from domain.status import LinkStatus, PaymentStatus
@@ -86,6 +86,13 @@ MINIMAL: dict[type[CommandBase], dict[str, Any]] = {
         "authorization_id": "auth-1",
         "authorized_amount": ORDER_AMOUNT,
         "currency": "SEK",
+    },
+    c.RecordLinkDelivery: {
+        "order_id": _ORDER["order_id"],
+        "link_id": str(uuid.UUID(int=2)),
+        "channel": "email",
+        "provider": "sendgrid",
+        "outcome": "delivered",
     },
     c.CapturePayment: _ORDER,
     c.RefundPayment: _ORDER,
@@ -171,7 +178,11 @@ class Watch:
 class World:
     """One store, one order under test, the fakes, and a clock that only moves when told."""
 
-    def __init__(self, notifier: RecordingNotifier | None = None) -> None:
+    def __init__(
+        self, notifier: RecordingNotifier | None = None, *, store: dict[str, Any] | None = None
+    ) -> None:
+        #: ConfigureStore fields of this world's store (on top of the minimal example).
+        self.store = store or {}
         self.db = Database()
         self.clock = FakeClock()
         self.notifier = notifier or RecordingNotifier()
@@ -185,7 +196,7 @@ class World:
         return FakeUnitOfWork(self.db)
 
     def run(self, command: CommandBase) -> Outcome:
-        return dispatch(command, self.uow, self.ctx)
+        return handle(command, self.uow, self.ctx)
 
     def command(self, cls: type[C], **fields: Any) -> C:
         """``cls`` aimed at the order under test, issued now."""
@@ -234,7 +245,7 @@ class World:
     # ---- bringing the order into a status -------------------------------------------
 
     def configure(self, **fields: Any) -> Outcome:
-        return self.ok(c.ConfigureStore, **fields)
+        return self.ok(c.ConfigureStore, **{**self.store, **fields})
 
     def create(self, **fields: Any) -> Outcome:
         """Create the order under test (the store must be configured)."""

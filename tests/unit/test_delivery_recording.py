@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from domain.dispatch import dispatch
+from domain.bus import handle
 from domain.errors import TransientError
 from domain.ports import Context
 from messages import commands as c
@@ -50,8 +50,8 @@ class FlakyCommits(FakeUnitOfWork):
 
 def _send_link(db: Database, notifier: RecordingNotifier) -> c.SendPaymentLink:
     ctx = make_context(notifier=notifier)
-    assert dispatch(build(c.ConfigureStore), lambda: FakeUnitOfWork(db), ctx).status == "accepted"
-    assert dispatch(build(c.CreateOrder), lambda: FakeUnitOfWork(db), ctx).status == "accepted"
+    assert handle(build(c.ConfigureStore), lambda: FakeUnitOfWork(db), ctx).status == "accepted"
+    assert handle(build(c.CreateOrder), lambda: FakeUnitOfWork(db), ctx).status == "accepted"
     return next(cmd for cmd in db.commands if isinstance(cmd, c.SendPaymentLink))
 
 
@@ -61,7 +61,7 @@ def test_a_failed_commit_after_the_provider_accepted_is_retried_in_process() -> 
     send = _send_link(db, notifier)
     FlakyCommits.commits, FlakyCommits.fail_on = 0, 2
     # When the link is sent
-    outcome = dispatch(send, lambda: FlakyCommits(db), _patient(notifier, 40.0, clock))
+    outcome = handle(send, lambda: FlakyCommits(db), _patient(notifier, 40.0, clock))
     # Then the customer got one message and the outcome is recorded once
     assert outcome.status == "accepted"
     assert [e.type for e in outcome.events] == ["link.sent"]
@@ -87,6 +87,6 @@ def test_recording_gives_up_after_its_patience_and_lets_the_runtime_retry() -> N
 
     # When the link is sent, Then the transient error reaches the runtime (redelivery)
     with pytest.raises(TransientError):
-        dispatch(send, lambda: DatabaseDown(db), _patient(notifier, 3.0, clock))
+        handle(send, lambda: DatabaseDown(db), _patient(notifier, 3.0, clock))
     assert len(notifier.sent) == 1
     assert clock.slept == [0.2, 0.4, 0.8, 1.6]  # doubling, stopped before 3 s would pass

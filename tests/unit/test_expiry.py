@@ -1,7 +1,7 @@
 """The scheduler's many-at-once link expiry agrees with the aggregate's, case by case.
 
 For every link status, before, at and after the deadline: ``domain.expiry`` (what the
-scheduler applies to rows) and ``ExpirePaymentLink`` through ``dispatch`` (what a
+scheduler applies to rows) and ``ExpirePaymentLink`` through ``domain.bus.handle`` (what a
 worker applies to a whole order) accept or refuse alike, with the same code, the same
 resulting status and deadline, and the same event.
 """

@@ -1,6 +1,6 @@
 """Random command sequences over an order, against a model kept here independently.
 
-The machine issues every kind of command through ``dispatch`` on the fakes, in any
+The machine issues every kind of command through ``domain.bus.handle`` on the fakes, in any
 order, with duplicates and conflicting re-uses of command ids, and moves the clock
 across the link and reservation deadlines. Before each command the model predicts
 the outcome (accepted, or the rejection code); after each step the DESIGN section 1
@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from domain.dispatch import Outcome
+from domain.bus import Outcome
 from domain.ports import LINK_TTL, RESERVATION_TTL
 from domain.status import LinkStatus, PaymentStatus
 from messages import commands as c

@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.notifications import PaymentLinkNotification, Trace
+from messages.commands import RecordLinkDelivery
 from workers.notifications import render
 from workers.notifications.render import RenderedMessage
 from workers.providers.local_outbox import LocalOutboxNotifier, email_bytes
@@ -195,3 +196,36 @@ def test_find_answers_from_the_file_a_send_renamed_into_place(
     receipt = outbox.send(notification)
 
     assert outbox.find(notification) == receipt
+
+
+def test_with_a_reporter_each_message_is_reported_delivered_once_per_notification(
+    tmp_path: Path,
+) -> None:
+    # Given a local outbox that reports deliveries
+    reports: list[RecordLinkDelivery] = []
+    outbox = LocalOutboxNotifier(tmp_path, report=reports.append)
+    # When an email and an SMS go out, and the email is rewritten (a redelivery)
+    outbox.send(EMAIL)
+    outbox.send(SMS)
+    outbox.send(EMAIL)
+    # Then each is reported delivered for its link; the rewrite is the same report
+    email, sms, again = reports
+    assert (email.link_id, email.order_id, email.channel) == (
+        EMAIL.notification_id,
+        EMAIL.order_id,
+        "email",
+    )
+    assert (email.provider, email.outcome) == ("local", "delivered")
+    assert (sms.link_id, sms.channel) == (SMS.notification_id, "sms")
+    assert again.command_id == email.command_id != sms.command_id
+
+
+def test_a_report_that_cannot_be_handed_over_does_not_fail_the_delivery(tmp_path: Path) -> None:
+    def broker_down(command: RecordLinkDelivery) -> None:
+        raise ConnectionError("broker unreachable")
+
+    outbox = LocalOutboxNotifier(tmp_path, report=broker_down)
+
+    receipt = outbox.send(EMAIL)
+
+    assert (tmp_path / receipt.provider_message_id).exists()

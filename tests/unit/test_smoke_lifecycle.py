@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from domain.dispatch import dispatch
+from domain.bus import handle
 from messages import commands as c
 from tests.fakes import Database, FakeClock, FakeUnitOfWork, RecordingNotifier, make_context
 
@@ -15,11 +15,11 @@ def cmd(cls, **kw):
     return cls(command_id=uuid.uuid4(), issued_at=NOW, **kw)
 
 
-def test_full_lifecycle_through_dispatch():
+def test_full_lifecycle_through_the_bus():
     db, clock, notifier = Database(), FakeClock(), RecordingNotifier()
     ctx = make_context(clock, notifier)
     uow = lambda: FakeUnitOfWork(db)  # noqa: E731
-    out = dispatch(
+    out = handle(
         cmd(
             c.ConfigureStore,
             actor=ACTOR,
@@ -33,7 +33,7 @@ def test_full_lifecycle_through_dispatch():
     )
     assert out.status == "accepted", out
     order_id = uuid.uuid4()
-    out = dispatch(
+    out = handle(
         cmd(
             c.CreateOrder,
             actor=ACTOR,
@@ -57,13 +57,13 @@ def test_full_lifecycle_through_dispatch():
     )
     assert out.status == "accepted", out
     send = db.commands[-1]
-    out = dispatch(send, uow, ctx)
+    out = handle(send, uow, ctx)
     assert out.status == "accepted", out
     assert notifier.sent
     assert notifier.sent[0].order_amount == 100000
     token = notifier.sent[0].link_url.rsplit("/", 1)[1]
-    assert dispatch(cmd(c.PaymentLinkOpened, token=token), uow, ctx).status == "accepted"
-    out = dispatch(
+    assert handle(cmd(c.PaymentLinkOpened, token=token), uow, ctx).status == "accepted"
+    out = handle(
         cmd(
             c.CheckoutCompleted,
             token=token,
@@ -75,11 +75,11 @@ def test_full_lifecycle_through_dispatch():
         ctx,
     )
     assert out.status == "accepted", out
-    out = dispatch(cmd(c.CapturePayment, actor=ACTOR, order_id=order_id, amount=60000), uow, ctx)
+    out = handle(cmd(c.CapturePayment, actor=ACTOR, order_id=order_id, amount=60000), uow, ctx)
     assert out.status == "accepted", out
     assert db.orders[order_id].status == "PART_CAPTURED"
-    out = dispatch(cmd(c.CapturePayment, actor=ACTOR, order_id=order_id, amount=60000), uow, ctx)
+    out = handle(cmd(c.CapturePayment, actor=ACTOR, order_id=order_id, amount=60000), uow, ctx)
     assert out.code == "CAPTURE_EXCEEDS_REMAINING"
-    out = dispatch(cmd(c.RefundPayment, actor=ACTOR, order_id=order_id), uow, ctx)
+    out = handle(cmd(c.RefundPayment, actor=ACTOR, order_id=order_id), uow, ctx)
     assert out.status == "accepted", out
     assert db.orders[order_id].status == "PART_REFUNDED"

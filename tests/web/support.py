@@ -1,6 +1,6 @@
 """A shop on a real SQLite database for the link page, and a publisher that is the worker.
 
-Orders are made through ``domain.dispatch`` and the SQL unit of work, exactly as the
+Orders are made through ``domain.bus`` and the SQL unit of work, exactly as the
 workers make them. What the page publishes is applied the same way at once
 (``WorkerPublisher``), so a test sees the order move as it would with RabbitMQ and a
 worker in between; the browser test runs the real processes.
@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 
-from domain.dispatch import Outcome, dispatch
+from domain.bus import Outcome, handle
 from domain.ports import Context
 from messages import commands as c
 from messages.common import CommandBase
@@ -46,7 +46,7 @@ class Shop:
         return SqlUnitOfWork(self.sessions, now=self.clock.now)
 
     def run(self, command: CommandBase) -> Outcome:
-        return dispatch(command, self.uow, self.ctx)
+        return handle(command, self.uow, self.ctx)
 
     def configure(self, **kw: Any) -> None:
         currencies = ["SEK", "NOK", "DKK", "EUR", "CHF", "GBP", "USD"]

@@ -421,6 +421,7 @@ def show_order(
             "Uncertain",
             "Provider",
             "Error",
+            "Reported",
             "Updated",
         ),
         [
@@ -432,6 +433,7 @@ def show_order(
                 _uncertain(n),
                 " ".join(filter(None, (n["provider"], n["provider_message_id"]))) or None,
                 n["error"],
+                " ".join(filter(None, (n["report"], n["report_reason"]))) or None,
                 when(n["updated_at"]),
             )
             for n in data["notifications"]

@@ -97,12 +97,20 @@ def _failure_label(payload: Any) -> Any:
     return _json_text(payload, "channel") + literal_column("'|'") + reason
 
 
+def _report_label(outcome: str) -> Callable[[Any], Any]:
+    """``channel|outcome`` of a provider's delivery report (the outcome is its type)."""
+    return lambda payload: _json_text(payload, "channel") + literal_column(f"'|{outcome}'")
+
+
 #: Event type -> the SQL giving its counter's label value(s, joined by "|") from the payload.
 COUNTED_EVENTS: dict[str, Callable[[Any], Any] | None] = {
     "order.created": _field("currency"),
     "order.rejected": _field("code"),
     "link.sent": _field("channel"),
     "link.delivery_failed": _failure_label,
+    "link.delivered": _report_label("delivered"),
+    "link.bounced": _report_label("bounced"),
+    "link.undelivered": _report_label("undelivered"),
     "link.expired": None,
     "payment.captured": _field("currency"),
     "payment.refunded": _field("currency"),
@@ -305,6 +313,12 @@ def _uncertain_sends(conn: Any) -> Metric:
 #: channels (failures against deliveries) must see a channel that never succeeded.
 CHANNELS = ("email", "sms")
 FAILURE_REASONS = ("auth", "rejected")
+#: What providers report of a sent link (``link.delivered``, ``.bounced``, ``.undelivered``).
+REPORTED = {
+    "link.delivered": "delivered",
+    "link.bounced": "bounced",
+    "link.undelivered": "undelivered",
+}
 #: Where a scrape reads from (``paylink_exporter_up{source}``).
 SOURCES = ("database",)
 CURRENCIES = tuple(sorted(set(COUNTRY_CURRENCY.values())))
@@ -315,9 +329,14 @@ class BusinessCounter:
     name: str
     doc: str
     labels: tuple[str, ...]
-    event: str
+    #: The event type counted, or several (their labels tell them apart).
+    event: str | tuple[str, ...]
     measure: str  # "count" or "amount"
     initial: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        return self.event if isinstance(self.event, tuple) else (self.event,)
 
 
 def _each(*axes: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
@@ -359,6 +378,19 @@ COUNTERS: tuple[BusinessCounter, ...] = (
         "link.delivery_failed",
         "count",
         _each(CHANNELS, FAILURE_REASONS),
+    ),
+    BusinessCounter(
+        "paylink_link_deliveries_total",
+        "What providers reported of sent links: delivered, bounced (email) or undelivered (SMS).",
+        ("channel", "outcome"),
+        tuple(REPORTED),
+        "count",
+        (
+            ("email", "bounced"),
+            ("email", "delivered"),
+            ("sms", "delivered"),
+            ("sms", "undelivered"),
+        ),
     ),
     BusinessCounter(
         "paylink_links_expired_total", "Payment links expired.", (), "link.expired", "count", ((),)
@@ -403,7 +435,7 @@ def _counters(totals: Totals) -> list[Metric]:
     for counter in COUNTERS:
         values: Counter[tuple[str, ...]] = Counter({labels: 0 for labels in counter.initial})
         for (destination, value, what), amount in totals.items():
-            if destination == counter.event and what == counter.measure:
+            if destination in counter.events and what == counter.measure:
                 labels = tuple(value.split("|")) if counter.labels else ()
                 values[labels] += amount
         family = CounterMetricFamily(counter.name, counter.doc, labels=list(counter.labels))

@@ -83,11 +83,13 @@ def relays(settings: Settings) -> list[Child]:
     ]
 
 
-def children(settings: Settings, *, exporter: bool = True) -> list[Child]:
+def children(settings: Settings, *, exporter: bool = True, demo: bool = False) -> list[Child]:
     py = sys.executable
     worker_argv, worker_env = worker_command(
         settings.worker_processes, settings.worker_threads, ALL_QUEUES, WORKER_METRICS_PORT
     )
+    if demo:  # the demo's timelines show link.delivered from the local outbox
+        worker_env = {**worker_env, "PAYLINK_LOCAL_OUTBOX_REPORTS": "true"}
     procs = [
         Child("worker", worker_argv, worker_env),
         *relays(settings),
@@ -134,7 +136,7 @@ def run(
     configure_logging(settings)  # chosen here, inherited by every child
     check_broker(settings.broker_url)
     upgrade(settings.database_url)
-    procs = children(settings, exporter=exporter)
+    procs = children(settings, exporter=exporter, demo=demo)
     stopping = False
 
     def _stop(*_: object) -> None:

@@ -6,9 +6,11 @@ it reads them from :class:`workers.settings.Settings`, never from the environmen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from domain.notifications import Notifier
+from messages.commands import RecordLinkDelivery
 from workers.providers.local_outbox import LocalOutboxNotifier
 from workers.providers.router import ChannelRouter
 
@@ -18,13 +20,20 @@ if TYPE_CHECKING:
 __all__ = ["ChannelRouter", "LocalOutboxNotifier", "build_notifier"]
 
 
-def build_notifier(settings: Settings) -> Notifier:
+def build_notifier(
+    settings: Settings, report: Callable[[RecordLinkDelivery], None] | None = None
+) -> Notifier:
     """The router over the configured email and SMS adapters.
 
     Provider modules are imported only when selected, so the default (local) setup does
-    not load the SendGrid and Twilio SDKs.
+    not load the SendGrid and Twilio SDKs. ``report`` hands the local outbox's delivery
+    reports to the workers, when ``PAYLINK_LOCAL_OUTBOX_REPORTS`` asks for them.
     """
-    local = LocalOutboxNotifier(settings.outbox_dir, from_email=settings.email_from)
+    local = LocalOutboxNotifier(
+        settings.outbox_dir,
+        from_email=settings.email_from,
+        report=report if settings.local_outbox_reports else None,
+    )
     email: Notifier = local
     sms: Notifier = local
     if settings.email_provider == "sendgrid":
@@ -48,5 +57,6 @@ def build_notifier(settings: Settings) -> Notifier:
             from_number=settings.twilio_from_number,
             messaging_service_sid=settings.twilio_messaging_service_sid,
             base_url=settings.twilio_base_url,
+            public_url=settings.web_public_url,
         )
     return ChannelRouter(email=email, sms=sms)

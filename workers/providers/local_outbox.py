@@ -6,6 +6,12 @@ instead of adding a second message, just as the customer would get only one. Fil
 are written to a temporary name and renamed, so a reader never sees half a message:
 a file that exists was delivered whole, which is how ``find`` answers after a worker
 died mid-send.
+
+Given ``report``, it also says each message was delivered, as a provider's webhook
+would (``RecordLinkDelivery``, command id from the notification: a rewritten file
+reports the same delivery again, which changes nothing), so the demo's timelines show
+``link.delivered``. A report that cannot be handed over is logged and dropped: the
+message itself was delivered.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import json
 import os
 import re
 import tempfile
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
@@ -23,6 +31,7 @@ from pathlib import Path
 import structlog
 
 from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
+from messages.commands import RecordLinkDelivery
 from workers.notifications.render import RenderedMessage, render
 from workers.notifications.sms import sms_encoding, sms_segments
 from workers.providers.fields import log_fields
@@ -35,9 +44,16 @@ log = structlog.get_logger("paylink.providers")
 class LocalOutboxNotifier:
     """Writes what the customer would receive into ``directory`` instead of sending it."""
 
-    def __init__(self, directory: Path, *, from_email: str = "no-reply@paylink.example") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        from_email: str = "no-reply@paylink.example",
+        report: Callable[[RecordLinkDelivery], None] | None = None,
+    ) -> None:
         self._directory = Path(directory)
         self._from_email = from_email
+        self._report = report
 
     def send(self, notification: PaymentLinkNotification) -> DeliveryReceipt:
         message = render(notification)
@@ -50,7 +66,27 @@ class LocalOutboxNotifier:
         log.info(
             "notification.sent", **log_fields(PROVIDER, notification), provider_message_id=name
         )
+        if self._report is not None:
+            self._report_delivered(notification, self._report)
         return DeliveryReceipt(provider=PROVIDER, provider_message_id=name)
+
+    @staticmethod
+    def _report_delivered(
+        notification: PaymentLinkNotification, report: Callable[[RecordLinkDelivery], None]
+    ) -> None:
+        command = RecordLinkDelivery(
+            command_id=uuid.uuid5(notification.notification_id, "local-outbox-delivered"),
+            issued_at=datetime.now(UTC),
+            order_id=notification.order_id,
+            link_id=notification.notification_id,
+            channel=notification.channel,
+            provider=PROVIDER,
+            outcome="delivered",
+        )
+        try:
+            report(command)
+        except Exception as exc:  # any broker failure: the message itself went out
+            log.warning("delivery report not sent", error=type(exc).__name__)
 
     def find(self, notification: PaymentLinkNotification) -> DeliveryReceipt | Trace:
         """The file is renamed into place whole, so it exists iff it was delivered."""

@@ -18,6 +18,7 @@ import json
 import threading
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID
 
 import requests
 import structlog
@@ -32,10 +33,18 @@ from workers.providers.failures import classify, unreachable
 from workers.providers.fields import log_fields
 
 PROVIDER = "twilio"
+#: Where ``paylink web`` takes Twilio's status callbacks (``workers.web.hooks``).
+STATUS_CALLBACK_PATH = "/hooks/twilio"
 #: Messages to one number read by ``find``; a longer history makes the answer unknown.
 LOOKUP_PAGE = 100
 
 log = structlog.get_logger("paylink.providers")
+
+
+def status_callback_url(public_url: str, order_id: UUID, link_id: UUID) -> str:
+    """The status callback a message is sent with: it names the link (Twilio signs the
+    whole URL, so the ids cannot be changed on the way back)."""
+    return f"{public_url.rstrip('/')}{STATUS_CALLBACK_PATH}?order={order_id}&link={link_id}"
 
 
 class _RecordingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # SDK is untyped
@@ -83,7 +92,10 @@ class TwilioNotifier:
         messaging_service_sid: str | None,
         base_url: str | None = None,
         timeout: float = 10,
+        public_url: str | None = None,
     ) -> None:
+        #: ``paylink web`` as Twilio reaches it: messages ask for status callbacks there.
+        self._public_url = public_url
         if not (from_number or messaging_service_sid):
             raise ValueError("Twilio needs a from number or a messaging service SID")
         self._http = _RecordingHttpClient(base_url, timeout)
@@ -101,7 +113,7 @@ class TwilioNotifier:
         self._http.forget()  # so a failure before any request never reads a stale answer
         try:
             message = self._client.messages.create(
-                to=notification.recipient, body=body, **self._sender
+                to=notification.recipient, body=body, **self._sender, **self._callback(notification)
             )
         except TwilioException:
             response = self._http.last_response()
@@ -126,6 +138,14 @@ class TwilioNotifier:
         sid = str(message.sid or "")
         bound.info("notification.sent", provider_message_id=sid)
         return DeliveryReceipt(provider=PROVIDER, provider_message_id=sid)
+
+    def _callback(self, notification: PaymentLinkNotification) -> dict[str, str]:
+        if not self._public_url:
+            return {}
+        url = status_callback_url(
+            self._public_url, notification.order_id, notification.notification_id
+        )
+        return {"status_callback": url}
 
     def find(self, notification: PaymentLinkNotification) -> DeliveryReceipt | Trace:
         bound = log.bind(**log_fields(PROVIDER, notification))

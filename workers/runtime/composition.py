@@ -7,13 +7,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 
+import dramatiq
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.notifications import Notifier
 from domain.ports import Context
-from workers.runtime.batching import Batcher
+from messages.common import CommandBase
+from messages.routing import encode_command
 from workers.runtime.checkout_proof import HmacCheckoutProofs
+from workers.runtime.grouping import Batcher
 from workers.runtime.patience import Backoff
 from workers.settings import Settings, get_settings
 from workers.storage.engine import make_engine, make_session_factory
@@ -33,6 +36,24 @@ class SecretTokens:
 
     def new_token(self) -> str:
         return secrets.token_urlsafe(self.token_bytes)
+
+
+#: A local delivery report waits this long on the broker, so that it usually arrives
+#: after its send is recorded (milliseconds later); one that still overtakes the send
+#: is retried by its handler.
+LOCAL_REPORT_DELAY_MS = 1000
+
+
+def enqueue_command(command: CommandBase, delay_ms: int | None = None) -> None:
+    """``command`` onto its queue through this worker's own broker and identity."""
+    message: dramatiq.Message[None] = dramatiq.Message(
+        **encode_command(command, message_id=str(command.command_id))
+    )
+    dramatiq.get_broker().enqueue(message, delay=delay_ms)
+
+
+def enqueue_report(command: CommandBase) -> None:
+    enqueue_command(command, LOCAL_REPORT_DELAY_MS)
 
 
 @dataclass
@@ -58,7 +79,7 @@ class App:
     def notifier(self) -> Notifier:
         from workers.providers import build_notifier
 
-        return build_notifier(self.settings)
+        return build_notifier(self.settings, report=enqueue_report)
 
     @cached_property
     def context(self) -> Context:

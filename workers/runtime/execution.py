@@ -1,6 +1,6 @@
 """What every actor does with its message: parse, dispatch, log, map failures.
 
-- Valid command: ``domain.dispatch`` (idempotent, transactional, rejections as events).
+- Valid command: ``domain.bus`` (idempotent, transactional, rejections as events).
 - Invalid command that still names a ``command_id``: an ``order.rejected`` event with
   ``VALIDATION_FAILED`` and the field errors; the message is acknowledged.
 - Nothing to identify it by: dead-lettered to ``<queue>.XQ`` with the reason.
@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 from uuid import UUID
 
 import dramatiq
 import structlog
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import CurrentMessage
 
+from domain.bus import reject
 from domain.errors import DomainError, TransientError
-from domain.outcomes import Cause, payload_hash, record_rejection
+from domain.outcomes import Cause, payload_hash
 from messages.common import CommandBase
 from messages.routing import BY_ACTOR, ParseError, parse_command
 from workers.runtime.composition import App, get_app
@@ -44,7 +45,7 @@ class InvalidCommand(DomainError):
     code = "VALIDATION_FAILED"
 
 
-def _raw_digest(payload: Any) -> str:
+def _raw_digest(payload: object) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -54,30 +55,33 @@ def _dead_letter(actor_name: str, reason: str) -> None:
     route = BY_ACTOR.get(actor_name)
     if message is None or route is None:  # pragma: no cover - only outside a worker
         raise RuntimeError(reason)
-    channel = dramatiq.get_broker().channel
+    broker = dramatiq.get_broker()
+    if not isinstance(broker, RabbitmqBroker):  # pragma: no cover - only with RabbitMQ
+        raise RuntimeError(reason)
+    channel = broker.channel
     dead_letter(channel, route.queue_name, message.encode(), reason)
     log.warning("message dead-lettered", reason=reason, queue=route.queue_name)
 
 
-def _uuid_or_none(value: Any) -> UUID | None:
+def _uuid_or_none(value: object) -> UUID | None:
     try:
         return UUID(str(value)) if value else None
     except ValueError:
         return None
 
 
-def _reject_invalid(actor_name: str, payload: Any, error: ParseError) -> None:
+def _reject_invalid(actor_name: str, payload: object, error: ParseError) -> None:
     assert error.command_id is not None
     app = get_app()
     order_id, store_id = known_target(app.engine, payload)
     cause = Cause(error.command_id, error.command_type or actor_name, order_id, store_id)
-    outcome = record_rejection(
-        cause, InvalidCommand(error.reason[:1000]), app.uow, app.context, _raw_digest(payload)
+    outcome = reject(
+        cause, InvalidCommand(error.reason[:1000]), _raw_digest(payload), app.uow, app.context
     )
     log.info("command rejected", code=outcome.code)
 
 
-def _has_nul(value: Any) -> bool:
+def _has_nul(value: object) -> bool:
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
@@ -87,7 +91,7 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _envelope_problem(actor_name: str, payload: Any) -> ParseError | None:
+def _envelope_problem(actor_name: str, payload: object) -> ParseError | None:
     message = CurrentMessage.get_current_message()
     problem = message.options.get(INVALID_ENVELOPE_OPTION) if message is not None else None
     if problem is None and not _has_nul(payload):
@@ -113,14 +117,12 @@ def _granted(command: CommandBase, app: App) -> CommandBase | None:
     granted = apply_grants(command, upstream, GRANTS.get(app.engine, upstream))
     if isinstance(granted, CommandBase):
         return granted
-    outcome = record_rejection(
-        Cause.of(command), granted, app.uow, app.context, payload_hash(command)
-    )
+    outcome = reject(Cause.of(command), granted, payload_hash(command), app.uow, app.context)
     log.info("command rejected", code=outcome.code, command_id=str(command.command_id))
     return None
 
 
-def execute(actor_name: str, payload: Any) -> None:
+def execute(actor_name: str, payload: object) -> None:
     structlog.contextvars.clear_contextvars()
     parsed = _envelope_problem(actor_name, payload) or parse_command(actor_name, payload)
     if isinstance(parsed, ParseError):
@@ -131,17 +133,17 @@ def execute(actor_name: str, payload: Any) -> None:
             _reject_invalid(actor_name, payload, parsed)
         return
     app = get_app()
-    parsed = _granted(parsed, app)
-    if parsed is None:
+    command = _granted(parsed, app)
+    if command is None:
         return
-    order_id = getattr(parsed, "order_id", None)
+    order_id = getattr(command, "order_id", None)
     structlog.contextvars.bind_contextvars(
-        command_id=str(parsed.command_id),
-        command_type=type(parsed).__name__,
+        command_id=str(command.command_id),
+        command_type=type(command).__name__,
         **({"order_id": str(order_id)} if order_id else {}),
     )
     try:
-        outcome = app.batcher.dispatch(parsed)
+        outcome = app.batcher.dispatch(command)
     except TransientError as exc:
         log.warning("transient failure, will retry", error=str(exc), retry_after=exc.retry_after)
         if exc.retry_after is not None:

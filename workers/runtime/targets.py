@@ -22,7 +22,7 @@ from workers.storage import tables as t
 _MAX_TOKEN_LENGTH = 128
 
 
-def known_target(engine: Engine, payload: Any) -> tuple[UUID | None, str | None]:
+def known_target(engine: Engine, payload: object) -> tuple[UUID | None, str | None]:
     """(order_id, store_id) of the command ``payload`` as far as paylink can tell."""
     if not isinstance(payload, dict):
         return None, None

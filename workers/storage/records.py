@@ -132,8 +132,14 @@ class SqlStoreRepository(_SavedRecords[str, Store]):
     table, key = t.stores, "store_id"
 
     def _record(self, row: RowMapping) -> Store:
+        currencies = tuple(row["agreement_currencies"])
         return Store(
-            row["store_id"], row["name"], row["terms_url"], tuple(row["agreement_currencies"])
+            row["store_id"],
+            row["name"],
+            row["terms_url"],
+            currencies,
+            row["sms_fallback"],
+            row["reminder_hours_before"],
         )
 
     def _key_of(self, record: Store) -> str:
@@ -145,6 +151,8 @@ class SqlStoreRepository(_SavedRecords[str, Store]):
             "name": record.name,
             "terms_url": record.terms_url,
             "agreement_currencies": list(record.agreement_currencies),
+            "sms_fallback": record.sms_fallback,
+            "reminder_hours_before": record.reminder_hours_before,
         }
 
 
@@ -163,6 +171,8 @@ class SqlNotifications(_SavedRecords[UUID, NotificationRecord]):
             provider=row["provider"],
             provider_message_id=row["provider_message_id"],
             error=row["error"],
+            report=row["report"],
+            report_reason=row["report_reason"],
         )
 
     def _key_of(self, record: NotificationRecord) -> UUID:
@@ -180,6 +190,8 @@ class SqlNotifications(_SavedRecords[UUID, NotificationRecord]):
             "provider": record.provider,
             "provider_message_id": record.provider_message_id,
             "error": record.error,
+            "report": record.report,
+            "report_reason": record.report_reason,
         }
 
 

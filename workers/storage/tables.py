@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -66,7 +67,10 @@ stores = Table(
     Column("name", String(255), nullable=False),
     Column("terms_url", String(2048)),
     Column("agreement_currencies", JSON, nullable=False),
+    Column("sms_fallback", Boolean, nullable=False, server_default=false()),
     Column("updated_at", UtcDateTime, nullable=False),
+    #: Hours before expiry to remind a customer who has not opened the link; NULL: never.
+    Column("reminder_hours_before", Integer),
 )
 
 orders = Table(
@@ -234,6 +238,8 @@ notifications = Table(
     Column("provider", String(32)),
     Column("provider_message_id", String(128)),
     Column("error", String(500)),
+    Column("report", String(16)),
+    Column("report_reason", String(500)),
     Column("updated_at", UtcDateTime, nullable=False),
     # The exporter sums the few rows a killed worker left uncertain.
     Index(
@@ -242,6 +248,26 @@ notifications = Table(
         "blind_resends",
         postgresql_where=text("uncertain_attempts > 0"),
         sqlite_where=text("uncertain_attempts > 0"),
+    ),
+)
+
+#: The reminder before expiry of a link (``domain.reminders``), one row per link: the
+#: scheduler releases ``command`` (the reminder's SendPaymentLink, token included: the
+#: database otherwise keeps only token hashes) into the outbox once ``due_at`` passes,
+#: and clears both. Only pending rows are indexed.
+link_reminders = Table(
+    "link_reminders",
+    metadata,
+    Column("link_id", Uuid, primary_key=True),
+    Column("order_id", Uuid, nullable=False),
+    Column("due_at", UtcDateTime),
+    Column("command", Text),
+    Column("released_at", UtcDateTime),
+    Index(
+        "ix_link_reminders_due",
+        "due_at",
+        postgresql_where=text("due_at IS NOT NULL"),
+        sqlite_where=text("due_at IS NOT NULL"),
     ),
 )
 
