@@ -24,6 +24,7 @@ duplicates survives a kill right after that send.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from domain.errors import DeliveryDeferred, DeliveryRejected, NotFound, ValidationFailed
 from domain.links import Link, hash_token
@@ -36,6 +37,7 @@ from domain.ports import (
     UnitOfWork,
     UowFactory,
 )
+from domain.reminders import reminder_notification_id
 from messages import commands as c
 from messages.common import EventBase
 
@@ -48,7 +50,8 @@ def _load(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> tuple[Order,
     if order is None:
         raise NotFound(f"order {cmd.order_id} does not exist", code="ORDER_NOT_FOUND")
     order.begin(cmd.command_id, ctx.clock.now())
-    return order, order.link_for_delivery(cmd.link_id, hash_token(cmd.token))
+    guard = order.link_for_reminder if cmd.reminder else order.link_for_delivery
+    return order, guard(cmd.link_id, hash_token(cmd.token))
 
 
 def _notification(
@@ -62,7 +65,7 @@ def _notification(
             code="CUSTOMER_ERASED",
         )
     return PaymentLinkNotification(
-        notification_id=link.link_id,
+        notification_id=_notification_id(cmd),
         order_id=order.order_id,
         channel=channel,
         recipient=recipient,
@@ -73,7 +76,13 @@ def _notification(
         link_url=f"{ctx.checkout_base_url.rstrip('/')}/{cmd.token}",
         expires_at=link.expires_at,
         merchant_reference=order.merchant_reference1,
+        reminder=cmd.reminder,
     )
+
+
+def _notification_id(cmd: c.SendPaymentLink) -> UUID:
+    """The delivery record of this message: the link's own, or its reminder's."""
+    return reminder_notification_id(cmd.link_id) if cmd.reminder else cmd.link_id
 
 
 @dataclass(slots=True)
@@ -94,8 +103,11 @@ def begin_attempt(cmd: c.SendPaymentLink, uow: UnitOfWork, ctx: Context) -> Atte
     store = uow.stores.get(order.store_id)
     store_name = store.name if store is not None else order.store_id
     notification = _notification(order, store_name, link, cmd, ctx)
-    record = uow.notifications.get(link.link_id) or NotificationRecord(
-        link.link_id, order.order_id, notification.channel, NotificationState.ATTEMPTING
+    record = uow.notifications.get(notification.notification_id) or NotificationRecord(
+        notification.notification_id,
+        order.order_id,
+        notification.channel,
+        NotificationState.ATTEMPTING,
     )
     uncertain = record.state is NotificationState.ATTEMPTING and record.attempts > 0
     if uncertain:
@@ -156,12 +168,18 @@ def record_answer(
     order, link = _load(cmd, uow, ctx)
     record, channel = attempt.record, attempt.notification.channel
     if isinstance(answer, DeliveryReceipt):
-        order.mark_link_sent(link, answer.provider, answer.provider_message_id, channel)
+        order.mark_link_sent(
+            link, answer.provider, answer.provider_message_id, channel, reminder=cmd.reminder
+        )
         record.state = NotificationState.SENT
         record.provider, record.provider_message_id = answer.provider, answer.provider_message_id
     else:
         order.mark_link_undeliverable(
-            link, provider=answer.provider or "unknown", reason=answer.reason, channel=channel
+            link,
+            provider=answer.provider or "unknown",
+            reason=answer.reason,
+            channel=channel,
+            reminder=cmd.reminder,
         )
         record.state, record.error = NotificationState.FAILED, answer.reason[:500]
     uow.notifications.save(record)

@@ -3,8 +3,8 @@
 When a day's links lapse, thousands are due at once. Expiring one needs only the
 order's link status and its current link, not its lines, ledger or history, so the
 scheduler reads those few columns for a batch of due orders (locked), and this module
-applies the same rule ``Order.expire_link`` applies (:func:`check_link_expiry`) and
-records the same ``link.expired`` event. What the order row becomes follows from the
+applies the rule ``Order.expire_link`` applies, by calling the same function
+(:func:`expire`), which also makes the ``link.expired`` event. What the order row becomes follows from the
 rule: the link status, the order status shown in its history (the link status, as no
 payment exists before checkout completes) and no further link deadline.
 """
@@ -30,25 +30,10 @@ def link_deadline(status: LinkStatus, expires_at: datetime | None) -> datetime |
     return expires_at if status in LIVE_LINK_STATUSES else None
 
 
-def check_link_expiry(
-    status: LinkStatus,
-    current_link_id: UUID | None,
-    link_id: UUID,
-    expires_at: datetime,
-    now: datetime,
-) -> LinkStatus:
-    """The link status after expiring ``link_id`` at ``now``, or a ``LinkError`` /
-    ``ActionNotAllowed`` saying why it cannot expire (replaced, not due, completed)."""
-    if current_link_id != link_id:
-        raise LinkError("this link was replaced by a newer one", code="LINK_SUPERSEDED")
-    if now < expires_at:
-        raise LinkError(f"the link is valid until {expires_at.isoformat()}", code="LINK_NOT_DUE")
-    return next_link_status(status, LinkAction.EXPIRE)
-
-
 @dataclass(frozen=True, slots=True)
 class DueLink:
-    """An order whose link deadline has passed, as the scheduler read it (row locked)."""
+    """What expiring a link reads of an order: its link status and current link. The
+    aggregate builds one from itself; the scheduler from the few columns it locked."""
 
     order_id: UUID
     store_id: str
@@ -75,26 +60,38 @@ class LinkExpiry:
         return link_deadline(self.link_status, self.event.expired_at)
 
 
+def expire(link: DueLink, link_id: UUID, now: datetime, cause: UUID | None) -> LinkExpiry:
+    """The expiry rule, the only one: ``Order.expire_link`` and the scheduler's bulk path
+    both call it, so they cannot disagree. Raises a ``LinkError`` (replaced, not due) or
+    ``ActionNotAllowed`` (completed, cancelled, already expired) saying why not."""
+    if link.link_id != link_id:
+        raise LinkError("this link was replaced by a newer one", code="LINK_SUPERSEDED")
+    if now < link.expires_at:
+        raise LinkError(
+            f"the link is valid until {link.expires_at.isoformat()}", code="LINK_NOT_DUE"
+        )
+    status = next_link_status(link.link_status, LinkAction.EXPIRE)
+    event = ev.LinkExpired(
+        event_id=uuid.uuid4(),
+        occurred_at=now,
+        command_id=cause,
+        order_id=link.order_id,
+        store_id=link.store_id,
+        link_id=link.link_id,
+        expired_at=link.expires_at,
+    )
+    return LinkExpiry(link.order_id, status, event)
+
+
 def expire_due_links(
     due: Iterable[DueLink], now: datetime, command_id: Callable[[DueLink], UUID]
 ) -> tuple[list[LinkExpiry], list[tuple[DueLink, DomainError]]]:
-    """Apply the expiry rule to each due link: (applied, refused with the reason)."""
+    """:func:`expire` for each due link: (applied, refused with the reason)."""
     applied: list[LinkExpiry] = []
     refused: list[tuple[DueLink, DomainError]] = []
     for d in due:
         try:
-            status = check_link_expiry(d.link_status, d.link_id, d.link_id, d.expires_at, now)
+            applied.append(expire(d, d.link_id, now, command_id(d)))
         except DomainError as error:
             refused.append((d, error))
-            continue
-        event = ev.LinkExpired(
-            event_id=uuid.uuid4(),
-            occurred_at=now,
-            command_id=command_id(d),
-            order_id=d.order_id,
-            store_id=d.store_id,
-            link_id=d.link_id,
-            expired_at=d.expires_at,
-        )
-        applied.append(LinkExpiry(d.order_id, status, event))
     return applied, refused

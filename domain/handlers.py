@@ -17,10 +17,11 @@ from domain.delivery import Attempt, begin_attempt
 from domain.errors import NotFound, TransientError, ValidationFailed
 from domain.line_ledger import LineRequest
 from domain.lines import OrderLine, order_totals
-from domain.links import hash_token
+from domain.links import Link, hash_token
 from domain.order import CustomerContact, Order, ensure_editable_lines
 from domain.permissions import authorize
 from domain.ports import Context, NotificationState, UnitOfWork
+from domain.reminders import ReminderDeadline, reminder_command_id
 from domain.store import Store
 from messages import commands as c
 from messages import events as ev
@@ -133,11 +134,44 @@ def _send_link_command(
     )
 
 
+def _send_link(
+    order: Order,
+    store: Store,
+    cause: UUID,
+    link: Link,
+    token: str,
+    uow: UnitOfWork,
+    ctx: Context,
+    channel: Channel | None = None,
+) -> None:
+    """Send a new link, and keep its reminder for the scheduler if the store wants one."""
+    uow.outbox.add_command(_send_link_command(order, cause, link.link_id, token, ctx, channel))
+    due = store.reminder_due(link.expires_at, ctx.clock.now())
+    if due is not None:
+        reminder = c.SendPaymentLink(
+            command_id=reminder_command_id(link.link_id),
+            issued_at=due,
+            order_id=order.order_id,
+            link_id=link.link_id,
+            token=token,
+            channel=channel,
+            reminder=True,
+        )
+        uow.reminders.schedule(ReminderDeadline(order.order_id, link.link_id, due, reminder))
+
+
 def configure_store(cmd: c.ConfigureStore, uow: UnitOfWork, ctx: Context) -> Events:
     authorize(cmd.actor, "ConfigureStore", [cmd.store_id])
     terms = str(cmd.terms_url) if cmd.terms_url is not None else None
     currencies = tuple(str(x) for x in cmd.agreement_currencies)
-    store = Store(cmd.store_id, cmd.store_name, terms, currencies, cmd.sms_fallback)
+    store = Store(
+        cmd.store_id,
+        cmd.store_name,
+        terms,
+        currencies,
+        cmd.sms_fallback,
+        cmd.reminder_hours_before,
+    )
     uow.stores.save(store)
     return [
         ev.StoreConfigured(
@@ -149,6 +183,7 @@ def configure_store(cmd: c.ConfigureStore, uow: UnitOfWork, ctx: Context) -> Eve
             terms_url=store.terms_url,
             agreement_currencies=list(store.agreement_currencies),
             sms_fallback=store.sms_fallback,
+            reminder_hours_before=store.reminder_hours_before,
         )
     ]
 
@@ -201,17 +236,18 @@ def create_order(cmd: c.CreateOrder, uow: UnitOfWork, ctx: Context) -> Events:
     link = order.issue_link(uuid.uuid4(), hash_token(token), ctx.link_ttl)
     order.record_created()
     uow.orders.add(order)
-    uow.outbox.add_command(_send_link_command(order, cmd.command_id, link.link_id, token, ctx))
+    _send_link(order, store, cmd.command_id, link, token, uow, ctx)
     return order.events
 
 
 def resend_payment_link(cmd: c.ResendPaymentLink, uow: UnitOfWork, ctx: Context) -> Events:
     order = _order_for(cmd, cmd.order_id, uow, ctx)
     # Seed 000: without Terms and Conditions "you will not be able to create or send order(s)".
-    _configured_store(order.store_id, uow).ensure_accepts_orders_in(order.currency)
+    store = _configured_store(order.store_id, uow)
+    store.ensure_accepts_orders_in(order.currency)
     token = ctx.tokens.new_token()
     link = order.resend_link(uuid.uuid4(), hash_token(token), ctx.link_ttl)
-    uow.outbox.add_command(_send_link_command(order, cmd.command_id, link.link_id, token, ctx))
+    _send_link(order, store, cmd.command_id, link, token, uow, ctx)
     return order.events
 
 
@@ -268,11 +304,10 @@ def record_link_delivery(cmd: c.RecordLinkDelivery, uow: UnitOfWork, ctx: Contex
     )
     store = uow.stores.get(order.store_id)
     fallback = store is not None and store.sms_fallback and record.channel == "email"
-    if failed and fallback and order.can_fall_back_to_sms(link):
+    if failed and store is not None and fallback and order.can_fall_back_to_sms(link):
         token = ctx.tokens.new_token()
         sms = order.fall_back_to_sms(uuid.uuid4(), hash_token(token))
-        send = _send_link_command(order, cmd.command_id, sms.link_id, token, ctx, "sms")
-        uow.outbox.add_command(send)
+        _send_link(order, store, cmd.command_id, sms, token, uow, ctx, "sms")
     return order.events
 
 

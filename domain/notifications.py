@@ -41,6 +41,8 @@ class PaymentLinkNotification:
     #: Timezone-aware UTC instant the link stops working.
     expires_at: datetime
     merchant_reference: str
+    #: The reminder before expiry (the customer has the link already): its own wording.
+    reminder: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from domain.errors import (
     LinkError,
     ValidationFailed,
 )
-from domain.expiry import check_link_expiry, link_deadline
+from domain.expiry import DueLink, expire, link_deadline
 from domain.ledger import (
     Balance,
     EntryKind,
@@ -40,6 +40,7 @@ from domain.line_ledger import (
 )
 from domain.lines import OrderLine, order_totals
 from domain.links import Delivery, Link
+from domain.reminders import RemindableLink, check_reminder
 from domain.status import (
     LinkAction,
     LinkStatus,
@@ -288,10 +289,27 @@ class Order:
             raise LinkError("the payment link has expired", code="LINK_EXPIRED")
         return link
 
+    def link_for_reminder(self, link_id: UUID, token_hash: str) -> Link:
+        """The link to remind the customer of, or why not (``domain.reminders``)."""
+        link = self.current_link
+        current = link.link_id if link is not None and link.token_hash == token_hash else None
+        if link is None or current is None:
+            raise LinkError("this link was replaced by a newer one", code="LINK_SUPERSEDED")
+        state = RemindableLink(self.link_status, current, link.delivery, link.expires_at)
+        check_reminder(state, link_id, self._at())
+        return link
+
     def mark_link_sent(
-        self, link: Link, provider: str, provider_message_id: str, channel: str | None = None
+        self,
+        link: Link,
+        provider: str,
+        provider_message_id: str,
+        channel: str | None = None,
+        *,
+        reminder: bool = False,
     ) -> None:
-        link.delivery = Delivery.SENT
+        if not reminder:  # a reminder is about a link already sent
+            link.delivery = Delivery.SENT
         self._record(
             ev.LinkSent,
             link_id=link.link_id,
@@ -299,18 +317,27 @@ class Order:
             provider=provider,
             provider_message_id=provider_message_id,
             expires_at=link.expires_at,
+            reminder=reminder,
         )
 
     def mark_link_undeliverable(
-        self, link: Link, provider: str, reason: str, channel: str | None = None
+        self,
+        link: Link,
+        provider: str,
+        reason: str,
+        channel: str | None = None,
+        *,
+        reminder: bool = False,
     ) -> None:
-        link.delivery = Delivery.FAILED
+        if not reminder:  # a failed reminder leaves the delivered link as it was
+            link.delivery = Delivery.FAILED
         self._record(
             ev.LinkDeliveryFailed,
             link_id=link.link_id,
             channel=channel or self.channel,
             provider=provider,
             reason=reason,
+            reminder=reminder,
         )
 
     def report_delivery(
@@ -406,12 +433,14 @@ class Order:
 
     def expire_link(self, link_id: UUID) -> None:
         link = self.current_link
-        if link is None or link.link_id != link_id:
+        if link is None:
             raise LinkError("this link was replaced by a newer one", code="LINK_SUPERSEDED")
-        self.link_status = check_link_expiry(
-            self.link_status, link.link_id, link_id, link.expires_at, self._at()
+        state = DueLink(
+            self.order_id, self.store_id, self.link_status, link.link_id, link.expires_at
         )
-        self._record(ev.LinkExpired, link_id=link.link_id, expired_at=link.expires_at)
+        expiry = expire(state, link_id, self._at(), self._cause)
+        self.link_status = expiry.link_status
+        self.events.append(expiry.event)
 
     # ---- payment axis ---------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from domain.notifications import Notifier
 from domain.order import Order
+from domain.reminders import ReminderDeadline
 from domain.store import Store
 from messages.commands import CheckoutCompleted
 from messages.common import CommandBase, EventBase
@@ -137,6 +138,12 @@ class Notifications(Protocol):
     def save(self, record: NotificationRecord) -> None: ...
 
 
+class ReminderDeadlines(Protocol):
+    def schedule(self, deadline: ReminderDeadline) -> None:
+        """Keep ``deadline`` for the scheduler (one per link; a second one is ignored)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     # Read-only members: an adapter may hold its own repository types.
     @property
@@ -149,6 +156,8 @@ class UnitOfWork(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def notifications(self) -> Notifications: ...
+    @property
+    def reminders(self) -> ReminderDeadlines: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object, exc: object, tb: object, /) -> None: ...

@@ -37,6 +37,8 @@ class LinkAction(StrEnum):
     EXPIRE = "expire"
     CANCEL = "cancel"
     RESEND = "resend"
+    #: The reminder before expiry: only to a customer who has not opened the link.
+    REMIND = "remind"
 
 
 class PaymentAction(StrEnum):
@@ -54,6 +56,7 @@ class PaymentAction(StrEnum):
 #: (link status, action) -> next link status. Absent pairs are refused.
 LINK_TRANSITIONS: Mapping[tuple[LinkStatus, LinkAction], LinkStatus] = {
     (LinkStatus.CREATED, LinkAction.SEND): LinkStatus.CREATED,
+    (LinkStatus.CREATED, LinkAction.REMIND): LinkStatus.CREATED,
     (LinkStatus.CREATED, LinkAction.OPEN): LinkStatus.IN_PROGRESS,
     (LinkStatus.IN_PROGRESS, LinkAction.OPEN): LinkStatus.IN_PROGRESS,
     (LinkStatus.CREATED, LinkAction.COMPLETE): LinkStatus.COMPLETED,

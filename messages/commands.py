@@ -54,6 +54,9 @@ class ConfigureStore(MerchantCommand):
     store_name: Text255
     terms_url: HttpsUrl | None
     agreement_currencies: Annotated[list[Currency], Field(min_length=1, max_length=50)]
+    #: Remind a customer who has not opened the link this many hours before it expires
+    #: (once per link); unset: no reminders. Below the 48 h a link lives.
+    reminder_hours_before: Annotated[int, Field(ge=1, le=47)] | None = None
     #: An email link that bounces is sent again by SMS (a new link, same deadline), once,
     #: when the order has a phone number.
     sms_fallback: bool = False
@@ -84,12 +87,14 @@ class CreateOrder(MerchantCommand):
 class SendPaymentLink(CommandBase):
     """Follow-up of CreateOrder/ResendPaymentLink: deliver the link to the customer.
 
-    Carries the raw token: the database stores only its hash.
+    Carries the raw token: the database stores only its hash. ``reminder``: the store's
+    reminder before expiry, released by the scheduler, for a link already sent.
     """
 
     order_id: UUID
     link_id: UUID
     token: LinkToken
+    reminder: bool = False
     #: Send by this channel; None: email when the order has one, else SMS.
     channel: Channel | None = None
 

@@ -26,6 +26,7 @@ class StoreConfigured(EventBase):
     store_name: str
     terms_url: str | None
     agreement_currencies: list[str]
+    reminder_hours_before: int | None = None
     sms_fallback: bool = False
 
 
@@ -53,12 +54,15 @@ class OrderRejected(EventBase):
 
 
 class LinkSent(EventBase):
+    """A message with the link went out: the first one, or the reminder before expiry."""
+
     type: Literal["link.sent"] = "link.sent"
     link_id: UUID
     channel: Channel
     provider: str
     provider_message_id: str
     expires_at: datetime
+    reminder: bool = False
 
 
 class LinkDeliveryFailed(EventBase):
@@ -67,6 +71,8 @@ class LinkDeliveryFailed(EventBase):
     channel: Channel
     provider: str
     reason: str
+    #: The reminder failed; the link itself was delivered before.
+    reminder: bool = False
 
 
 class LinkReported(EventBase):

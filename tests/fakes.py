@@ -17,6 +17,7 @@ from uuid import UUID
 from domain.notifications import DeliveryReceipt, PaymentLinkNotification, Trace
 from domain.order import Order
 from domain.ports import Context, NotificationRecord, ProcessedCommand
+from domain.reminders import ReminderDeadline
 from domain.store import Store
 from messages.common import CommandBase, EventBase
 
@@ -78,6 +79,8 @@ class Database:
     notifications: dict[UUID, NotificationRecord] = field(default_factory=dict)
     events: list[EventBase] = field(default_factory=list)
     commands: list[CommandBase] = field(default_factory=list)
+    #: Reminder deadlines by link id, as the scheduler's table keeps them.
+    reminders: dict[UUID, ReminderDeadline] = field(default_factory=dict)
     commits: int = 0
 
 
@@ -164,6 +167,15 @@ class _Notifications:
         self.uow.notes[record.link_id] = copy.deepcopy(record)
 
 
+class _Reminders:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self.uow = uow
+
+    def schedule(self, deadline: ReminderDeadline) -> None:
+        if deadline.link_id not in self.uow.db.reminders:
+            self.uow.pending_reminders.setdefault(deadline.link_id, deadline)
+
+
 class FakeUnitOfWork:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -172,12 +184,14 @@ class FakeUnitOfWork:
         self.processed = _Processed(self)
         self.outbox = _Outbox(self)
         self.notifications = _Notifications(self)
+        self.reminders = _Reminders(self)
 
     def __enter__(self) -> Self:
         self.loaded: dict[UUID, Order] = {}
         self.pending_stores: dict[str, Store] = {}
         self.pending_processed: dict[UUID, ProcessedCommand] = {}
         self.notes: dict[UUID, NotificationRecord] = {}
+        self.pending_reminders: dict[UUID, ReminderDeadline] = {}
         self.events: list[EventBase] = []
         self.commands: list[CommandBase] = []
         return self
@@ -193,6 +207,7 @@ class FakeUnitOfWork:
         self.db.stores.update(copy.deepcopy(self.pending_stores))
         self.db.processed.update(self.pending_processed)
         self.db.notifications.update(copy.deepcopy(self.notes))
+        self.db.reminders.update(self.pending_reminders)
         self.db.events.extend(self.events)
         self.db.commands.extend(self.commands)
         self.db.commits += 1
@@ -201,7 +216,15 @@ class FakeUnitOfWork:
     def rollback(self) -> None:
         self.__enter__()
 
-    _STAGED = ("loaded", "pending_stores", "pending_processed", "notes", "events", "commands")
+    _STAGED = (
+        "loaded",
+        "pending_stores",
+        "pending_processed",
+        "notes",
+        "pending_reminders",
+        "events",
+        "commands",
+    )
 
     @contextmanager
     def scope(self) -> Iterator[None]:

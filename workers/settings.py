@@ -86,9 +86,22 @@ class Settings(BaseSettings):
     sendgrid_webhook_public_key: str | None = Field(
         default=None, alias="PAYLINK_SENDGRID_WEBHOOK_PUBLIC_KEY"
     )
-    #: Which checkout gateway takes the payment; the sandbox is the embedded default.
-    checkout_gateway: Literal["sandbox"] = Field(
+    #: Verifies Twilio's status callbacks in ``paylink web``: a Twilio webhook SharedKey
+    #: secret, so the page need not hold the account's credential. Unset: the auth token.
+    twilio_webhook_secret: SecretStr | None = Field(
+        default=None, alias="PAYLINK_TWILIO_WEBHOOK_SECRET"
+    )
+    #: Which checkout gateway takes the payment; the sandbox is the embedded default,
+    #: ``external`` sends the customer to ``PAYLINK_EXTERNAL_CHECKOUT_URL`` (README).
+    checkout_gateway: Literal["sandbox", "external"] = Field(
         default="sandbox", alias="PAYLINK_CHECKOUT_GATEWAY"
+    )
+    #: The external checkout's hosted page (https).
+    external_checkout_url: str | None = Field(default=None, alias="PAYLINK_EXTERNAL_CHECKOUT_URL")
+    #: Secrets external checkouts sign their callbacks with, ``gateway:secret`` separated
+    #: by commas (the same gateway twice while its secret rotates).
+    checkout_callback_secrets: SecretStr | None = Field(
+        default=None, alias="PAYLINK_CHECKOUT_CALLBACK_SECRETS"
     )
     #: Keys the hosted checkout signs CheckoutCompleted with and workers check it by,
     #: ``id:secret`` separated by commas (several while one rotates; the first signs).
@@ -100,11 +113,18 @@ class Settings(BaseSettings):
     @property
     def checkout_proof_key_map(self) -> dict[str, bytes]:
         """``PAYLINK_CHECKOUT_PROOF_KEYS`` as key id -> secret, in the order given."""
-        raw = self.checkout_proof_keys.get_secret_value() if self.checkout_proof_keys else ""
-        pairs = [item.strip().split(":", 1) for item in raw.split(",") if item.strip()]
-        if any(len(pair) != 2 or not pair[0] or not pair[1] for pair in pairs):
-            raise ValueError("PAYLINK_CHECKOUT_PROOF_KEYS: give id:secret pairs, comma-separated")
-        return {key_id: secret.encode() for key_id, secret in pairs}
+        pairs = _secret_pairs(self.checkout_proof_keys, "PAYLINK_CHECKOUT_PROOF_KEYS")
+        return {key_id: secret for key_id, secret in pairs}
+
+    @property
+    def checkout_callback_secret_map(self) -> dict[str, list[bytes]]:
+        """``PAYLINK_CHECKOUT_CALLBACK_SECRETS`` as gateway -> its secrets, in the order given."""
+        secrets: dict[str, list[bytes]] = {}
+        for gateway, secret in _secret_pairs(
+            self.checkout_callback_secrets, "PAYLINK_CHECKOUT_CALLBACK_SECRETS"
+        ):
+            secrets.setdefault(gateway, []).append(secret)
+        return secrets
 
     #: Which notifier delivers links: a readable file outbox (default), or the real providers.
     email_provider: Literal["local", "sendgrid"] = Field(
@@ -204,6 +224,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _external_checkout_is_reachable(self) -> Settings:
+        url = self.external_checkout_url
+        if self.checkout_gateway == "external" and not (url and url.startswith("https://")):
+            raise ValueError(
+                "PAYLINK_CHECKOUT_GATEWAY=external needs PAYLINK_EXTERNAL_CHECKOUT_URL (https)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _providers_have_credentials(self) -> Settings:
         missing: list[str] = []
         if self.email_provider == "sendgrid" and self.sendgrid_api_key is None:
@@ -232,6 +261,15 @@ def first_broker_url(broker_url: str) -> str:
     """The first node of ``BROKER_URL``: where clients that take one URL connect, and
     whose host, user and virtual host stand for the cluster."""
     return broker_urls(broker_url)[0]
+
+
+def _secret_pairs(value: SecretStr | None, name: str) -> list[tuple[str, bytes]]:
+    """``name:secret`` items separated by commas, in the order given."""
+    raw = value.get_secret_value() if value else ""
+    pairs = [item.strip().split(":", 1) for item in raw.split(",") if item.strip()]
+    if any(len(pair) != 2 or not pair[0] or not pair[1] for pair in pairs):
+        raise ValueError(f"{name}: give name:secret pairs, comma-separated")
+    return [(key, secret.encode()) for key, secret in pairs]
 
 
 @lru_cache(maxsize=1)

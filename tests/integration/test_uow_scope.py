@@ -45,6 +45,10 @@ class Backend(Protocol):
         """Events and commands committed to the outbox."""
         ...
 
+    def reminders(self) -> int:
+        """Reminder deadlines committed."""
+        ...
+
 
 class FakeBackend:
     def __init__(self) -> None:
@@ -55,6 +59,9 @@ class FakeBackend:
 
     def outbox_size(self) -> int:
         return len(self.db.events) + len(self.db.commands)
+
+    def reminders(self) -> int:
+        return len(self.db.reminders)
 
 
 class SqlBackend:
@@ -68,6 +75,11 @@ class SqlBackend:
     def outbox_size(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(t.outbox)).scalar_one())
+
+    def reminders(self) -> int:
+        with self.engine.connect() as conn:
+            count = select(func.count()).select_from(t.link_reminders)
+            return int(conn.execute(count).scalar_one())
 
 
 @pytest.fixture(params=["fake", "sqlite", "postgresql"])
@@ -133,10 +145,10 @@ def _committed_order(backend: Backend, order_id: uuid.UUID) -> Order | None:
         return uow.orders.get(order_id)
 
 
-def _given_a_store(backend: Backend) -> Context:
+def _given_a_store(backend: Backend, **store: object) -> Context:
     ctx = make_context()
     with backend.uow() as uow:
-        configure_store(commands.configure_store(), uow, ctx)
+        configure_store(commands.configure_store(**store), uow, ctx)
         uow.commit()
     return ctx
 
@@ -364,3 +376,16 @@ def test_a_copied_order_shares_nothing_a_command_changes() -> None:
         *("lines", "auto_capture", "link_status", "links", "authorization_id"),
         *("completed_at", "reservation_expires_at", "ledger", "events", "_cause", "_now"),
     }
+
+
+def test_a_raising_scope_leaves_no_reminder_deadline(backend: Backend) -> None:
+    # Given a store that reminds customers 6 hours before a link expires
+    ctx = _given_a_store(backend, reminder_hours_before=6)
+    # When one create's scope raises and the next one's is kept
+    with backend.uow() as uow:
+        _raising(uow, lambda: _create(uow, ctx))
+        with uow.scope():
+            _create(uow, ctx)
+        uow.commit()
+    # Then only the kept order's link has its reminder
+    assert backend.reminders() == 1

@@ -178,7 +178,11 @@ class Watch:
 class World:
     """One store, one order under test, the fakes, and a clock that only moves when told."""
 
-    def __init__(self, notifier: RecordingNotifier | None = None) -> None:
+    def __init__(
+        self, notifier: RecordingNotifier | None = None, *, store: dict[str, Any] | None = None
+    ) -> None:
+        #: ConfigureStore fields of this world's store (on top of the minimal example).
+        self.store = store or {}
         self.db = Database()
         self.clock = FakeClock()
         self.notifier = notifier or RecordingNotifier()
@@ -241,7 +245,7 @@ class World:
     # ---- bringing the order into a status -------------------------------------------
 
     def configure(self, **fields: Any) -> Outcome:
-        return self.ok(c.ConfigureStore, **fields)
+        return self.ok(c.ConfigureStore, **{**self.store, **fields})
 
     def create(self, **fields: Any) -> Outcome:
         """Create the order under test (the store must be configured)."""

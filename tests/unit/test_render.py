@@ -86,6 +86,34 @@ def test_each_country_reads_its_own_language(country: str, phrases: list[str]) -
     assert "Fjällräven Outlet" in message.subject
 
 
+@pytest.mark.parametrize(
+    ("country", "subject", "sms"),
+    [
+        ("SE", "Påminnelse: din betalningslänk från", "Påminnelse:"),
+        ("NO", "Påminnelse: betalingslenke fra", "Påminnelse:"),
+        ("DK", "Påmindelse: betalingslink fra", "Påmindelse:"),
+        ("FI", "Muistutus:", "Muistutus:"),
+        ("DE", "Erinnerung: Ihr Zahlungslink von", "Erinnerung:"),
+        ("CH", "Erinnerung: Ihr Zahlungslink von", "Erinnerung:"),
+        ("GB", "Reminder: your payment link from", "Reminder:"),
+    ],
+)
+def test_a_reminder_says_so_in_the_customers_language(country: str, subject: str, sms: str) -> None:
+    # Given the reminder before expiry of an order placed in the country
+    first = render(notification(purchase_country=country, channel="email"))
+    # When it is rendered
+    message = render(notification(purchase_country=country, channel="email", reminder=True))
+    # Then subject, bodies and SMS are the reminder's, with the same link and deadline
+    assert message.subject.startswith(subject)
+    assert sms in message.sms
+    assert LINK in message.html
+    assert message.sms.endswith(LINK)
+    # the body differs in its intro only: same link, reference, deadline and sign-off
+    changed = set(first.text.splitlines()) ^ set(message.text.splitlines())
+    assert len(changed) == 2
+    assert LINK in message.text
+
+
 def test_swiss_german_never_writes_eszett() -> None:
     message = render(notification(purchase_country="CH", currency="CHF"))
     assert "ß" not in message.text + message.html + message.subject + message.sms
@@ -259,16 +287,21 @@ def test_finnish_and_swedish_letters_keep_gsm7_but_polish_ones_do_not() -> None:
 
 def test_every_template_writes_its_sms_in_gsm7() -> None:
     for template in TEMPLATES.values():
-        for phrase in (template.sms, template.sms_compact):
+        for phrase in (template.sms, template.sms_compact, template.reminder_sms):
             assert is_gsm7(phrase), template.language
 
 
+@pytest.mark.parametrize("reminder", [False, True])
 @pytest.mark.parametrize("locale_tag", sorted(REALISTIC))
-def test_realistic_sms_fits_two_gsm7_segments(locale_tag: str) -> None:
+def test_realistic_sms_fits_two_gsm7_segments(locale_tag: str, reminder: bool) -> None:
     country, currency, amount, store = REALISTIC[locale_tag]
     message = render(
         notification(
-            purchase_country=country, currency=currency, order_amount=amount, store_name=store
+            purchase_country=country,
+            currency=currency,
+            order_amount=amount,
+            store_name=store,
+            reminder=reminder,
         )
     )
     assert sms_segments(message.sms) <= 2
@@ -286,7 +319,10 @@ def test_realistic_sms_fits_two_gsm7_segments(locale_tag: str) -> None:
         "😀" * 255,
     ],
 )
-def test_worst_case_sms_never_exceeds_two_segments(locale_tag: str, store: str) -> None:
+@pytest.mark.parametrize("reminder", [False, True])
+def test_worst_case_sms_never_exceeds_two_segments(
+    locale_tag: str, store: str, reminder: bool
+) -> None:
     country, currency, _, _ = REALISTIC[locale_tag]
     message = render(
         notification(
@@ -295,6 +331,7 @@ def test_worst_case_sms_never_exceeds_two_segments(locale_tag: str, store: str) 
             order_amount=999_999_999_99,
             store_name=store,
             link_url=LONGEST_LINK,
+            reminder=reminder,
         )
     )
     assert sms_segments(message.sms) <= 2

@@ -17,7 +17,8 @@ from tests.web.support import SECRET, HoldingPublisher, Page, Shop, WorkerPublis
 from workers.observability.logs import configure_logging
 from workers.settings import Settings
 from workers.web.app import create_app
-from workers.web.gateway import SandboxGateway
+from workers.web.callback import CallbackVerifier
+from workers.web.gateway import CheckoutGateway, SandboxGateway
 from workers.web.security import RateLimiter
 
 
@@ -34,7 +35,12 @@ def page_factory(shop: Shop) -> Iterator[Callable[..., Page]]:
     clients: list[TestClient] = []
 
     def make(
-        rate_limit: int = 1000, *, hold: bool = False, proof_key: tuple[str, bytes] | None = None
+        rate_limit: int = 1000,
+        *,
+        hold: bool = False,
+        proof_key: tuple[str, bytes] | None = None,
+        gateway: CheckoutGateway | None = None,
+        callback_secrets: dict[str, list[bytes]] | None = None,
     ) -> Page:
         seconds = [0.0]
         limiter = RateLimiter(rate_limit, window=60.0, clock=lambda: seconds[0])
@@ -42,12 +48,16 @@ def page_factory(shop: Shop) -> Iterator[Callable[..., Page]]:
         app = create_app(
             shop.engine,
             publisher,
-            SandboxGateway(),
+            gateway or SandboxGateway(),
             secret=SECRET,
             rate_limit_per_minute=rate_limit,
             now=shop.clock.now,
             limiter=limiter,
             proof_key=proof_key,
+            # The callbacks' clock is the shop's: a test moves both at once.
+            callback_verifier=CallbackVerifier(
+                callback_secrets or {}, clock=lambda: shop.clock.now().timestamp()
+            ),
         )
         client = TestClient(app, base_url="http://127.0.0.1:8080")
         clients.append(client)

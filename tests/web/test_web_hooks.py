@@ -85,7 +85,7 @@ def hooks(shop: Shop, sendgrid_key: ec.EllipticCurvePrivateKey) -> Iterator[Hook
         publisher,
         shop.clock.now,
         sendgrid_public_key=_public_b64(sendgrid_key),
-        twilio_auth_token=TWILIO_TOKEN,
+        twilio_secret=TWILIO_TOKEN,
         public_url=PUBLIC_URL,
     )
     app = create_app(

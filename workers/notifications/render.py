@@ -41,6 +41,8 @@ def render(notification: PaymentLinkNotification) -> RenderedMessage:
     locale = locale_for(notification.purchase_country)
     zone = zone_for(notification.purchase_country)
     template = template_for(str(locale))
+    if notification.reminder:
+        template = template.as_reminder()
     store = clean_display_text(notification.store_name)
     amount = format_amount(notification.order_amount, notification.currency, locale)
     expiry = format_expiry(

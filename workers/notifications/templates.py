@@ -28,6 +28,16 @@ class Template:
     sms: str
     #: Last resort when even a truncated store name leaves no room for the expiry.
     sms_compact: str
+    #: The reminder before expiry (a store setting): its subject, intro and SMS.
+    reminder_subject: str
+    reminder_intro: str
+    reminder_sms: str
+
+    def as_reminder(self) -> Template:
+        """The same message, worded as the reminder of a link the customer already has."""
+        return replace(
+            self, subject=self.reminder_subject, intro=self.reminder_intro, sms=self.reminder_sms
+        )
 
 
 ENGLISH = Template(
@@ -43,6 +53,9 @@ ENGLISH = Template(
     date_time="{date} at {time}",
     sms="{store}: Your payment link for {amount}, valid until {expiry}: {url}",
     sms_compact="{store}: Pay {amount}: {url}",
+    reminder_subject="Reminder: your payment link from {store}",
+    reminder_intro="{store} sent you a link to pay for your order of {amount}. It expires soon.",
+    reminder_sms="{store}: Reminder: your payment link for {amount} is valid until {expiry}: {url}",
 )
 
 SWEDISH = Template(
@@ -58,6 +71,9 @@ SWEDISH = Template(
     date_time="{date} kl. {time}",
     sms="{store}: Din betalningslänk för {amount}, giltig till {expiry}: {url}",
     sms_compact="{store}: Betala {amount}: {url}",
+    reminder_subject="Påminnelse: din betalningslänk från {store}",
+    reminder_intro="{store} har skickat en länk för att betala din beställning på {amount}. Den går snart ut.",
+    reminder_sms="{store}: Påminnelse: din betalningslänk för {amount} gäller till {expiry}: {url}",
 )
 
 NORWEGIAN_BOKMAL = Template(
@@ -73,6 +89,9 @@ NORWEGIAN_BOKMAL = Template(
     date_time="{date} kl. {time}",
     sms="{store}: Din betalingslenke for {amount}, gyldig til {expiry}: {url}",
     sms_compact="{store}: Betal {amount}: {url}",
+    reminder_subject="Påminnelse: betalingslenke fra {store}",
+    reminder_intro="{store} har sendt deg en lenke for å betale bestillingen din på {amount}. Den utløper snart.",
+    reminder_sms="{store}: Påminnelse: betalingslenken din for {amount} er gyldig til {expiry}: {url}",
 )
 
 DANISH = Template(
@@ -88,6 +107,9 @@ DANISH = Template(
     date_time="{date} kl. {time}",
     sms="{store}: Dit betalingslink på {amount}, gyldigt til {expiry}: {url}",
     sms_compact="{store}: Betal {amount}: {url}",
+    reminder_subject="Påmindelse: betalingslink fra {store}",
+    reminder_intro="{store} har sendt dig et link til betaling af din ordre på {amount}. Det udløber snart.",
+    reminder_sms="{store}: Påmindelse: dit betalingslink på {amount} er gyldigt til {expiry}: {url}",
 )
 
 FINNISH = Template(
@@ -103,6 +125,9 @@ FINNISH = Template(
     date_time="{date} klo {time}",
     sms="{store}: Maksulinkkisi ({amount}) on voimassa {expiry} asti: {url}",
     sms_compact="{store}: Maksa {amount}: {url}",
+    reminder_subject="Muistutus: {store} lähetti sinulle maksulinkin",
+    reminder_intro="{store} on lähettänyt sinulle maksulinkin tilaukseesi, jonka summa on {amount}. Linkki vanhenee pian.",
+    reminder_sms="{store}: Muistutus: maksulinkkisi ({amount}) on voimassa {expiry} asti: {url}",
 )
 
 GERMAN = Template(
@@ -118,6 +143,9 @@ GERMAN = Template(
     date_time="{date} um {time}",
     sms="{store}: Ihr Zahlungslink über {amount}, gültig bis {expiry}: {url}",
     sms_compact="{store}: {amount} bezahlen: {url}",
+    reminder_subject="Erinnerung: Ihr Zahlungslink von {store}",
+    reminder_intro="{store} hat Ihnen einen Link zur Bezahlung Ihrer Bestellung über {amount} gesendet. Er läuft bald ab.",
+    reminder_sms="{store}: Erinnerung: Ihr Zahlungslink über {amount} ist gültig bis {expiry}: {url}",
 )
 
 

@@ -39,7 +39,7 @@ LAST_POLL = Gauge(
 
 RELEASED = Counter(
     "paylink_scheduler_released",
-    "Due expiries this scheduler released or applied, by kind (link, reservation).",
+    "Due deadlines this scheduler released or applied, by kind (link, reservation, reminder).",
     ["kind"],
 )
 LAST_TICK = Gauge(
@@ -51,7 +51,7 @@ PRUNED = Counter(
     "Rows the retention runs deleted, by table (processed_commands, outbox).",
     ["table"],
 )
-for _kind in ("link", "reservation"):
+for _kind in ("link", "reservation", "reminder"):
     RELEASED.labels(kind=_kind)
 for _table in ("processed_commands", "outbox"):
     PRUNED.labels(table=_table)
@@ -67,9 +67,10 @@ def published(rows: int, now: datetime, oldest: datetime | None) -> None:
         LAG.set(max(0.0, (now - oldest).total_seconds()))
 
 
-def ticked(links: int, reservations: int) -> None:
+def ticked(links: int, reservations: int, reminders: int) -> None:
     RELEASED.labels(kind="link").inc(links)
     RELEASED.labels(kind="reservation").inc(reservations)
+    RELEASED.labels(kind="reminder").inc(reminders)
     LAST_TICK.set_to_current_time()
 
 

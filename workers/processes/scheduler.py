@@ -1,5 +1,8 @@
 """The expiry scheduler: turns due deadlines in the database into expiry commands.
 
+It releases the reminders before expiry (``link_reminders.due_at``) the same way:
+locked, re-checked by the domain's rule, released as commands in that transaction.
+
 Deadlines live in ``orders.link_due_at`` / ``orders.reservation_due_at`` (indexed,
 set only while an expiry can still apply), never in worker memory or a RabbitMQ
 delay queue: a 48 h Dramatiq ``delay=`` would be held unacked and RabbitMQ's
@@ -9,9 +12,9 @@ Each tick takes due rows with ``FOR UPDATE SKIP LOCKED`` (several schedulers may
 and stamps the release time, in one transaction. Reservation expiries are released as
 ``ExpireAuthorization`` commands into the outbox; the relay publishes them and a worker
 applies them. Link expiries (many at once when a day's links lapse) are applied right
-here by default, in the same transaction that locked the rows: ``domain.expiry``
-re-checks each link's status and deadline with the rule ``Order.expire_link`` applies
-(reading only the columns it needs, not whole orders), and the rows and their
+here by default, in the same transaction that locked the rows: each link's status and
+deadline are re-checked by ``domain.expiry.expire``, the function ``Order.expire_link``
+itself calls (reading only the columns it needs, not whole orders), and the rows and their
 ``link.expired`` events (caused by the id the ``ExpirePaymentLink`` command would
 carry) are written with one statement each. The row lock and the cleared deadline make
 it idempotent: a second tick no longer sees the row as due. A link completed a second
@@ -35,7 +38,10 @@ import structlog
 from sqlalchemy import Column, Row, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from domain.errors import DomainError
 from domain.expiry import DueLink, expire_due_links
+from domain.links import Delivery
+from domain.reminders import RemindableLink, check_reminder
 from domain.status import LinkStatus
 from messages import commands as c
 from workers.observability.health import start_health_server
@@ -46,6 +52,7 @@ from workers.settings import Settings
 from workers.storage import tables as t
 from workers.storage.engine import make_engine, make_session_factory
 from workers.storage.orders import write_link_expiries
+from workers.storage.reminders import due_reminders, mark_released, reminder_command
 from workers.storage.uow import SqlOutbox
 
 log = structlog.get_logger("paylink.scheduler")
@@ -96,7 +103,7 @@ def _apply_link_expiries(
 ) -> list[uuid.UUID]:
     """Expire the due links of these (locked) orders in this transaction.
 
-    The rule is ``domain.expiry``'s, the one ``Order.expire_link`` applies; only the few
+    The rule is ``domain.expiry.expire``, the one ``Order.expire_link`` calls; only the few
     columns it needs are read, and the rows and events are written in one statement
     each. A link the rule refuses (not due after all, say) is left as it is and logged;
     its row is released again after ``REPUBLISH_AFTER``. Returns the refused orders.
@@ -121,12 +128,12 @@ def release_due(
     now: datetime,
     limit: int,
     *,
-    apply_links: bool = False,
+    apply_links: bool = True,
 ) -> tuple[int, int]:
     """One tick: release due link and reservation expiries. Returns (links, reservations).
 
-    With ``apply_links``, due link expiries are applied in this transaction instead of
-    being released as commands.
+    With ``apply_links`` (the default, as ``PAYLINK_SCHEDULER_APPLY_LINK_EXPIRY``'s), due
+    link expiries are applied in this transaction instead of being released as commands.
     """
     with session_factory() as session, session.begin():
         outbox = SqlOutbox(session, lambda: now)
@@ -170,6 +177,35 @@ def release_due(
     return len(links), len(reservations)
 
 
+def release_reminders(session_factory: sessionmaker[Session], now: datetime, limit: int) -> int:
+    """One tick of reminders (``domain.reminders``): each due reminder the domain's rule
+    still allows is released into the outbox as its SendPaymentLink; one it refuses (the
+    link was opened, paid, cancelled, replaced) is dropped. Either way the row is no
+    longer due, in the transaction that locked it. Returns the reminders released.
+    """
+    with session_factory() as session, session.begin():
+        outbox = SqlOutbox(session, lambda: now)
+        rows = due_reminders(session, now, limit)
+        released = 0
+        for row in rows:
+            state = RemindableLink(
+                LinkStatus(row.link_status),
+                row.current_link_id,
+                Delivery(row.delivery),
+                row.expires_at,
+            )
+            try:
+                check_reminder(state, row.link_id, now)
+            except DomainError as error:
+                log.info("reminder dropped", order_id=str(row.order_id), code=error.code)
+                continue
+            outbox.add_command(reminder_command(row))
+            released += 1
+        outbox.flush()
+        mark_released(session, [r.link_id for r in rows], now)
+    return released
+
+
 #: How often a scheduler prunes expired rows (``workers.processes.retention``): retention is
 #: counted in days, so an hour late is on time.
 PRUNE_EVERY_SECONDS = 3600.0
@@ -204,11 +240,14 @@ class Scheduler:
             self.settings.scheduler_batch_size,
             apply_links=self.settings.scheduler_apply_link_expiry,
         )
-        if links or reservations:
-            log.info("expiries released", links=links, reservations=reservations)
-        metrics.ticked(links, reservations)
-        self.released += links + reservations
-        return max(links, reservations)
+        reminders = release_reminders(self.session_factory, now, self.settings.scheduler_batch_size)
+        if links or reservations or reminders:
+            log.info(
+                "deadlines released", links=links, reservations=reservations, reminders=reminders
+            )
+        metrics.ticked(links, reservations, reminders)
+        self.released += links + reservations + reminders
+        return max(links, reservations, reminders)
 
     def run(self) -> None:
         while not self.stopping.is_set():

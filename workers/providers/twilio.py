@@ -140,7 +140,7 @@ class TwilioNotifier:
         return DeliveryReceipt(provider=PROVIDER, provider_message_id=sid)
 
     def _callback(self, notification: PaymentLinkNotification) -> dict[str, str]:
-        if self._public_url is None:
+        if not self._public_url:
             return {}
         url = status_callback_url(
             self._public_url, notification.order_id, notification.notification_id

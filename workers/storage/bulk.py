@@ -14,14 +14,12 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 from sqlalchemy import JSON, Table, insert
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 #: One row goes as a plain statement; from two, the arrays replace an executemany
 #: (pipelined executemany was 13 % of the worker's CPU in the grouped-commit profile).
 BULK_MIN_ROWS = 2
-
-_PG = postgresql.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy leaves the dialect's __init__ unannotated
 
 
 def is_postgresql(session: Session) -> bool:
@@ -29,8 +27,8 @@ def is_postgresql(session: Session) -> bool:
 
 
 @lru_cache(maxsize=512)
-def _pg_type(table: Table, column: str) -> str:
-    return str(table.c[column].type.compile(dialect=_PG))
+def _pg_type(dialect: Dialect, table: Table, column: str) -> str:
+    return str(table.c[column].type.compile(dialect=dialect))
 
 
 def _arrays(
@@ -45,8 +43,9 @@ def _arrays(
     return params
 
 
-def _unnest(table: Table, columns: Sequence[str]) -> str:
-    args = ", ".join(f"%(a{i})b::{_pg_type(table, c)}[]" for i, c in enumerate(columns))
+def _unnest(session: Session, table: Table, columns: Sequence[str]) -> str:
+    dialect = session.get_bind().dialect
+    args = ", ".join(f"%(a{i})b::{_pg_type(dialect, table, c)}[]" for i, c in enumerate(columns))
     return f"unnest({args})"
 
 
@@ -62,7 +61,7 @@ def bulk_insert(
     columns = list(rows[0])
     sql = (
         f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - schema names
-        f"SELECT * FROM {_unnest(table, columns)}"
+        f"SELECT * FROM {_unnest(session, table, columns)}"
     )
     if upsert_key is not None:
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != upsert_key)
@@ -99,6 +98,6 @@ def bulk_update(
         sets.insert(0, f"{bump} = t.{bump} + 1")
     sql = (
         f"UPDATE {table.name} AS t SET {', '.join(sets)} "  # noqa: S608 - schema names
-        f"FROM {_unnest(table, names)} AS v({', '.join(names)}) WHERE t.{key} = v.{key}"
+        f"FROM {_unnest(session, table, names)} AS v({', '.join(names)}) WHERE t.{key} = v.{key}"
     )
     session.connection().exec_driver_sql(sql, _arrays(table, names, rows, prefix))

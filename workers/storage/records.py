@@ -134,7 +134,12 @@ class SqlStoreRepository(_SavedRecords[str, Store]):
     def _record(self, row: RowMapping) -> Store:
         currencies = tuple(row["agreement_currencies"])
         return Store(
-            row["store_id"], row["name"], row["terms_url"], currencies, row["sms_fallback"]
+            row["store_id"],
+            row["name"],
+            row["terms_url"],
+            currencies,
+            row["sms_fallback"],
+            row["reminder_hours_before"],
         )
 
     def _key_of(self, record: Store) -> str:
@@ -147,6 +152,7 @@ class SqlStoreRepository(_SavedRecords[str, Store]):
             "terms_url": record.terms_url,
             "agreement_currencies": list(record.agreement_currencies),
             "sms_fallback": record.sms_fallback,
+            "reminder_hours_before": record.reminder_hours_before,
         }
 
 

@@ -7,7 +7,6 @@ always written from the domain's derivation of the ledger, never decided here.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -53,7 +52,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         stored: datetime = value
@@ -71,6 +70,8 @@ stores = Table(
     Column("agreement_currencies", JSON, nullable=False),
     Column("sms_fallback", Boolean, nullable=False, server_default=false()),
     Column("updated_at", UtcDateTime, nullable=False),
+    #: Hours before expiry to remind a customer who has not opened the link; NULL: never.
+    Column("reminder_hours_before", Integer),
 )
 
 orders = Table(
@@ -248,6 +249,26 @@ notifications = Table(
         "blind_resends",
         postgresql_where=text("uncertain_attempts > 0"),
         sqlite_where=text("uncertain_attempts > 0"),
+    ),
+)
+
+#: The reminder before expiry of a link (``domain.reminders``), one row per link: the
+#: scheduler releases ``command`` (the reminder's SendPaymentLink, token included: the
+#: database otherwise keeps only token hashes) into the outbox once ``due_at`` passes,
+#: and clears both. Only pending rows are indexed.
+link_reminders = Table(
+    "link_reminders",
+    metadata,
+    Column("link_id", Uuid, primary_key=True),
+    Column("order_id", Uuid, nullable=False),
+    Column("due_at", UtcDateTime),
+    Column("command", Text),
+    Column("released_at", UtcDateTime),
+    Index(
+        "ix_link_reminders_due",
+        "due_at",
+        postgresql_where=text("due_at IS NOT NULL"),
+        sqlite_where=text("due_at IS NOT NULL"),
     ),
 )
 

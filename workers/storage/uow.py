@@ -27,6 +27,7 @@ from workers.storage.records import (
     SqlProcessedCommands,
     SqlStoreRepository,
 )
+from workers.storage.reminders import SqlReminderDeadlines
 
 __all__ = ["SqlOutbox", "SqlUnitOfWork", "utcnow"]
 
@@ -52,6 +53,7 @@ class SqlUnitOfWork:
         self.processed = SqlProcessedCommands(self.session, self.now)
         self.outbox = SqlOutbox(self.session, self.now)
         self.notifications = SqlNotifications(self.session, self.now)
+        self.reminders = SqlReminderDeadlines(self.session)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
@@ -92,6 +94,7 @@ class SqlUnitOfWork:
                 self.processed.scope(),
                 self.outbox.scope(),
                 self.notifications.scope(),
+                self.reminders.scope(),
             ):
                 yield
         finally:
@@ -105,6 +108,7 @@ class SqlUnitOfWork:
             self.orders.flush(self.now())
             self.stores.flush()
             self.notifications.flush()
+            self.reminders.flush()
             self.processed.flush()
             self.outbox.flush()
             self.session.commit()

@@ -36,11 +36,15 @@ from messages import commands as c
 from messages.common import CommandBase
 from workers.runtime import checkout_proof
 from workers.web import pages
+from workers.web.callback import CallbackVerifier
+from workers.web.external_checkout import CheckoutCallbacks
 from workers.web.gateway import (
     Approved,
     AuthorizationRequest,
     CheckoutGateway,
+    ExternalGateway,
     GatewayUnavailable,
+    Redirect,
 )
 from workers.web.hooks import DeliveryHooks
 from workers.web.lookup import LinkState, LinkView, find_link
@@ -55,7 +59,7 @@ LOOKUPS = Counter("paylink_web_lookups", "Link lookups by what was found.", ["st
 PAYMENTS = Counter(
     "paylink_web_payments",
     "Pay form submissions by outcome (approved, declined, gateway_error, publish_failed, "
-    "csrf_refused).",
+    "csrf_refused, redirected).",
     ["outcome"],
 )
 RATE_LIMITED = Counter("paylink_web_rate_limited", "Link requests refused by the rate limit.")
@@ -140,6 +144,8 @@ class LinkPages:
             currency=view.currency,
             reference=view.reference,
             method_data={"outcome": outcome} if isinstance(outcome, str) else {},
+            session=request.path_params["token"],
+            return_url=str(request.url_for("receipt", token=request.path_params["token"])),
         )
         w = pages.words(locale)
         try:
@@ -148,6 +154,9 @@ class LinkPages:
             log.warning("checkout gateway unavailable", order_id=str(view.order_id))
             PAYMENTS.labels("gateway_error").inc()
             return self._order_page(request, view, locale, notice=w.gateway_error, status=503)
+        if isinstance(answer, Redirect):  # an external checkout: its callback reports
+            PAYMENTS.labels("redirected").inc()
+            return RedirectResponse(answer.url, 303)
         if not isinstance(answer, Approved):
             log.info("payment declined", order_id=str(view.order_id))
             PAYMENTS.labels("declined").inc()
@@ -184,6 +193,8 @@ class LinkPages:
         view, locale = found
         if view.state is LinkState.LIVE:
             w = pages.words(locale)
+            if request.query_params.get("outcome") == "declined":  # back from a checkout
+                return self._order_page(request, view, locale, notice=w.declined)
             return self._message(
                 locale, w.paid_title, w.confirming, "confirming", 200, RECEIPT_REFRESH_SECONDS
             )
@@ -310,8 +321,18 @@ def create_app(
     now: Callable[[], datetime] = utcnow,
     limiter: RateLimiter | None = None,
     proof_key: tuple[str, bytes] | None = None,
+    callback_verifier: CallbackVerifier | None = None,
     hooks: DeliveryHooks | None = None,
 ) -> Starlette:
+    callbacks = CheckoutCallbacks(
+        engine,
+        publisher,
+        callback_verifier or CallbackVerifier({}),
+        now,
+        proof_key,
+        completed_command_id,
+    )
+    form_origins = (gateway.origin,) if isinstance(gateway, ExternalGateway) else ()
     endpoints = LinkPages(
         engine,
         publisher,
@@ -325,12 +346,16 @@ def create_app(
         Route("/l/{token}", endpoints.show, methods=["GET"], name="show"),
         Route("/l/{token}/pay", endpoints.pay, methods=["POST"], name="pay"),
         Route("/l/{token}/receipt", endpoints.receipt, methods=["GET"], name="receipt"),
+        Route("/checkout/callback/{gateway}", callbacks.receive, methods=["POST"]),
         Mount("/static", StaticFiles(directory=pages.STATIC), name="static"),
         *(hooks.routes() if hooks is not None else ()),
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLog), Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(SecurityHeaders, form_origins=form_origins),
+        ],
         exception_handlers={Exception: _unexpected},
     )
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
+from urllib.parse import urlencode, urlsplit
 from uuid import UUID
 
 
@@ -35,6 +36,10 @@ class AuthorizationRequest:
     reference: str
     #: What the customer entered in the payment form (the sandbox: ``outcome``).
     method_data: Mapping[str, str] = field(default_factory=dict)
+    #: For an external checkout: what its callback names the link by (the link's token),
+    #: and where it sends the customer back (the receipt page).
+    session: str = ""
+    return_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,13 @@ class Declined:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """Paying happens on the gateway's own page; its verified callback reports the result."""
+
+    url: str
+
+
 class GatewayUnavailable(Exception):
     """The gateway did not answer: whether it authorized is unknown, so retry with the
     same idempotency key (which returns the first answer if there was one)."""
@@ -57,8 +69,9 @@ class CheckoutGateway(Protocol):
     #: Shown on the page when the gateway is a test one (no money moves).
     sandbox: bool
 
-    def authorize(self, request: AuthorizationRequest) -> Approved | Declined:
-        """Authorize ``request.amount``; raise :class:`GatewayUnavailable` if unsure."""
+    def authorize(self, request: AuthorizationRequest) -> Approved | Declined | Redirect:
+        """Authorize ``request.amount``, or say where the customer pays it; raise
+        :class:`GatewayUnavailable` if unsure."""
         ...
 
 
@@ -85,7 +98,36 @@ class SandboxGateway:
         return Approved(authorization_id=f"sbx_{digest[:24]}", payment_method="sandbox")
 
 
-def build_gateway(name: str) -> CheckoutGateway:
+class ExternalGateway:
+    """An external hosted checkout (README, "The customer's side"): the customer is sent
+    there with the order's amount; the gateway's signed callback
+    (``workers.web.external_checkout``) becomes ``CheckoutCompleted``."""
+
+    sandbox = False
+
+    def __init__(self, checkout_url: str) -> None:
+        self.checkout_url = checkout_url
+        parts = urlsplit(checkout_url)
+        #: Where the pay form leads (the page's CSP allows it as a form-action).
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+
+    def authorize(self, request: AuthorizationRequest) -> Redirect:
+        query = urlencode(
+            {
+                "session": request.session,
+                "amount": request.amount,
+                "currency": request.currency,
+                "reference": request.reference,
+                "return_url": request.return_url,
+            }
+        )
+        separator = "&" if "?" in self.checkout_url else "?"
+        return Redirect(f"{self.checkout_url}{separator}{query}")
+
+
+def build_gateway(name: str, external_url: str | None = None) -> CheckoutGateway:
     if name == "sandbox":
         return SandboxGateway()
+    if name == "external" and external_url:
+        return ExternalGateway(external_url)
     raise ValueError(f"unknown checkout gateway {name!r}")

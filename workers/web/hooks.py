@@ -104,12 +104,12 @@ class DeliveryHooks:
         now: Callable[[], datetime],
         *,
         sendgrid_public_key: str | None = None,
-        twilio_auth_token: str | None = None,
+        twilio_secret: str | None = None,
         public_url: str | None = None,
     ) -> None:
         self.publisher, self.now = publisher, now
         self._sendgrid = load_sendgrid_key(sendgrid_public_key) if sendgrid_public_key else None
-        self._twilio = RequestValidator(twilio_auth_token) if twilio_auth_token else None
+        self._twilio = RequestValidator(twilio_secret) if twilio_secret else None
         #: What Twilio called: its signature covers the public URL, not the one behind
         #: a proxy that this process sees.
         self._public_url = public_url.rstrip("/") if public_url else None
@@ -187,7 +187,8 @@ class DeliveryHooks:
         link_id = _uuid(request.query_params.get("link"))
         if order_id is None or link_id is None or not sid:
             return "unmatched"
-        reason = f"{status} {params.get('ErrorCode', '')}".strip() if outcome == "failed" else None
+        code = params.get("ErrorCode", "")[:100]
+        reason = f"{status} {code}".strip() if outcome == "failed" else None
         return self._command("twilio", f"{sid}:{status}", order_id, link_id, "sms", outcome, reason)
 
     def _twilio_signed(self, request: Request, params: dict[str, str]) -> bool:

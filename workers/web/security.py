@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 import structlog
@@ -46,10 +46,20 @@ HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
 class SecurityHeaders:
-    """ASGI middleware: the headers above on every response, whatever produced it."""
+    """ASGI middleware: the headers above on every response, whatever produced it.
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``form_origins``: where the pay form may lead besides us (an external checkout's
+    origin: browsers hold the redirect after a form post to ``form-action`` too)."""
+
+    def __init__(self, app: ASGIApp, form_origins: Sequence[str] = ()) -> None:
         self.app = app
+        policy = CONTENT_SECURITY_POLICY.replace(
+            "form-action 'self'", " ".join(("form-action 'self'", *form_origins))
+        )
+        self.headers = tuple(
+            (name, policy.encode() if name == b"content-security-policy" else value)
+            for name, value in SECURITY_HEADERS
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,7 +71,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 names = {b"content-security-policy", b"referrer-policy", b"cache-control"}
                 headers = [(k, v) for k, v in message.get("headers", []) if k not in names]
-                headers += [*SECURITY_HEADERS, *((HSTS,) if https else ())]
+                headers += [*self.headers, *((HSTS,) if https else ())]
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -17,6 +17,7 @@ from workers.observability.logs import configure_logging
 from workers.settings import Settings
 from workers.storage.engine import make_engine
 from workers.web.app import create_app, utcnow
+from workers.web.callback import CallbackVerifier
 from workers.web.gateway import build_gateway
 from workers.web.hooks import DeliveryHooks
 from workers.web.publisher import BrokerPublisher
@@ -31,21 +32,21 @@ def run_web(settings: Settings, *, health_port: int) -> None:
         if settings.web_secret is not None
         else secrets.token_bytes(32)
     )
+    twilio_secrets = (settings.twilio_webhook_secret, settings.twilio_auth_token)
     app = create_app(
         engine,
         publisher,
-        build_gateway(settings.checkout_gateway),
+        build_gateway(settings.checkout_gateway, settings.external_checkout_url),
         secret=secret,
         rate_limit_per_minute=settings.web_rate_limit_per_minute,
         proof_key=next(iter(settings.checkout_proof_key_map.items()), None),
+        callback_verifier=CallbackVerifier(settings.checkout_callback_secret_map),
         hooks=DeliveryHooks(
             publisher,
             utcnow,
             sendgrid_public_key=settings.sendgrid_webhook_public_key,
-            twilio_auth_token=(
-                settings.twilio_auth_token.get_secret_value()
-                if settings.twilio_auth_token is not None
-                else None
+            twilio_secret=next(
+                (s.get_secret_value() for s in twilio_secrets if s is not None), None
             ),
             public_url=settings.web_public_url,
         ),
