@@ -163,8 +163,10 @@ class Order:
         return self._now
 
     def _record(
-        self, cls: type[EventBase], **data: Any
-    ) -> None:  # the event's own fields; pydantic validates them
+        self,
+        cls: type[EventBase],
+        **data: Any,  # Any: the event's own fields, validated by pydantic
+    ) -> None:
         self.events.append(
             cls(
                 event_id=uuid.uuid4(),
@@ -177,8 +179,11 @@ class Order:
         )
 
     def _entry(
-        self, kind: EntryKind, amount: int, **extra: Any
-    ) -> None:  # LedgerEntry's optional fields
+        self,
+        kind: EntryKind,
+        amount: int,
+        **extra: Any,  # Any: LedgerEntry's optional fields, each typed there
+    ) -> None:
         self.ledger.append(
             LedgerEntry(uuid.uuid4(), kind, amount, self._at(), self._cause, **extra)
         )

@@ -95,7 +95,7 @@ def _summary(doc: str | None) -> str:
     return " ".join(inspect.cleandoc(doc or "").split("\n\n")[0].split())
 
 
-def _relocate_refs(node: Any) -> Any:
+def _relocate_refs(node: object) -> object:
     """Point pydantic's ``#/$defs/X`` references at ``#/components/schemas/X``."""
     if isinstance(node, dict):
         return {

@@ -257,7 +257,7 @@ class PaylinkGroup(TyperGroup):
         complete_var: str | None = None,
         standalone_mode: bool = True,
         windows_expand_args: bool = True,
-        **extra: Any,
+        **extra: Any,  # Any: click's own pass-through keywords and return value
     ) -> Any:
         if not standalone_mode or os.environ.get("PAYLINK_DEBUG") == "1":
             return super().main(

@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
 import typer
-from sqlalchemy import Engine, String, cast, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    String,
+    Table,
+    cast,
+    func,
+    or_,
+    select,
+)
 
 from domain.currency import format_minor
 from domain.errors import DomainError
@@ -75,12 +87,12 @@ def _moment(text: str, option: str, *, end: bool) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _contains(column: Any, text: str) -> Any:
+def _contains(column: ColumnElement[str], text: str) -> ColumnElement[bool]:
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return func.lower(column).like(f"%{escaped}%", escape="\\")
 
 
-def _search(text: str) -> Any:
+def _search(text: str) -> ColumnElement[bool]:
     o = t.orders
     matches = [
         _contains(o.c.merchant_reference1, text),
@@ -96,7 +108,7 @@ def _search(text: str) -> Any:
     return or_(*matches)
 
 
-def _history_row(row: Any) -> dict[str, Any]:
+def _history_row(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
     return {
         "order_id": str(row.order_id),
         "store_id": row.store_id,
@@ -219,12 +231,12 @@ def _summary(kind: str, payload: str) -> str:
     return ", ".join(f"{k}={data[k]}" for k in keys if data.get(k) is not None)
 
 
-def _timeline(conn: Any, order_id: UUID) -> list[dict[str, Any]]:
+def _timeline(conn: Connection, order_id: UUID) -> list[dict[str, Any]]:
     """The order's events from ``event_history`` (which outlives the outbox), each with
     when its outbox row was published: ``sent_at`` None and ``in_outbox`` False once the
     published row was pruned by retention."""
     h, ob = t.event_history, t.outbox
-    sent: dict[Any, Any] = {}
+    sent: dict[object, datetime | None] = {}
     for message_id, sent_at in conn.execute(
         select(ob.c.message_id, ob.c.sent_at).where(ob.c.order_id == order_id, ob.c.kind == "event")
     ):
@@ -249,7 +261,7 @@ def load_order(engine: Engine, order_id: UUID) -> dict[str, Any] | None:
         if order is None:
             return None
 
-        def rows(table: Any, *order_by: Any) -> list[dict[str, Any]]:
+        def rows(table: Table, *order_by: ColumnElement[object]) -> list[dict[str, Any]]:
             query = select(table).where(table.c.order_id == order_id).order_by(*order_by)
             return [dict(r) for r in conn.execute(query).mappings()]
 
@@ -271,7 +283,7 @@ def load_order(engine: Engine, order_id: UUID) -> dict[str, Any] | None:
     }
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -283,7 +295,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _redact(value: Any) -> Any:
+def _redact(value: object) -> object:
     """Link tokens travel inside SendPaymentLink commands; an operator view never shows them."""
     if isinstance(value, dict):
         return {k: "***" if k == "token" else _redact(v) for k, v in value.items()}
@@ -292,7 +304,7 @@ def _redact(value: Any) -> Any:
     return value
 
 
-def _uncertain(notification: Any) -> str:
+def _uncertain(notification: Mapping[str, object]) -> str:
     """Attempts a killed worker left unknown, and how many of them sent again although
     the provider could not tell (possible duplicates)."""
     uncertain, blind = notification["uncertain_attempts"], notification["blind_resends"]

@@ -29,14 +29,19 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
+from dramatiq import Broker, Worker
 from dramatiq.middleware import Middleware
 from dramatiq.middleware.prometheus import Prometheus
 
 from workers.cli.worker import GROUP_DIR_ENV, HOST_ENV, PORT_ENV
 from workers.settings import get_settings
+
+if TYPE_CHECKING:  # types only: prometheus_client must first be imported in the fork (serve)
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.multiprocess import MultiProcessCollector
 
 log = structlog.get_logger("paylink.worker.health")
 
@@ -66,7 +71,7 @@ def fresh_heartbeats(directory: Path, now: float | None = None) -> int:
     return fresh
 
 
-def threads_alive(worker: Any) -> bool:
+def threads_alive(worker: Worker) -> bool:
     """Every consumer and worker thread of a Dramatiq ``Worker`` is still running."""
     threads = [*worker.consumers.values(), *worker.workers]
     return bool(threads) and all(thread.is_alive() for thread in threads)
@@ -79,20 +84,20 @@ class Heartbeat(Middleware):
         self.path = directory / str(os.getpid())
         self._stop = threading.Event()
 
-    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
         self.path = self.path.parent / str(os.getpid())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         threading.Thread(
             target=self._beat, args=(worker,), name="paylink-heartbeat", daemon=True
         ).start()
 
-    def _beat(self, worker: Any) -> None:
+    def _beat(self, worker: Worker) -> None:
         while not self._stop.is_set():
             if threads_alive(worker):
                 self.path.touch()
             self._stop.wait(HEARTBEAT_SECONDS)
 
-    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
         self._stop.set()
         self.path.unlink(missing_ok=True)
 
@@ -116,7 +121,7 @@ class SeriesFromBoot(Middleware):
     its first error sees nothing, or too little, until then.
     """
 
-    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
         metrics = next((m for m in broker.middleware if isinstance(m, Prometheus)), None)
         if metrics is None:
             return
@@ -135,7 +140,7 @@ class _MetricsWithoutExpositionFork(Prometheus):
         return []
 
 
-def without_exposition_fork(broker: Any) -> None:
+def without_exposition_fork(broker: Broker) -> None:
     """Dramatiq's Prometheus middleware of ``broker`` announces no exposition server (a
     process announces it only once booted: too late after a slow boot, see above)."""
     for middleware in broker.middleware:
@@ -148,12 +153,12 @@ class _GroupMetrics:
     creating can fail the read: that scrape says so in the log and serves nothing,
     rather than a traceback on stderr."""
 
-    def __init__(self, files: Any) -> None:
+    def __init__(self, files: MultiProcessCollector) -> None:
         self.files = files
 
-    def collect(self) -> list[Any]:
+    def collect(self) -> list[Metric]:
         try:
-            return list(self.files.collect())
+            return list(self.files.collect())  # type: ignore[no-untyped-call]  # prometheus_client leaves collect unannotated
         except Exception as exc:
             log.warning("worker metrics unreadable this scrape", error=type(exc).__name__)
             return []

@@ -34,7 +34,7 @@ LINES = [
 ORDER_AMOUNT = 105_000
 
 
-def configure_store(**kw: Any) -> c.ConfigureStore:
+def configure_store(**kw: object) -> c.ConfigureStore:
     data = {
         "actor": ADMIN,
         "store_id": STORE,
@@ -51,7 +51,7 @@ def create_order(
     *,
     email: str | None = "anna@example.com",
     phone: str | None = None,
-    **kw: Any,
+    **kw: object,
 ) -> c.CreateOrder:
     customer = {"email": email} if phone is None else {"phone": phone}
     data = {
@@ -67,7 +67,7 @@ def create_order(
     return c.CreateOrder(command_id=uuid.uuid4(), issued_at=now(), **data)
 
 
-def merchant(cls: type[C], order_id: uuid.UUID, **kw: Any) -> C:
+def merchant(cls: type[C], order_id: uuid.UUID, **kw: object) -> C:
     """A merchant command on ``order_id``, issued now by the store's admin."""
     fields: dict[str, Any] = {"actor": ADMIN, "order_id": order_id, **kw}
     return cls(command_id=uuid.uuid4(), issued_at=now(), **fields)

@@ -359,7 +359,7 @@ class Publisher:
         self.reconnects = 0
         self.published = 0
         self._conn: pika.BlockingConnection | None = None
-        self._ch: Any = None
+        self._ch: BlockingChannel | None = None
         self._connect()
 
     def _connect(self) -> None:
@@ -384,6 +384,11 @@ class Publisher:
                     raise
                 time.sleep(0.5)
 
+    def _channel(self) -> BlockingChannel:
+        if self._ch is None:
+            raise RuntimeError("the publisher is not connected")
+        return self._ch
+
     def publish_bytes(
         self, queue: str, body: bytes, *, headers: dict[str, Any] | None = None
     ) -> None:
@@ -393,7 +398,7 @@ class Publisher:
         )
         while True:
             try:
-                self._ch.basic_publish("", queue, body, props, mandatory=self.confirm)
+                self._channel().basic_publish("", queue, body, props, mandatory=self.confirm)
                 self.published += 1
                 if not self.confirm and self.published % 500 == 0:
                     assert self._conn is not None
@@ -413,7 +418,7 @@ class Publisher:
         deadline = time.monotonic() + self.retry_for
         while True:
             try:
-                ok = self._ch.queue_declare(queue, passive=True).method
+                ok = self._channel().queue_declare(queue, passive=True).method
                 return ok.message_count, ok.consumer_count
             except _RETRYABLE_AMQP:
                 if time.monotonic() > deadline:

@@ -41,7 +41,7 @@ class _HealthHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # Any: the base class's signature
         """Probes every few seconds would drown the log; stay quiet."""
 
 

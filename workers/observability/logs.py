@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 from uuid import UUID
 
 import structlog
@@ -38,7 +38,7 @@ def mask_text(text: str) -> str:
 
 
 def mask_personal_data(
-    _logger: Any, _method: str, event_dict: structlog.typing.EventDict
+    _logger: structlog.typing.WrappedLogger, _method: str, event_dict: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
     """structlog processor: redact every value, and sensitive keys whole."""
     return {
@@ -56,7 +56,7 @@ class MessageSummary:
 
     __slots__ = ("text",)
 
-    def __init__(self, message: Any) -> None:
+    def __init__(self, message: object) -> None:
         fields = {"message_id": str(getattr(message, "message_id", ""))[:64]}
         args = getattr(message, "args", ())
         command = args[0] if isinstance(args, tuple | list) and args else None
@@ -73,14 +73,14 @@ class MessageSummary:
     __repr__ = __str__
 
 
-def _uuid(value: Any) -> str | None:
+def _uuid(value: object) -> str | None:
     try:
         return str(UUID(value)) if isinstance(value, str) else None
     except ValueError:
         return None
 
 
-def _is_message(value: Any) -> bool:
+def _is_message(value: object) -> bool:
     """A Dramatiq Message or MessageProxy (not imported: relay and scheduler log too)."""
     return hasattr(value, "actor_name") and hasattr(value, "message_id")
 

@@ -100,7 +100,7 @@ def _redact_patterns(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
-def redact_value(value: Any, key: str | None = None) -> Any:
+def redact_value(value: object, key: str | None = None) -> object:
     """``value`` redacted through dicts, lists and tuples; sensitive keys masked whole."""
     if key is not None and key.lower() in SENSITIVE_KEYS and value is not None:
         return MASK
@@ -113,7 +113,7 @@ def redact_value(value: Any, key: str | None = None) -> Any:
     return value
 
 
-def personal_values(command: Any) -> tuple[str, ...]:
+def personal_values(command: object) -> tuple[str, ...]:
     """The values of a command (a decoded payload) that identify a person or open a
     link: what ``known_values`` should hold while it is processed. Breadth first, so a
     customer's details come before a thousand order lines' names; longest first."""

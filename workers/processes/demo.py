@@ -33,7 +33,9 @@ ACTOR = {"user_id": "demo.merchant@portal", "role": "Admin", "store_ids": [STORE
 MAX_DEMO_TTL_SECONDS = 120
 
 
-def _line(name: str, ref: str, qty: int, price: int, tax: int = 2500, **kw: Any) -> dict[str, Any]:
+def _line(
+    name: str, ref: str, qty: int, price: int, tax: int = 2500, **kw: object
+) -> dict[str, object]:
     return {
         "name": name,
         "reference": ref,
@@ -76,7 +78,7 @@ class Upstream:
             self.conn.sleep(0.5)
         raise TimeoutError(f"demo: no workers consuming after {timeout:.0f}s")
 
-    def send(self, cls: type[CommandBase], **fields: Any) -> CommandBase:
+    def send(self, cls: type[CommandBase], **fields: object) -> CommandBase:
         cmd = cls(command_id=uuid.uuid4(), issued_at=datetime.now(UTC), **fields)
         self.ch.basic_publish(
             "",
@@ -143,7 +145,7 @@ def run_demo(settings: Settings) -> int:
         "store.configured",
     )
 
-    def order(**kw: Any) -> uuid.UUID:
+    def order(**kw: object) -> uuid.UUID:
         order_id = uuid.uuid4()
         cmd = up.send(c.CreateOrder, actor=ACTOR, order_id=order_id, store_id=STORE, **kw)
         up.outcome(cmd, "order.created")

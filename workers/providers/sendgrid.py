@@ -17,7 +17,6 @@ import http.client
 import json
 import logging
 import re
-from typing import Any
 
 import sendgrid
 import structlog
@@ -123,7 +122,7 @@ def _error_text(body: bytes | str | None) -> str:
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
     try:
-        payload: Any = json.loads(body or "")
+        payload: object = json.loads(body or "")
     except ValueError:
         return (body or "").strip()[:500]
     errors = payload.get("errors") if isinstance(payload, dict) else None

@@ -55,7 +55,13 @@ class _RecordingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # SDK is un
         self._base = urlsplit(base_url) if base_url else None
         self._local = threading.local()
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *args: Any,  # Any: passed through to the untyped SDK as it calls us
+        **kwargs: Any,  # Any: as above
+    ) -> Response:
         if self._base is not None:
             target = urlsplit(url)
             url = urlunsplit(
@@ -170,7 +176,7 @@ class TwilioNotifier:
 def _error_text(response: Response) -> tuple[str, str]:
     """Reason and code from Twilio's error body (legacy or RFC 9457 problem shape)."""
     try:
-        payload: Any = json.loads(response.text or "")
+        payload: object = json.loads(response.text or "")
     except ValueError:
         return (response.text or "").strip()[:500], str(response.status_code)
     if not isinstance(payload, dict):

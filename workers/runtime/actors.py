@@ -7,7 +7,6 @@ Importing this module registers every actor on the paylink broker; the Dramatiq 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import dramatiq
 
@@ -22,8 +21,8 @@ broker = build_broker(get_settings(), prometheus=get_settings().worker_metrics)
 dramatiq.set_broker(broker)
 
 
-def _thin_actor(route: CommandRoute) -> Callable[[Any], None]:
-    def handle(command: Any) -> None:
+def _thin_actor(route: CommandRoute) -> Callable[[object], None]:
+    def handle(command: object) -> None:
         execute(route.actor_name, command)
 
     handle.__name__ = handle.__qualname__ = route.actor_name
@@ -31,12 +30,9 @@ def _thin_actor(route: CommandRoute) -> Callable[[Any], None]:
     return handle
 
 
-ACTORS: dict[str, dramatiq.Actor[Any, None]] = {
+ACTORS: dict[str, dramatiq.Actor[[object], None]] = {
     route.actor_name: dramatiq.actor(
-        _thin_actor(route),
-        actor_name=route.actor_name,
-        queue_name=route.queue_name,
-        broker=broker,
-    )
+        actor_name=route.actor_name, queue_name=route.queue_name, broker=broker
+    )(_thin_actor(route))
     for route in ROUTES
 }

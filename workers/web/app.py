@@ -17,7 +17,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from babel import Locale
@@ -274,7 +273,7 @@ class LinkPages:
         message = pages.dead_message(view, pages.words(locale))
         total = None
         if view.state is LinkState.PAID:
-            total = pages.order_context(view, locale)["total"]
+            total = str(pages.order_context(view, locale)["total"])
         return self._message(
             locale, message.title, message.text, view.state.value, DEAD_STATUS[view.state], 0, total
         )
@@ -287,7 +286,7 @@ class LinkPages:
         state: str,
         status: int,
         refresh: int = 0,
-        total: Any = None,
+        total: str | None = None,
     ) -> Response:
         body = pages.render(
             "message.html",

@@ -25,7 +25,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypedDict
 
 import sqlalchemy as sa
 from alembic import op
@@ -65,12 +65,26 @@ _orders = sa.table(
 )
 
 
-def _refs(value: Any) -> list[str]:
+def _refs(value: object) -> list[str]:
     refs = json.loads(value) if isinstance(value, str) else value
-    return list(refs or [])
+    return [str(ref) for ref in refs] if isinstance(refs, list) else []
 
 
-def _whole(line: Any) -> dict[str, Any]:
+class _LineRow(Protocol):
+    reference: str
+    quantity: int
+    total_amount: int
+    total_tax_amount: int
+
+
+class _Share(TypedDict):
+    reference: str
+    quantity: int
+    amount: int
+    tax_amount: int
+
+
+def _whole(line: _LineRow) -> _Share:
     return {
         "reference": line.reference,
         "quantity": line.quantity,
@@ -94,10 +108,10 @@ def _status(totals: dict[str, int], order_amount: int, expired: bool) -> str:
 
 def _replay(
     entries: Sequence[Any], lines: dict[str, Any]
-) -> tuple[dict[Any, tuple[str, list[dict[str, Any]]]], list[tuple[str, int, Any]], dict[str, int]]:
+) -> tuple[dict[Any, tuple[str, list[_Share]]], list[tuple[str, int, Any]], dict[str, int]]:
     """For one order: each entry's (kind, shares), the entries to add (kind, amount,
     reason) before the edit release, and the money totals by kind."""
-    mapped: dict[Any, tuple[str, list[dict[str, Any]]]] = {}
+    mapped: dict[Any, tuple[str, list[_Share]]] = {}
     added: list[tuple[str, int, Any]] = []
     captured: set[str] = set()
     refunded: set[str] = set()
@@ -109,12 +123,12 @@ def _replay(
             share = (
                 _whole(fee)
                 if fee is not None
-                else {
-                    "reference": refs[0] if refs else "return-fee",
-                    "quantity": 1,
-                    "amount": e.amount,
-                    "tax_amount": 0,
-                }
+                else _Share(
+                    reference=refs[0] if refs else "return-fee",
+                    quantity=1,
+                    amount=e.amount,
+                    tax_amount=0,
+                )
             )
             kind, shares = "capture", [share] if share["amount"] == e.amount else []
             captured.update(s["reference"] for s in shares)
