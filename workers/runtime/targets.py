@@ -54,14 +54,14 @@ def claimed_stores(payload: dict[str, Any]) -> set[str] | None:
     return {s for s in stores if isinstance(s, str)} if isinstance(stores, list) else set()
 
 
-def _token(value: Any) -> str | None:
+def _token(value: object) -> str | None:
     """``value`` if it could be a link token, else None (it could find nothing)."""
     if isinstance(value, str) and value.isascii() and 0 < len(value) <= _MAX_TOKEN_LENGTH:
         return value
     return None
 
 
-def _uuid(value: Any) -> UUID | None:
+def _uuid(value: object) -> UUID | None:
     try:
         return UUID(value) if isinstance(value, str) else None
     except ValueError:
