@@ -23,7 +23,7 @@ test: env ## Unit, provider, deploy, integration and reliability tests (real Rab
 lint: env
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy domain messages
+	$(RUN) mypy domain messages workers
 
 format: env
 	$(RUN) ruff format .

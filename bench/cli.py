@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import signal
@@ -11,16 +12,19 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import create_engine, text
 
 from bench.vhost import use_bench_vhost
+from workers.settings import Settings
 
 if TYPE_CHECKING:
-    # Imported in main(), once the bench's vhost exists: tests.harness reads the
+    # Imported in main(), once the bench's vhost exists: workers.devtools.harness reads the
     # broker URL when it is imported, and --help should touch nothing.
     from bench.scenarios import Config, Results
 
@@ -31,8 +35,6 @@ console = Console()
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    from workers.settings import Settings
-
     s = Settings()
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small counts: a smoke test")
@@ -73,8 +75,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def config(args: argparse.Namespace) -> Config:
-    from bench.scenarios import Config
-    from workers.settings import Settings
+    from bench.scenarios import Config  # once the bench's vhost exists (see the top)
 
     quick = args.quick
     env = dict(item.split("=", 1) for item in args.env)
@@ -128,13 +129,9 @@ def _cmd(*argv: str) -> str:
 
 
 def machine_facts(cfg: Config) -> list[tuple[str, str]]:
-    from importlib.metadata import version
-
-    from sqlalchemy import create_engine, text
-
+    # Once the bench's vhost exists (see the top): both read the broker URL on import.
     from bench.stack import rabbitmq_version
-    from tests.services import POSTGRES_ADMIN_URL
-    from workers.settings import Settings
+    from workers.devtools.services import POSTGRES_ADMIN_URL
 
     mem_kib = next(
         int(line.split()[1])
@@ -305,6 +302,8 @@ def render(results: Results, facts: list[tuple[str, str]], elapsed: float) -> st
         lines += ["## Goals", "", "| goal | this run | |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in g]
         lines.append("")
+    if results.anomalies:
+        lines += ["## Anomalies", "", *[f"- {a}" for a in results.anomalies], ""]
     if results.notes:
         lines += ["## Notes", "", *[f"- {n}" for n in results.notes], ""]
     return "\n".join(lines)
@@ -331,6 +330,8 @@ def show(results: Results) -> None:
         for a, b, c in g:
             gt.add_row(a, b, f"[green]{c}[/green]" if c == "met" else f"[red]{c}[/red]")
         console.print(gt)
+    for anomaly in results.anomalies:
+        console.print(f"[red]anomaly[/red]: {anomaly}")
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -338,14 +339,12 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import logging
-
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops workers and relays too
     args = parse(argv)
     if "TEST_BROKER_URL" not in os.environ:
         use_bench_vhost()
-    from bench.scenarios import Results, Run
+    from bench.scenarios import Results, Run  # now that the vhost exists (see the top)
 
     cfg = config(args)
     chosen = sections(args.only)

@@ -33,7 +33,7 @@ from domain.notifications import DeliveryReceipt
 from messages import commands as c
 from messages.common import CommandBase
 from messages.routing import ParseError, parse_message
-from tests.harness import create_database, drop_database
+from workers.devtools.harness import create_database, drop_database
 from workers.observability.logs import configure_logging
 from workers.runtime.composition import App
 from workers.settings import Settings

@@ -1,6 +1,6 @@
 """A paylink (or a floor) on the real services, built from the test harness's pieces.
 
-``tests.harness`` gives the scratch database, the queue purge and the way processes
+``workers.devtools.harness`` gives the scratch database, the queue purge and the way processes
 are started (subprocesses in their own session, logs in a work directory). The bench
 runs them with the production defaults of ``workers.settings`` (relay and scheduler
 poll intervals, batch sizes, retries), not the tests' shortened ones, and counts
@@ -23,8 +23,8 @@ import pika
 from sqlalchemy import create_engine, text
 
 from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE
-from tests.harness import Harness, Proc, purge_queues
-from tests.services import RABBITMQ_URL
+from workers.devtools.harness import Harness, Proc, delete_queues, purge_queues
+from workers.devtools.services import RABBITMQ_URL
 
 
 def rss_kib(pid: int) -> int:
@@ -239,18 +239,6 @@ class BenchStack(Harness):
 
 def purge_all() -> None:
     purge_queues()
-
-
-def delete_queues(names: Iterable[str]) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-    ch = conn.channel()
-    for name in names:
-        for q in (name, f"{name}.DQ", f"{name}.XQ"):
-            try:
-                ch.queue_delete(q)
-            except pika.exceptions.ChannelClosedByBroker:
-                ch = conn.channel()
-    conn.close()
 
 
 def rabbitmq_version() -> str:

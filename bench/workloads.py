@@ -16,7 +16,7 @@ from messages.routing import command_bytes, encode_command
 STORE = "store-bench"
 ADMIN = {"user_id": "bench-admin", "role": "Admin", "store_ids": [STORE]}
 # the same realistic order the integration tests use
-from tests.integration.commands import LINES, ORDER_AMOUNT  # noqa: E402
+from workers.devtools.commands import LINES, ORDER_AMOUNT  # noqa: E402
 
 
 def now() -> datetime:

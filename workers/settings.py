@@ -249,6 +249,20 @@ class Settings(BaseSettings):
         return self
 
 
+def broker_urls(broker_url: str) -> list[str]:
+    """The nodes of ``BROKER_URL`` in order: a cluster's URLs are separated by ';'."""
+    urls = [url.strip() for url in broker_url.split(";") if url.strip()]
+    if not urls:
+        raise ValueError("BROKER_URL names no broker")
+    return urls
+
+
+def first_broker_url(broker_url: str) -> str:
+    """The first node of ``BROKER_URL``: where clients that take one URL connect, and
+    whose host, user and virtual host stand for the cluster."""
+    return broker_urls(broker_url)[0]
+
+
 def _secret_pairs(value: SecretStr | None, name: str) -> list[tuple[str, bytes]]:
     """``name:secret`` items separated by commas, in the order given."""
     raw = value.get_secret_value() if value else ""

@@ -6,8 +6,14 @@ from pathlib import Path
 import pika
 import pytest
 
-from tests.harness import Harness, create_database, create_vhost, delete_vhost, drop_database
 from tests.services import require_postgres, require_rabbitmq
+from workers.devtools.harness import (
+    Harness,
+    create_database,
+    create_vhost,
+    delete_vhost,
+    drop_database,
+)
 from workers.runtime.broker import declare_command_queues
 from workers.storage.migrate import upgrade
 

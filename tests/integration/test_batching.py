@@ -13,8 +13,8 @@ from domain.bus import Job, handle, handle_many, run_alone, run_group
 from domain.delivery import Attempt, deliver
 from domain.errors import DeliveryRejected, TransientError
 from messages import commands as c
-from tests.integration.commands import ADMIN, configure_store, create_order, merchant
 from tests.integration.test_storage import Env
+from workers.devtools.commands import ADMIN, configure_store, create_order, merchant
 from workers.runtime import grouping
 from workers.runtime.grouping import Batcher
 from workers.storage import tables as t

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from messages import commands as c
-from tests.harness import Harness, now
-from tests.integration.commands import configure_store, create_order
+from workers.devtools.commands import configure_store, create_order
+from workers.devtools.harness import Harness, now
 from workers.storage import tables as t
 
 pytestmark = pytest.mark.integration

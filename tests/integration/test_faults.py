@@ -9,14 +9,14 @@ from datetime import timedelta
 import pytest
 
 from messages import commands as c
-from tests.harness import Harness, token_from_outbox
-from tests.integration.commands import (
+from workers.devtools.commands import (
     ORDER_AMOUNT,
     completed,
     configure_store,
     create_order,
     merchant,
 )
+from workers.devtools.harness import Harness, token_from_outbox
 
 pytestmark = pytest.mark.integration
 

@@ -26,10 +26,10 @@ from sqlalchemy import (
 from domain.errors import TransientError
 from domain.status import PaymentStatus
 from messages import commands as c
-from tests.harness import create_database, drop_database
-from tests.integration.commands import LINES, merchant
 from tests.integration.test_storage import Env
 from tests.services import require_postgres
+from workers.devtools.commands import LINES, merchant
+from workers.devtools.harness import create_database, drop_database
 from workers.storage import tables as t
 from workers.storage.migrate import upgrade
 

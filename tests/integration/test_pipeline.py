@@ -11,8 +11,7 @@ import pytest
 
 from messages import commands as c
 from messages.routing import ALL_QUEUES, DEAD_LETTER_REASON_HEADER, ROUTES
-from tests.harness import Harness, token_from_outbox
-from tests.integration.commands import (
+from workers.devtools.commands import (
     ORDER_AMOUNT,
     completed,
     configure_store,
@@ -20,6 +19,7 @@ from tests.integration.commands import (
     merchant,
     opened,
 )
+from workers.devtools.harness import Harness, token_from_outbox
 from workers.runtime.checkout_proof import sign
 
 pytestmark = pytest.mark.integration

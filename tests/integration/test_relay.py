@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import insert, select
 
 from messages.routing import EVENTS_EXCHANGE
-from tests.harness import create_database, create_vhost, delete_vhost, drop_database
 from tests.services import require_postgres, require_rabbitmq
+from workers.devtools.harness import create_database, create_vhost, delete_vhost, drop_database
 from workers.processes.relay import Relay
 from workers.settings import Settings
 from workers.storage import tables as t

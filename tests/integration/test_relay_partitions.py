@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from messages import commands as c
-from tests.harness import Harness
-from tests.integration.commands import configure_store, create_order, merchant
+from workers.devtools.commands import configure_store, create_order, merchant
+from workers.devtools.harness import Harness
 from workers.processes.relay import partition_clause
 from workers.storage import tables as t
 

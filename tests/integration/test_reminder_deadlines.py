@@ -15,15 +15,15 @@ from sqlalchemy import Engine, select
 
 from domain.reminders import reminder_notification_id
 from messages import commands as c
-from tests.harness import Harness, token_from_outbox
-from tests.integration.commands import (
+from tests.integration.test_storage import Env
+from workers.devtools.commands import (
     completed,
     configure_store,
     create_order,
     merchant,
     opened,
 )
-from tests.integration.test_storage import Env
+from workers.devtools.harness import Harness, token_from_outbox
 from workers.processes.scheduler import release_reminders
 from workers.storage import tables as t
 

@@ -15,7 +15,7 @@ from domain.ports import Context
 from messages import commands as c
 from messages.routing import event_type_of
 from tests.fakes import FakeClock, RecordingNotifier, SequentialTokens
-from tests.integration.commands import (
+from workers.devtools.commands import (
     ADMIN,
     ORDER_AMOUNT,
     STORE,

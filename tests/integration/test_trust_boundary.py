@@ -24,8 +24,8 @@ from messages.routing import (
     Queue,
     command_bytes,
 )
-from tests.harness import Harness, now, token_from_outbox
-from tests.integration.commands import ADMIN, STORE, configure_store, create_order
+from workers.devtools.commands import ADMIN, STORE, configure_store, create_order
+from workers.devtools.harness import Harness, now, token_from_outbox
 from workers.runtime.consumer import MAX_BACKOFF_MS
 from workers.runtime.grants import grant
 from workers.settings import DEFAULT_MAX_MESSAGE_BYTES

@@ -18,7 +18,8 @@ import pika
 import pytest
 
 from messages.routing import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Queue, event_routing_key
-from tests.services import RABBITMQ_URL, require_rabbitmq
+from tests.services import require_rabbitmq
+from workers.devtools.services import RABBITMQ_URL
 
 pytestmark = pytest.mark.integration
 

@@ -20,9 +20,9 @@ from sqlalchemy import create_engine, text
 from werkzeug import Request, Response
 
 from messages.routing import DEAD_LETTER_REASON_HEADER, Queue
-from tests.harness import Harness
-from tests.integration.commands import configure_store, create_order
 from tests.log_scan import Needles, assert_no_leaks
+from workers.devtools.commands import configure_store, create_order
+from workers.devtools.harness import Harness
 
 pytestmark = pytest.mark.integration
 

@@ -27,9 +27,9 @@ from domain.ports import (
 )
 from messages import commands as c
 from tests.fakes import Database, FakeUnitOfWork, make_context
-from tests.harness import create_database, drop_database
-from tests.integration import commands
 from tests.services import require_postgres
+from workers.devtools import commands
+from workers.devtools.harness import create_database, drop_database
 from workers.storage import tables as t
 from workers.storage.engine import make_engine, make_session_factory
 from workers.storage.migrate import upgrade

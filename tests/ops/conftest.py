@@ -19,11 +19,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner, Result
 
-from tests.harness import create_database, create_vhost, delete_vhost, drop_database
-from tests.integration.commands import configure_store, create_order
 from tests.ops.support import ROOT, Cli, SeededShop, Shop, Started, declare_queues, make_shop
-from tests.services import RABBITMQ_URL, require_postgres, require_rabbitmq
+from tests.services import require_postgres, require_rabbitmq
 from workers.cli.main import app
+from workers.devtools.commands import configure_store, create_order
+from workers.devtools.harness import create_database, create_vhost, delete_vhost, drop_database
+from workers.devtools.services import RABBITMQ_URL
 from workers.settings import get_settings
 from workers.storage.migrate import upgrade
 

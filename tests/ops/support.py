@@ -23,7 +23,7 @@ from domain.bus import Outcome, handle
 from messages import commands as c
 from messages.common import CommandBase
 from messages.routing import ALL_QUEUES
-from tests.integration.commands import completed, create_order, merchant, opened
+from workers.devtools.commands import completed, create_order, merchant, opened
 from workers.runtime.broker import build_broker
 from workers.runtime.composition import App
 from workers.settings import Settings

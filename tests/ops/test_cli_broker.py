@@ -15,9 +15,9 @@ import pika
 import pytest
 
 from messages.routing import DEAD_LETTER_REASON_HEADER, Queue, command_bytes
-from tests.integration.commands import create_order, opened
 from tests.ops.support import Cli, assert_one_line_error
 from workers.cli.main import app
+from workers.devtools.commands import create_order, opened
 
 CREATE = Queue.CREATE_ORDER
 CHECKOUT = Queue.CHECKOUT

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from messages import commands as c
 from messages import events as ev
-from tests.integration.commands import configure_store, create_order
 from tests.ops.support import Cli, make_shop
+from workers.devtools.commands import configure_store, create_order
 
 REASON = "bounce 550 5.1.1 user unknown"
 

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import create_engine, update
 
 from messages.routing import DEAD_LETTER_REASON_HEADER, Queue, command_bytes
-from tests.integration.commands import opened
 from tests.ops.support import Cli, SeededShop, assert_one_line_error
 from workers.cli import common as cli_common
+from workers.devtools.commands import opened
 from workers.storage import tables as t
 
 CHECKOUT = Queue.CHECKOUT

@@ -16,10 +16,10 @@ from sqlalchemy import Engine, select, update
 
 from messages import commands as c
 from messages.routing import Queue
-from tests.integration.commands import create_order, merchant
 from tests.ops.support import Shop, http_get, make_shop
 from tests.services import require_postgres
-from workers.observability.logs import HealthServer, start_health_server
+from workers.devtools.commands import create_order, merchant
+from workers.observability.health import HealthServer, start_health_server
 from workers.processes.exporter import PaylinkCollector, build_registry
 from workers.storage import tables as t
 from workers.storage.engine import make_engine

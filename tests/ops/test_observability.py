@@ -12,7 +12,8 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from tests.ops.support import http_get
-from workers.observability.logs import configure_logging, mask_text, start_health_server
+from workers.observability.health import start_health_server
+from workers.observability.logs import configure_logging, mask_text
 from workers.settings import Settings
 
 

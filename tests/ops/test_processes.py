@@ -10,8 +10,8 @@ import pika
 import pytest
 
 from messages.routing import Queue, command_bytes
-from tests.integration.commands import configure_store
 from tests.ops.support import Started, free_port, http_get, wait_for
+from workers.devtools.commands import configure_store
 
 PAYLINK = str(Path(sys.executable).with_name("paylink"))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.ops.support import http_get
-from workers.observability.logs import start_health_server
+from workers.observability.health import start_health_server
 from workers.processes.relay import Relay, _conninfo
 from workers.processes.relay_partitions import PartitionClaim
 from workers.settings import Settings

@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import Table, func, select, update
 
-from tests.integration.commands import create_order
 from tests.ops.support import Shop
 from workers.cli.orders import load_order
+from workers.devtools.commands import create_order
 from workers.processes import retention
 from workers.processes.scheduler import Scheduler
 from workers.settings import Settings

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, func, select
 
 from domain.ledger import EntryKind, LedgerEntry, ReleaseReason, balance, payment_status
 from messages.routing import ALL_QUEUES
-from tests.harness import EventCollector, Publisher, poll_until
+from workers.devtools.harness import EventCollector, Publisher, poll_until
 from workers.storage import tables as t
 
 

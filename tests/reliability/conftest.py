@@ -17,7 +17,8 @@ from pathlib import Path
 import pika
 import pytest
 
-from tests.harness import (
+from tests.services import require_postgres, require_rabbitmq
+from workers.devtools.harness import (
     EventCollector,
     Harness,
     Publisher,
@@ -27,7 +28,6 @@ from tests.harness import (
     delete_vhost,
     drop_database,
 )
-from tests.services import require_postgres, require_rabbitmq
 from workers.runtime.broker import declare_command_queues
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from messages import commands as c
 from messages.routing import BY_ACTOR, Queue
-from tests.harness import now
-from tests.integration.commands import ADMIN, STORE, create_order, merchant
+from workers.devtools.commands import ADMIN, STORE, create_order, merchant
+from workers.devtools.harness import now
 
 VALIDATION = frozenset({"VALIDATION_FAILED"})
 HUGE = "x" * 1_000_000

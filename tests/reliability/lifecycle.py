@@ -20,8 +20,7 @@ from typing import Any
 
 from messages import commands as c
 from messages.common import CommandBase
-from tests.harness import EventCollector, Publisher, token_from_outbox
-from tests.integration.commands import (
+from workers.devtools.commands import (
     ORDER_AMOUNT,
     completed,
     configure_store,
@@ -29,6 +28,7 @@ from tests.integration.commands import (
     merchant,
     opened,
 )
+from workers.devtools.harness import EventCollector, Publisher, token_from_outbox
 
 #: Event -> what the next actor does about it.
 NEXT = {

@@ -8,7 +8,6 @@ from collections import Counter, defaultdict
 import pytest
 
 from messages import commands as c
-from tests.integration.commands import merchant
 from tests.reliability.checks import (
     Report,
     check_ledger,
@@ -20,6 +19,7 @@ from tests.reliability.checks import (
 )
 from tests.reliability.conftest import Rig
 from tests.reliability.lifecycle import Lifecycle
+from workers.devtools.commands import merchant
 from workers.storage.engine import make_engine
 
 pytestmark = pytest.mark.reliability

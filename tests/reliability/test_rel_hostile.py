@@ -19,7 +19,6 @@ import pika
 import pytest
 
 from messages.routing import ALL_QUEUES, DEAD_LETTER_REASON_HEADER
-from tests.harness import Publisher
 from tests.reliability.checks import (
     Report,
     check_ledger,
@@ -33,6 +32,7 @@ from tests.reliability.checks import (
 from tests.reliability.conftest import Rig
 from tests.reliability.hostile import Generator, Hostile
 from tests.reliability.lifecycle import Lifecycle
+from workers.devtools.harness import Publisher
 from workers.storage.engine import make_engine
 
 pytestmark = pytest.mark.reliability

@@ -191,3 +191,24 @@ def test_a_reminder_the_provider_refuses_leaves_the_delivered_link_as_it_was() -
     assert event.reminder
     assert world.order.current_link is not None
     assert world.order.current_link.delivery is Delivery.SENT
+
+
+def test_an_sms_fallback_link_gets_its_own_reminder_by_sms() -> None:
+    # Given a store with reminders and the SMS fallback, and an email link that bounced
+    world = World(store={"reminder_hours_before": HOURS, "sms_fallback": True})
+    world.configure()
+    world.create(customer={"email": "anna@example.com", "phone": "+46701234567"})
+    assert world.deliver().status == "accepted"
+    bounced = world.link_id
+    world.ok(c.RecordLinkDelivery, link_id=str(bounced), outcome="failed", reason="550")
+    assert world.deliver().status == "accepted"  # the fallback link, by SMS
+    fallback = world.link_id
+    world.clock.current = world.db.reminders[fallback].due_at
+    # When both reminders come due
+    stale = world.run(world.db.reminders[bounced].command)
+    fresh = world.run(world.db.reminders[fallback].command)
+    # Then only the fallback link is reminded of, by SMS, to the phone
+    assert (stale.status, stale.code) == ("rejected", "LINK_SUPERSEDED")
+    assert fresh.status == "accepted"
+    reminder = world.notifier.sent[-1]
+    assert (reminder.reminder, reminder.channel) == (True, "sms")

@@ -20,7 +20,7 @@ from domain.ports import Context
 from messages import commands as c
 from messages.common import CommandBase
 from tests.fakes import FakeClock, RecordingNotifier, SequentialTokens
-from tests.integration.commands import configure_store, create_order, merchant
+from workers.devtools.commands import configure_store, create_order, merchant
 from workers.storage import tables as t
 from workers.storage.engine import make_engine, make_session_factory
 from workers.storage.migrate import upgrade

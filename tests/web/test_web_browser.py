@@ -3,7 +3,7 @@
 Headless Chromium from Debian's packages (``.ci/run`` installs it), driven by Playwright
 with that system browser and JavaScript turned off (the page must work without it).
 Worker, relay and scheduler run as processes on RabbitMQ and PostgreSQL
-(``tests.harness``), ``paylink web`` as a process beside them; orders are created
+(``workers.devtools.harness``), ``paylink web`` as a process beside them; orders are created
 through the broker as upstream creates them, and the customer opens the link paylink
 wrote into the local file outbox. Screenshots stay under the test's ``tmp_path``.
 """
@@ -25,9 +25,9 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from messages import commands as c
-from tests.harness import ROOT, Harness, now
-from tests.integration.commands import configure_store, create_order, merchant
 from tests.services import missing
+from workers.devtools.commands import configure_store, create_order, merchant
+from workers.devtools.harness import ROOT, Harness, now
 
 pytestmark = pytest.mark.integration
 

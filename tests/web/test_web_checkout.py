@@ -10,9 +10,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from messages import commands as c
-from tests.integration.commands import ORDER_AMOUNT
 from tests.web.support import Page, csrf_field
 from tests.web.test_web_link_page import text_of
+from workers.devtools.commands import ORDER_AMOUNT
 from workers.runtime.checkout_proof import HmacCheckoutProofs
 from workers.web.app import completed_command_id
 from workers.web.gateway import (

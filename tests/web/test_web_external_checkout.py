@@ -14,9 +14,9 @@ import pytest
 from pydantic import ValidationError
 
 from messages import commands as c
-from tests.integration.commands import ORDER_AMOUNT
 from tests.web.support import Page
 from tests.web.test_web_link_page import text_of
+from workers.devtools.commands import ORDER_AMOUNT
 from workers.runtime.checkout_proof import HmacCheckoutProofs
 from workers.settings import Settings
 from workers.web.app import completed_command_id

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import event
 
 from messages import commands as c
-from tests.integration.commands import LINES
 from tests.web.support import Page
+from workers.devtools.commands import LINES
 from workers.web.app import opened_command_id
 
 NBSP = "\xa0"

@@ -25,3 +25,18 @@ def test_demo_links_point_at_the_page_paylink_web_serves() -> None:
 
     # Then a link is {base}/{token} on the address the page listens on
     assert settings.checkout_base_url == f"http://{settings.web_host}:{settings.web_port}/l"
+
+
+def test_the_demo_asks_the_local_outbox_to_report_deliveries() -> None:
+    # Given the embedded default settings (reports off)
+    settings = Settings()
+    assert not settings.local_outbox_reports
+
+    # When `paylink run` starts with and without the demo
+    plain, demo = children(settings), children(settings, demo=True)
+
+    # Then only the demo's workers report deliveries (so its timelines show them)
+    (worker,) = [p for p in plain if p.name == "worker"]
+    (demo_worker,) = [p for p in demo if p.name == "worker"]
+    assert "PAYLINK_LOCAL_OUTBOX_REPORTS" not in worker.env
+    assert demo_worker.env["PAYLINK_LOCAL_OUTBOX_REPORTS"] == "true"

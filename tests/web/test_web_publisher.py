@@ -14,8 +14,8 @@ import pytest
 
 from messages import commands as c
 from messages.routing import COMMANDS_EXCHANGE, ParseError, Queue, parse_message
-from tests.harness import create_vhost, delete_vhost, now
 from tests.services import require_rabbitmq
+from workers.devtools.harness import create_vhost, delete_vhost, now
 from workers.runtime.broker import declare_command_queues
 from workers.web.publisher import BrokerPublisher, PublishFailed
 

@@ -19,13 +19,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import pika
 import pydantic
 import sqlalchemy.exc
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from typer.core import TyperGroup
 
 from messages.routing import ALL_QUEUES
-from workers.cli.rabbitmq import broker_location, connect
+from workers.runtime.amqp import broker_location, connect
 from workers.settings import Settings, get_settings
 from workers.storage.engine import make_engine
 
@@ -113,7 +113,7 @@ def emit_table(
         caption_justify="left",
     )
     for i, header in enumerate(headers):
-        justify = "right" if header in right else "left"
+        justify: JustifyMethod = "right" if header in right else "left"
         if header in ids:
             width = max([len(header), *(len(row[i]) for row in cells)])
             table.add_column(header, no_wrap=True, min_width=width, justify=justify)
@@ -239,28 +239,41 @@ def describe(exc: BaseException) -> tuple[str, int]:
     return f"unexpected error ({type(exc).__name__}): {exc}", 1
 
 
+class _HelpShown(Protocol):
+    """What click's and Typer's ``NoArgsIsHelpError`` both have."""
+
+    exit_code: int
+
+    def format_message(self) -> str: ...
+
+
 class PaylinkGroup(TyperGroup):
     """The root command: turns every escaping exception into one red line and an exit code."""
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Sequence[str] | None = None,
         prog_name: str | None = None,
         complete_var: str | None = None,
         standalone_mode: bool = True,
+        windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
         if not standalone_mode or os.environ.get("PAYLINK_DEBUG") == "1":
-            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+            return super().main(
+                args, prog_name, complete_var, standalone_mode, windows_expand_args, **extra
+            )
         try:
-            rv = super().main(args, prog_name, complete_var, False, **extra)
+            rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except Exception as exc:
+            # Typer raises its own copy of click's exception: known by name, not by class.
             if type(exc).__name__ == "NoArgsIsHelpError":
+                shown = cast(_HelpShown, exc)
                 # The help was printed already (rich), or is the message (plain).
-                text = exc.format_message()  # type: ignore[attr-defined]
+                text = shown.format_message()
                 if text.strip():
                     stderr().print(escape(text))
-                sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+                sys.exit(shown.exit_code)
             message, code = describe(exc)
             print_error(message)
             sys.exit(code)

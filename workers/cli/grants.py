@@ -1,7 +1,6 @@
 """`paylink grants`: which stores each upstream system may act for, and as which roles.
 
-The operator's side of ``workers.runtime.grants`` (the same functions ``python -m
-workers.runtime.grants`` calls): an upstream is its RabbitMQ user, the AMQP ``user_id`` it
+The operator's side of ``workers.runtime.grants`` (its grant, revoke and load functions): an upstream is its RabbitMQ user, the AMQP ``user_id`` it
 publishes with; its merchant commands are narrowed to what it is granted here.
 """
 

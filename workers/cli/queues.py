@@ -30,7 +30,8 @@ from workers.cli.common import (
     printable,
     progress,
 )
-from workers.cli.rabbitmq import ManagementApi, broker_location, inspect_queues
+from workers.cli.rabbitmq import ManagementApi, inspect_queues
+from workers.runtime.amqp import broker_location
 
 dlq_app = typer.Typer(
     help="Dead letters (<queue>.XQ): list, replay to the queue, delete one, purge.",

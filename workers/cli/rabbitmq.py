@@ -1,4 +1,4 @@
-"""What operators read of RabbitMQ from the command line: connections, queue depths.
+"""What operators read of RabbitMQ from the command line: queue depths, the management API.
 
 ``paylink queues`` and ``paylink dlq`` need a blocking AMQP connection (passive
 declares give ready messages and consumers) and, for unacknowledged counts, the
@@ -20,28 +20,11 @@ import pika
 from dramatiq.common import dq_name, xq_name
 
 from messages.routing import ALL_QUEUES
-from workers.settings import Settings
+from workers.runtime.amqp import connect
+from workers.settings import Settings, first_broker_url
 
 #: RabbitMQ management API port, used when PAYLINK_RABBITMQ_API_URL is not set.
 MANAGEMENT_PORT = 15672
-
-
-def connect(broker_url: str, *, timeout: float = 5.0) -> pika.BlockingConnection:
-    """A blocking connection to the first reachable node of ``broker_url`` (';'-separated)."""
-    candidates = []
-    for url in filter(None, (u.strip() for u in broker_url.split(";"))):
-        params = pika.URLParameters(url)
-        params.socket_timeout = timeout
-        params.blocked_connection_timeout = timeout
-        params.connection_attempts = 1
-        candidates.append(params)
-    return pika.BlockingConnection(candidates)
-
-
-def broker_location(broker_url: str) -> str:
-    """``host:port`` of the first broker node, for messages (never the credentials)."""
-    params = pika.URLParameters(broker_url.split(";")[0].strip())
-    return f"{params.host}:{params.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +41,7 @@ class ManagementApi:
         15672); None when the URL is ``none``. Credentials: PAYLINK_RABBITMQ_API_USER /
         _PASSWORD, else those of the URL, else those of BROKER_URL."""
         given = url if url is not None else settings.rabbitmq_api_url
-        broker = pika.URLParameters(settings.broker_url.split(";")[0].strip())
+        broker = pika.URLParameters(first_broker_url(settings.broker_url))
         if given is not None and given.strip().lower() in ("", "none", "off"):
             return None
         parts = urlsplit(given or f"http://{broker.host}:{MANAGEMENT_PORT}")
@@ -146,7 +129,7 @@ def inspect_queues(
     finally:
         if connection.is_open:
             connection.close()
-    vhost = pika.URLParameters(broker_url.split(";")[0].strip()).virtual_host
+    vhost = pika.URLParameters(first_broker_url(broker_url)).virtual_host
     unacked = fetch_unacked(api, vhost) if api is not None else None
 
     def ready(name: str) -> int | None:

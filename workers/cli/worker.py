@@ -22,8 +22,13 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import dramatiq.cli
+
+from workers.observability.logs import configure_logging
+from workers.settings import get_settings
 
 #: The group's metrics and health port (docs/architecture.md).
 WORKER_METRICS_PORT = 9191
@@ -33,6 +38,9 @@ WORKER_METRICS_PORT = 9191
 GROUP_DIR_ENV = "dramatiq_prom_db"
 PORT_ENV = "dramatiq_prom_port"
 HOST_ENV = "dramatiq_prom_host"
+
+#: Dramatiq's CLI entry point; the function is not annotated, it returns an exit code.
+_dramatiq_main: Callable[[], int | None] = dramatiq.cli.main
 
 
 def group_directory(port: int, base: str | None = None) -> Path:
@@ -77,16 +85,11 @@ def main() -> int:
     port = int(os.environ.get(PORT_ENV, str(WORKER_METRICS_PORT)))
     directory = group_directory(port)
     _start_clean(directory)
-    # Read by Dramatiq's Prometheus middleware when first imported (below, not before).
+    # Read by Dramatiq's Prometheus middleware when first imported (as the worker
+    # processes and the group's server import it, never before this).
     os.environ[GROUP_DIR_ENV] = str(directory)
-
-    from dramatiq.cli import main as dramatiq_main
-
-    from workers.observability.logs import configure_logging
-    from workers.settings import get_settings
-
     configure_logging(get_settings())
-    return int(dramatiq_main() or 0)  # type: ignore[no-untyped-call]
+    return int(_dramatiq_main() or 0)
 
 
 if __name__ == "__main__":

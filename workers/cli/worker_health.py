@@ -36,6 +36,7 @@ from dramatiq.middleware import Middleware
 from dramatiq.middleware.prometheus import Prometheus
 
 from workers.cli.worker import GROUP_DIR_ENV, HOST_ENV, PORT_ENV
+from workers.settings import get_settings
 
 log = structlog.get_logger("paylink.worker.health")
 
@@ -162,16 +163,17 @@ def serve() -> int:
     """The group's server (a Dramatiq fork: runs until the group stops)."""
     # Imported here, in the fork: prometheus_client picks its multiprocess value class
     # from PROMETHEUS_MULTIPROC_DIR when first imported, which the fork has only now
-    # (tests/ops/test_worker_health.py fails when these move to the top).
+    # (tests/ops/test_worker_health.py fails when these move to the top; the health
+    # module imports prometheus_client at its top).
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    from workers.observability.logs import start_health_server
-    from workers.settings import get_settings
+    from workers.observability.health import start_health_server
 
     processes = get_settings().worker_processes
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_GroupMetrics(MultiProcessCollector(None, path=os.environ[GROUP_DIR_ENV])))
+    files = MultiProcessCollector(None, path=os.environ[GROUP_DIR_ENV])  # type: ignore[no-untyped-call]  # prometheus_client leaves this __init__ unannotated
+    registry.register(_GroupMetrics(files))
     beats = heartbeat_dir()
     start_health_server(
         int(os.environ.get(PORT_ENV, "9191")),

@@ -1,4 +1,4 @@
-"""Logging and health endpoints shared by every paylink process.
+"""Logging shared by every paylink process (health endpoints: ``workers.observability.health``).
 
 Logs are one JSON object per line (or console output for people), from structlog and
 from the standard library alike, so Dramatiq's and pika's records look like ours. The
@@ -19,22 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 from uuid import UUID
 
 import structlog
 
 from workers.observability.redaction import redact, redact_value
 from workers.settings import Settings
-
-if TYPE_CHECKING:
-    # prometheus_client is imported only where a server starts: a worker process imports
-    # this module for logging, and Dramatiq's metrics need prometheus_client imported
-    # after their multiprocess directory is set (dramatiq.middleware.prometheus).
-    from prometheus_client import CollectorRegistry
 
 #: Libraries that log every request or connection step at INFO (the twilio SDK logs
 #: each request's URL, holding the customer's number); their warnings are what matter.
@@ -172,74 +163,3 @@ def configure_logging(
     root.setLevel(level)
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
-
-
-class _HealthHandler(BaseHTTPRequestHandler):
-    server: HealthServer
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-
-            self._reply(200, generate_latest(self.server.registry), CONTENT_TYPE_LATEST)
-        elif path == "/healthz":
-            self._reply(200, b"ok\n")
-        elif path == "/readyz":
-            ready = self.server.is_ready()
-            self._reply(200 if ready else 503, b"ready\n" if ready else b"not ready\n")
-        else:
-            self._reply(404, b"not found\n")
-
-    def _reply(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Probes every few seconds would drown the log; stay quiet."""
-
-
-class HealthServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(
-        self, address: tuple[str, int], ready: Callable[[], bool], registry: CollectorRegistry
-    ) -> None:
-        super().__init__(address, _HealthHandler)
-        self.ready, self.registry = ready, registry
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def is_ready(self) -> bool:
-        try:
-            return bool(self.ready())
-        except Exception:  # a failing probe means "not ready", never a crashed server
-            logging.getLogger(__name__).warning("readiness check failed", exc_info=True)
-            return False
-
-
-def start_health_server(
-    port: int,
-    ready: Callable[[], bool],
-    *,
-    registry: CollectorRegistry | None = None,
-    host: str = "0.0.0.0",  # noqa: S104 - probes and Prometheus come from outside the pod
-) -> HealthServer:
-    """Serve /metrics, /healthz (200 while the process runs) and /readyz (200 if ready()).
-
-    Serves ``registry`` (default: prometheus_client's global one) in a daemon thread;
-    port 0 picks a free port (see ``HealthServer.port``).
-    """
-    if registry is None:
-        from prometheus_client import REGISTRY
-
-        registry = REGISTRY
-    server = HealthServer((host, port), ready, registry)
-    thread = threading.Thread(target=server.serve_forever, name=f"health:{port}", daemon=True)
-    thread.start()
-    return server

@@ -10,7 +10,6 @@ person to pay on the hosted page (``paylink web``).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -25,8 +24,8 @@ import pika
 
 from messages import commands as c
 from messages.common import CommandBase
-from messages.routing import EVENTS_EXCHANGE, command_bytes, route_for
-from workers.settings import Settings
+from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE, command_bytes, route_for
+from workers.settings import Settings, first_broker_url
 
 STORE = "demo-store"
 ACTOR = {"user_id": "demo.merchant@portal", "role": "Admin", "store_ids": [STORE]}
@@ -50,7 +49,9 @@ class Upstream:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.conn = pika.BlockingConnection(pika.URLParameters(settings.broker_url.split(";")[0]))
+        self.conn = pika.BlockingConnection(
+            pika.URLParameters(first_broker_url(settings.broker_url))
+        )
         self.ch = self.conn.channel()
         self.ch.confirm_delivery()
         self.ch.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True)
@@ -60,8 +61,6 @@ class Upstream:
 
     def wait_for_workers(self, timeout: float = 300) -> None:
         """Publish only once every command queue has a consumer (the pool is up)."""
-        from messages.routing import ALL_QUEUES
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -145,9 +144,10 @@ def run_demo(settings: Settings) -> int:
     )
 
     def order(**kw: Any) -> uuid.UUID:
-        cmd = up.send(c.CreateOrder, actor=ACTOR, order_id=uuid.uuid4(), store_id=STORE, **kw)
+        order_id = uuid.uuid4()
+        cmd = up.send(c.CreateOrder, actor=ACTOR, order_id=order_id, store_id=STORE, **kw)
         up.outcome(cmd, "order.created")
-        return cmd.order_id  # type: ignore[attr-defined,no-any-return]
+        return order_id
 
     print("demo: email order (SE), opened, paid, captured in two parts, part refunded", flush=True)
     se = order(
@@ -293,21 +293,3 @@ def run_demo(settings: Settings) -> int:
         print(f"\ndemo: PO-1006 waits for you: open {link}", flush=True)
         print(f"      pay it (sandbox: approve), then `paylink orders show {yours}`", flush=True)
     return code
-
-
-def demo_standalone(settings: Settings) -> int:
-    """Run the scenario on a throwaway service: fresh SQLite file, 20 s link TTL."""
-    from workers.processes.supervisor import run as run_service
-
-    var = Path("var")
-    db = var / "demo.db"
-    for leftover in var.glob("demo.db*"):
-        leftover.unlink()
-    os.environ.update(
-        DATABASE_URL=f"sqlite:///{db}",
-        PAYLINK_LINK_TTL_SECONDS="20",
-        PAYLINK_OUTBOX_DIR=str(var / "demo-outbox"),
-    )
-    from workers.settings import Settings as Fresh
-
-    return run_service(Fresh(), exporter=False, demo=True, stop_after_demo=True)

@@ -5,7 +5,8 @@ RabbitMQ's own prometheus plugin (deploy/prometheus scrapes it), which the expor
 once re-implemented with passive declares, a management-API call and a fresh AMQP
 connection per scrape. Everything here comes from the database, so every number is
 the same whichever process or replica is scraped: outbox backlog and age, pending and
-overdue expiries, and business counters aggregated from `event_history`.
+overdue expiries, and business counters aggregated from `event_history`
+(``workers.processes.business_counters``).
 
 A source that does not answer is reported, never shown as zero:
 ``paylink_exporter_up{source}`` is 0 and its series are absent, and
@@ -14,12 +15,10 @@ A source that does not answer is reported, never shown as zero:
 
 from __future__ import annotations
 
-import itertools
 import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,17 +26,14 @@ import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import BigInteger, Engine, case, cast, exists, func, literal_column, select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import String
+from sqlalchemy import Engine, case, func, select
 
-from domain.currency import COUNTRY_CURRENCY
-from workers.cli.rabbitmq import connect as connect  # moved there; kept for older imports
-from workers.providers.failures import AUTH_REFUSED
+from workers.observability.health import start_health_server
+from workers.observability.logs import configure_logging
+from workers.processes.business_counters import EventTotals, counter_families
 from workers.settings import Settings
 from workers.storage import tables as t
+from workers.storage.engine import make_engine
 
 log = structlog.get_logger("paylink.exporter")
 
@@ -46,151 +42,8 @@ EXPORTER_PORT = 9302
 #: An expiry this far past its deadline counts as overdue: the scheduler polls every
 #: second, so a minute behind means it is stuck or far behind.
 OVERDUE_AFTER = timedelta(seconds=60)
-#: Outbox rows older than this are final (every transaction that could still commit a
-#: lower id is long over: actors are limited to 60 s), so their counts are added up once.
-SETTLED_AFTER = timedelta(minutes=5)
-# ---- database ----------------------------------------------------------------------
-
-
-class JsonText(FunctionElement[str]):
-    """``payload ->> key`` on PostgreSQL, ``json_extract(payload, '$.key')`` on SQLite."""
-
-    type = String()
-    inherit_cache = True
-    name = "json_text"
-
-
-def _json_text(column: Any, key: str) -> JsonText:
-    if not key.isidentifier():
-        raise ValueError(f"not a JSON key paylink uses: {key!r}")
-    return JsonText(column, literal_column(key))
-
-
-def _parts(element: JsonText, compiler: SQLCompiler, **kw: Any) -> tuple[str, str]:
-    column, key = list(element.clauses)
-    return compiler.process(column, **kw), key.name
-
-
-@compiles(JsonText, "postgresql")
-def _json_text_postgresql(element: JsonText, compiler: SQLCompiler, **kw: Any) -> str:
-    column, key = _parts(element, compiler, **kw)
-    return f"(CAST({column} AS json) ->> '{key}')"
-
-
-@compiles(JsonText)
-def _json_text_sqlite(element: JsonText, compiler: SQLCompiler, **kw: Any) -> str:
-    column, key = _parts(element, compiler, **kw)
-    return f"json_extract({column}, '$.{key}')"
-
-
-def _field(name: str) -> Callable[[Any], Any]:
-    return lambda payload: _json_text(payload, name)
-
-
-def _failure_label(payload: Any) -> Any:
-    """``channel|reason`` of a link.delivery_failed: ``auth`` when the provider refused
-    paylink's own credentials (``workers.providers.failures``), else ``rejected``."""
-    reason = case(
-        (_json_text(payload, "reason").like(f"{AUTH_REFUSED}%"), literal_column("'auth'")),
-        else_=literal_column("'rejected'"),
-    )
-    return _json_text(payload, "channel") + literal_column("'|'") + reason
-
-
-def _report_label(outcome: str) -> Callable[[Any], Any]:
-    """``channel|outcome`` of a provider's delivery report (the outcome is its type)."""
-    return lambda payload: _json_text(payload, "channel") + literal_column(f"'|{outcome}'")
-
-
-#: Event type -> the SQL giving its counter's label value(s, joined by "|") from the payload.
-COUNTED_EVENTS: dict[str, Callable[[Any], Any] | None] = {
-    "order.created": _field("currency"),
-    "order.rejected": _field("code"),
-    "link.sent": _field("channel"),
-    "link.delivery_failed": _failure_label,
-    "link.delivered": _report_label("delivered"),
-    "link.bounced": _report_label("bounced"),
-    "link.undelivered": _report_label("undelivered"),
-    "link.expired": None,
-    "payment.captured": _field("currency"),
-    "payment.refunded": _field("currency"),
-}
-_AMOUNT_EVENTS = ("payment.captured", "payment.refunded")
-
-#: (event type, label value) -> (events, summed minor units)
-Totals = Counter[tuple[str, str, str]]
-
-
-def _event_totals_query(after_id: int, up_to_id: int | None) -> Any:
-    o = t.event_history
-    earlier = o.alias("earlier")
-    label = case(
-        *[
-            (o.c.destination == event, spec(o.c.payload))
-            for event, spec in COUNTED_EVENTS.items()
-            if spec is not None
-        ],
-        else_=literal_column("''"),
-    )
-    amount = case(
-        (o.c.destination.in_(_AMOUNT_EVENTS), cast(_json_text(o.c.payload, "amount"), BigInteger)),
-        else_=literal_column("0"),
-    )
-    # A replayed command writes its events again with the same ids: count the first copy.
-    first_copy = o.c.order_id.is_(None) | ~exists().where(
-        earlier.c.order_id == o.c.order_id,
-        earlier.c.message_id == o.c.message_id,
-        earlier.c.id < o.c.id,
-    )
-    rows = (
-        select(o.c.destination, label.label("label"), amount.label("amount"))
-        .where(o.c.destination.in_(COUNTED_EVENTS), o.c.id > after_id)
-        .where(first_copy)
-    )
-    if up_to_id is not None:
-        rows = rows.where(o.c.id <= up_to_id)
-    sub = rows.subquery()
-    return select(sub.c.destination, sub.c.label, func.count(), func.sum(sub.c.amount)).group_by(
-        sub.c.destination, sub.c.label
-    )
-
-
-class EventTotals:
-    """Business counters summed over ``event_history`` (which outlives the outbox's
-    published rows), incrementally.
-
-    Rows older than ``SETTLED_AFTER`` are added up once and remembered (up to a
-    watermark id); newer rows are counted afresh at every scrape. A new exporter
-    process starts by adding up the whole history once.
-    """
-
-    def __init__(self) -> None:
-        self.watermark = 0
-        self.settled: Totals = Counter()
-
-    @staticmethod
-    def _run(conn: Any, after_id: int, up_to_id: int | None) -> Totals:
-        totals: Totals = Counter()
-        for destination, label, count, amount in conn.execute(
-            _event_totals_query(after_id, up_to_id)
-        ):
-            key = str(label) if label is not None else "unknown"
-            totals[(destination, key, "count")] += int(count)
-            totals[(destination, key, "amount")] += int(amount or 0)
-        return totals
-
-    def current(self, conn: Any, now: datetime) -> Totals:
-        o = t.event_history
-        settled_id = conn.execute(
-            select(func.max(o.c.id)).where(o.c.created_at < now - SETTLED_AFTER)
-        ).scalar()
-        if settled_id is not None and settled_id > self.watermark:
-            self.settled.update(self._run(conn, self.watermark, settled_id))
-            self.watermark = settled_id
-        return self.settled + self._run(conn, self.watermark, None)
-
-
-# ---- the collector ---------------------------------------------------------------
+#: Where a scrape reads from (``paylink_exporter_up{source}``).
+SOURCES = ("database",)
 
 
 def _utcnow() -> datetime:
@@ -244,7 +97,7 @@ class PaylinkCollector(Collector):
             self.errors["database"] += 1
             log.warning("database metrics unavailable", error=f"{type(exc).__name__}: {exc}")
             return None
-        return [*gauges, *_counters(totals)]
+        return [*gauges, *counter_families(totals)]
 
     def _gauges(self, conn: Any, now: datetime) -> list[Metric]:
         o = t.outbox
@@ -309,142 +162,6 @@ def _uncertain_sends(conn: Any) -> Metric:
     return family
 
 
-#: Label values whose series exist from the first scrape, at 0: an alert comparing
-#: channels (failures against deliveries) must see a channel that never succeeded.
-CHANNELS = ("email", "sms")
-FAILURE_REASONS = ("auth", "rejected")
-#: What providers report of a sent link (``link.delivered``, ``.bounced``, ``.undelivered``).
-REPORTED = {
-    "link.delivered": "delivered",
-    "link.bounced": "bounced",
-    "link.undelivered": "undelivered",
-}
-#: Where a scrape reads from (``paylink_exporter_up{source}``).
-SOURCES = ("database",)
-CURRENCIES = tuple(sorted(set(COUNTRY_CURRENCY.values())))
-
-
-@dataclass(frozen=True, slots=True)
-class BusinessCounter:
-    name: str
-    doc: str
-    labels: tuple[str, ...]
-    #: The event type counted, or several (their labels tell them apart).
-    event: str | tuple[str, ...]
-    measure: str  # "count" or "amount"
-    initial: tuple[tuple[str, ...], ...] = ()
-
-    @property
-    def events(self) -> tuple[str, ...]:
-        return self.event if isinstance(self.event, tuple) else (self.event,)
-
-
-def _each(*axes: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
-    return tuple(itertools.product(*axes))
-
-
-COUNTERS: tuple[BusinessCounter, ...] = (
-    BusinessCounter(
-        "paylink_orders_created_total",
-        "Orders created.",
-        ("currency",),
-        "order.created",
-        "count",
-        _each(CURRENCIES),
-    ),
-    BusinessCounter(
-        "paylink_orders_rejected_total",
-        "Commands refused.",
-        ("code",),
-        "order.rejected",
-        "count",
-        # The codes are many and open-ended; one that any command can get makes the
-        # family exist from the first scrape.
-        (("VALIDATION_FAILED",),),
-    ),
-    BusinessCounter(
-        "paylink_links_sent_total",
-        "Payment links delivered.",
-        ("channel",),
-        "link.sent",
-        "count",
-        _each(CHANNELS),
-    ),
-    BusinessCounter(
-        "paylink_link_delivery_failures_total",
-        "Payment links that could not be delivered; reason auth: the provider refused "
-        "paylink's credentials (401/403), rejected: it refused the message.",
-        ("channel", "reason"),
-        "link.delivery_failed",
-        "count",
-        _each(CHANNELS, FAILURE_REASONS),
-    ),
-    BusinessCounter(
-        "paylink_link_deliveries_total",
-        "What providers reported of sent links: delivered, bounced (email) or undelivered (SMS).",
-        ("channel", "outcome"),
-        tuple(REPORTED),
-        "count",
-        (
-            ("email", "bounced"),
-            ("email", "delivered"),
-            ("sms", "delivered"),
-            ("sms", "undelivered"),
-        ),
-    ),
-    BusinessCounter(
-        "paylink_links_expired_total", "Payment links expired.", (), "link.expired", "count", ((),)
-    ),
-    BusinessCounter(
-        "paylink_captured_minor_units_total",
-        "Captured amount in minor units.",
-        ("currency",),
-        "payment.captured",
-        "amount",
-        _each(CURRENCIES),
-    ),
-    BusinessCounter(
-        "paylink_refunded_minor_units_total",
-        "Refunded amount in minor units.",
-        ("currency",),
-        "payment.refunded",
-        "amount",
-        _each(CURRENCIES),
-    ),
-    BusinessCounter(
-        "paylink_captures_total",
-        "Captures.",
-        ("currency",),
-        "payment.captured",
-        "count",
-        _each(CURRENCIES),
-    ),
-    BusinessCounter(
-        "paylink_refunds_total",
-        "Refunds.",
-        ("currency",),
-        "payment.refunded",
-        "count",
-        _each(CURRENCIES),
-    ),
-)
-
-
-def _counters(totals: Totals) -> list[Metric]:
-    families: list[Metric] = []
-    for counter in COUNTERS:
-        values: Counter[tuple[str, ...]] = Counter({labels: 0 for labels in counter.initial})
-        for (destination, value, what), amount in totals.items():
-            if destination in counter.events and what == counter.measure:
-                labels = tuple(value.split("|")) if counter.labels else ()
-                values[labels] += amount
-        family = CounterMetricFamily(counter.name, counter.doc, labels=list(counter.labels))
-        for labels, amount in sorted(values.items()):
-            family.add_metric(list(labels), amount)
-        families.append(family)
-    return families
-
-
 # ---- the process -------------------------------------------------------------------
 
 
@@ -462,9 +179,6 @@ def run_exporter(
     stop: threading.Event | None = None,
 ) -> None:
     """Serve /metrics, /healthz and /readyz on ``port`` until SIGTERM/SIGINT (or ``stop``)."""
-    from workers.observability.logs import configure_logging, start_health_server
-    from workers.storage.engine import make_engine
-
     configure_logging(settings)
     engine = make_engine(settings.database_url)
     collector = PaylinkCollector(engine)

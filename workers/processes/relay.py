@@ -57,11 +57,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 
 from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE, event_type_of
+from workers.observability.health import start_health_server
+from workers.observability.logs import configure_logging
 from workers.processes import metrics
 from workers.processes.relay_partitions import PartitionClaim, PartitionLost
 from workers.runtime.broker import XQ_ARGUMENTS, queue_arguments
 from workers.runtime.bulk_publish import Outgoing, publish_batch
-from workers.settings import Settings
+from workers.settings import Settings, first_broker_url
 from workers.storage import tables as t
 from workers.storage.engine import make_engine
 
@@ -215,7 +217,7 @@ class Relay:
         a new cache key every time)."""
         self.held = held
         partitions = self.settings.relay_partitions
-        where = [self.unsent]
+        where: list[ColumnElement[bool]] = [self.unsent]
         if held is not None:
             where.append(partitions_clause(held, partitions))
         metrics.HELD.set(partitions if held is None else len(held))
@@ -269,7 +271,7 @@ class Relay:
                 )
             # A nack raises; a returned command (its queue is gone) fails the batch too:
             # the relay reconnects, declares the queues again and publishes it then.
-            confirmations = await publish_batch(channel, outgoing)  # type: ignore[arg-type]
+            confirmations = await publish_batch(channel, outgoing)
             for row, confirmation in zip(rows, confirmations, strict=True):
                 if not isinstance(confirmation, Basic.Ack):
                     raise RuntimeError(f"{row.destination}: message {row.message_id} was returned")
@@ -319,7 +321,7 @@ class Relay:
             if not await self._claim_partition():
                 break
             try:
-                connection = await aio_pika.connect(self.settings.broker_url.split(";")[0])
+                connection = await aio_pika.connect(first_broker_url(self.settings.broker_url))
                 async with connection:
                     channel = await connection.channel(publisher_confirms=True)
                     await declare_topology(channel, self.settings)
@@ -361,8 +363,6 @@ def run_relay(
     partition: int | None = None,
     claim: bool = False,
 ) -> None:
-    from workers.observability.logs import configure_logging, start_health_server
-
     configure_logging(settings)
     relay = Relay(settings, partition=partition, claim=claim)
     if partition is not None:
@@ -383,9 +383,3 @@ def run_relay(
         time.monotonic() - started,
         relay.published,
     )
-
-
-if __name__ == "__main__":
-    from workers.settings import get_settings
-
-    run_relay(get_settings(), health_port=None)

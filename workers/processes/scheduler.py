@@ -44,6 +44,8 @@ from domain.links import Delivery
 from domain.reminders import RemindableLink, check_reminder
 from domain.status import LinkStatus
 from messages import commands as c
+from workers.observability.health import start_health_server
+from workers.observability.logs import configure_logging
 from workers.processes import metrics
 from workers.processes.retention import prune
 from workers.settings import Settings
@@ -261,8 +263,6 @@ class Scheduler:
 
 
 def run_scheduler(settings: Settings, *, health_port: int | None = 9301) -> None:
-    from workers.observability.logs import configure_logging, start_health_server
-
     configure_logging(settings)
     scheduler = Scheduler(settings)
     if health_port:
@@ -270,9 +270,3 @@ def run_scheduler(settings: Settings, *, health_port: int | None = 9301) -> None
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: scheduler.stopping.set())
     scheduler.run()
-
-
-if __name__ == "__main__":
-    from workers.settings import get_settings
-
-    run_scheduler(get_settings(), health_port=None)

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pika
 import structlog
@@ -27,7 +28,9 @@ import structlog
 from messages.routing import ALL_QUEUES
 from workers.cli.worker import WORKER_METRICS_PORT, worker_command
 from workers.observability.logs import configure_logging
-from workers.settings import Settings
+from workers.processes.demo import run_demo
+from workers.settings import Settings, first_broker_url
+from workers.storage.migrate import upgrade
 
 log = structlog.get_logger("paylink.run")
 
@@ -37,7 +40,7 @@ class BrokerUnreachable(RuntimeError):
 
 
 def check_broker(url: str, timeout: float = 5.0) -> None:
-    params = pika.URLParameters(url.split(";")[0])
+    params = pika.URLParameters(first_broker_url(url))
     params.socket_timeout = timeout
     params.connection_attempts = 1
     try:
@@ -111,8 +114,6 @@ def children(settings: Settings, *, exporter: bool = True, demo: bool = False) -
 
 def _demo_thread(settings: Settings, result: list[int], done: threading.Event) -> threading.Thread:
     def target() -> None:
-        from workers.processes.demo import run_demo
-
         try:
             result.append(run_demo(settings))
         except Exception as exc:
@@ -131,8 +132,6 @@ def run(
     demo: bool = False,
     stop_after_demo: bool = False,
 ) -> int:
-    from workers.storage.migrate import upgrade
-
     configure_logging(settings)  # chosen here, inherited by every child
     check_broker(settings.broker_url)
     upgrade(settings.database_url)
@@ -182,3 +181,18 @@ def run(
             except subprocess.TimeoutExpired:
                 child.process.kill()
     return demo_result[0] if demo_result else 0
+
+
+def demo_standalone() -> int:
+    """Run the scenario on a throwaway service: fresh SQLite file, 20 s link TTL."""
+    var = Path("var")
+    db = var / "demo.db"
+    for leftover in var.glob("demo.db*"):
+        leftover.unlink()
+    os.environ.update(
+        DATABASE_URL=f"sqlite:///{db}",
+        PAYLINK_LINK_TTL_SECONDS="20",
+        PAYLINK_OUTBOX_DIR=str(var / "demo-outbox"),
+    )
+    # Read after the environment above: the settings of the throwaway service.
+    return run(Settings(), exporter=False, demo=True, stop_after_demo=True)

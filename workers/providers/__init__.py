@@ -37,7 +37,7 @@ def build_notifier(
     email: Notifier = local
     sms: Notifier = local
     if settings.email_provider == "sendgrid":
-        from workers.providers.sendgrid import SendGridNotifier
+        from workers.providers.sendgrid import SendGridNotifier  # only when selected: see above
 
         if settings.sendgrid_api_key is None:
             raise ValueError("SENDGRID_API_KEY is required for the sendgrid provider")
@@ -47,7 +47,7 @@ def build_notifier(
             host=settings.sendgrid_base_url,
         )
     if settings.sms_provider == "twilio":
-        from workers.providers.twilio import TwilioNotifier
+        from workers.providers.twilio import TwilioNotifier  # only when selected: see above
 
         if not settings.twilio_account_sid or settings.twilio_auth_token is None:
             raise ValueError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are required for twilio")

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, _RabbitmqConsumer, xq_name
+from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL
+from dramatiq.common import xq_name
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -21,10 +22,12 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from dramatiq.middleware.prometheus import Prometheus
 
 from messages.routing import ALL_QUEUES, COMMANDS_EXCHANGE, PUBLISHED_ROUTES
 from workers.observability.redaction import known_values, personal_values, redact
 from workers.runtime.consumer import MAX_BACKOFF_MS, MIN_BACKOFF_MS, PaylinkConsumer
+from workers.runtime.dramatiq_internals import DeclaringBroker
 from workers.settings import DEFAULT_MAX_MESSAGE_BYTES, Settings
 
 #: Longest an actor may run; deploy/ grace periods are longer than this.
@@ -75,7 +78,7 @@ class Redaction(dramatiq.Middleware):
             message.options["traceback"] = redact(traceback)
 
 
-class PaylinkBroker(RabbitmqBroker):
+class PaylinkBroker(DeclaringBroker):
     """RabbitmqBroker whose consumers dead-letter undecodable bodies with a reason, and
     bodies over ``max_message_bytes`` before reading them.
 
@@ -97,16 +100,14 @@ class PaylinkBroker(RabbitmqBroker):
         self.max_message_bytes = max_message_bytes
 
     @property
-    def consumer_class(self) -> type[_RabbitmqConsumer]:
+    def consumer_class(self) -> type[PaylinkConsumer]:
         return PaylinkConsumer
 
-    def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:
+    def arguments_for(self, queue_name: str) -> dict[str, Any]:
         return queue_arguments(queue_name, quorum=self.quorum, delivery_limit=self.delivery_limit)
 
-    def _declare_queue(self, queue_name: str) -> Any:
-        declared = super()._declare_queue(queue_name)
+    def declared(self, queue_name: str) -> None:
         declare_commands_exchange(self.channel, (queue_name,))
-        return declared
 
 
 def build_broker(settings: Settings, *, prometheus: bool = False) -> PaylinkBroker:
@@ -125,8 +126,6 @@ def build_broker(settings: Settings, *, prometheus: bool = False) -> PaylinkBrok
         CurrentMessage(),
     ]
     if prometheus:
-        from dramatiq.middleware.prometheus import Prometheus
-
         middleware.insert(1, Prometheus())
     return PaylinkBroker(
         url=settings.broker_url,

@@ -18,6 +18,12 @@ for ``basic_publish`` (the confirmation futures come from the channel's future s
 which rejects them when the channel closes). ``tests/integration/test_relay.py``
 checks confirms, returns, nacks, order, bodies larger than a frame and the bookkeeping
 left behind, against a real broker.
+
+This is the one module that writes aiormq's channel internals (``lock``,
+``delivery_tag``, ``confirmations``, ``message_id_delivery_tag``, ``write_queue``,
+``_split_body``): it mirrors ``Channel.basic_publish`` of aiormq 7.2, refuses to import
+with another major/minor version, and ``tests/unit/test_library_internals.py`` fails
+when a name it uses disappears or ``basic_publish`` is no longer the code it mirrors.
 """
 
 from __future__ import annotations
@@ -27,9 +33,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiormq
-from aiormq.abc import ChannelFrame, ConfirmationFrameType, DeliveredMessage
+from aiormq.abc import (
+    AbstractChannel,
+    ChannelFrame,
+    ConfirmationFrameType,
+    DeliveredMessage,
+    FrameType,
+)
+from pamqp.body import ContentBody
 from pamqp.commands import Basic
 from pamqp.header import ContentHeader
+
+from workers.runtime.library_versions import require_version
+
+#: The aiormq release whose ``Channel.basic_publish`` this module mirrors.
+WRITTEN_AGAINST = (7, 2)
+require_version("aiormq", WRITTEN_AGAINST, __name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +65,7 @@ class Outgoing:
 
 
 async def publish_batch(
-    channel: aiormq.Channel, messages: Sequence[Outgoing]
+    channel: AbstractChannel, messages: Sequence[Outgoing]
 ) -> list[ConfirmationFrameType | DeliveredMessage]:
     """Publish ``messages`` in order, in one write; return each one's confirmation.
 
@@ -54,12 +73,14 @@ async def publish_batch(
     returned message (a mandatory message no queue took, when the channel does not
     raise on returns); a nack, a return that raises, or a channel that closes raises.
     """
+    if not isinstance(channel, aiormq.Channel):  # aio-pika's underlay channel is one
+        raise TypeError(f"publish_batch writes aiormq.Channel internals, not {type(channel)}")
     if not channel.publisher_confirms:
         raise ValueError("publish_batch needs a channel with publisher confirms")
     confirmations: list[asyncio.Future[ConfirmationFrameType | DeliveredMessage]] = []
     message_ids: list[tuple[str, int]] = []
     async with channel.lock:
-        frames: list[object] = []
+        frames: list[FrameType | ContentBody] = []
         for message in messages:
             message_id = message.properties.message_id
             if not message_id:
@@ -82,7 +103,7 @@ async def publish_batch(
             frames.extend(channel._split_body(message.body))
         try:
             await channel.write_queue.put(
-                ChannelFrame.marshall(channel_number=channel.number, frames=frames)  # type: ignore[arg-type]
+                ChannelFrame.marshall(channel_number=channel.number, frames=frames)
             )
         except BaseException:
             # Nothing reached the writer: give the delivery tags back, as basic_publish does.

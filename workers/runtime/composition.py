@@ -15,6 +15,7 @@ from domain.notifications import Notifier
 from domain.ports import Context
 from messages.common import CommandBase
 from messages.routing import encode_command
+from workers.providers import build_notifier
 from workers.runtime.checkout_proof import HmacCheckoutProofs
 from workers.runtime.grouping import Batcher
 from workers.runtime.patience import Backoff
@@ -77,8 +78,6 @@ class App:
 
     @cached_property
     def notifier(self) -> Notifier:
-        from workers.providers import build_notifier
-
         return build_notifier(self.settings, report=enqueue_report)
 
     @cached_property

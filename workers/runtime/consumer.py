@@ -26,7 +26,8 @@ A delivery from the commands exchange must be the command its routing key names 
 carry its publisher's AMQP ``user_id`` (``Publication``), which goes on with the
 message for ``workers.runtime.grants``. A message that fails for good is written to ``.XQ``
 by the consumer, redacted, instead of being dead-lettered whole by RabbitMQ
-(``PaylinkConsumer.nack``).
+(``PaylinkConsumer.failed_for_good``). Dramatiq's private consumer is subclassed once,
+in ``workers.runtime.dramatiq_internals``; this module only fills in its hooks.
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 from uuid import UUID
 
 import pika
-from dramatiq.brokers.rabbitmq import _RabbitmqConsumer, _RabbitmqMessage, dq_name, q_name, xq_name
-from dramatiq.errors import ActorNotFound, ConnectionClosed
+from dramatiq.common import dq_name, q_name, xq_name
+from dramatiq.errors import ActorNotFound
 from dramatiq.message import Message
+from pika.adapters.blocking_connection import BlockingChannel
 
 from messages.routing import (
     BY_ACTOR,
@@ -53,6 +54,7 @@ from messages.routing import (
     decode_body,
 )
 from workers.observability.redaction import redact
+from workers.runtime.dramatiq_internals import CheckingConsumer, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +170,9 @@ def _scalars(payload: dict[str, Any]) -> dict[str, Any]:
     """What a rejection needs of a command from a bad envelope: its top-level values
     (``command_id``, ``order_id``, ``store_id``, ``token``) and the stores its actor
     claims (``workers.runtime.targets``), nothing else nested."""
-    kept = {k: v for k, v in payload.items() if isinstance(v, str | int | float | bool | None)}
+    kept: dict[str, Any] = {
+        k: v for k, v in payload.items() if isinstance(v, str | int | float | bool | None)
+    }
     actor = payload.get("actor")
     if isinstance(actor, dict) and isinstance(actor.get("store_ids"), list):
         kept["actor"] = {"store_ids": [s for s in actor["store_ids"][:1000] if isinstance(s, str)]}
@@ -212,7 +216,7 @@ class Publication:
         return route.actor_name if route is not None else None
 
 
-#: Actors whose dead letters lose their link token (see ``PaylinkConsumer.nack``).
+#: Actors whose dead letters lose their link token (``PaylinkConsumer.failed_for_good``).
 _TOKEN_BEARING_INTERNAL = frozenset({"send_payment_link"})
 
 
@@ -236,59 +240,27 @@ def failure_reason(exception: BaseException | None, token_removed: bool = False)
     return f"FAILED: {removed}{what}"
 
 
-def _publication(method: Any, properties: Any) -> Publication:
-    return Publication(
-        str(method.exchange or ""),
-        str(method.routing_key or ""),
-        getattr(properties, "user_id", None),
-    )
+class PaylinkConsumer(CheckingConsumer):
+    """Dramatiq's consumer with paylink's checks (see the module doc)."""
 
+    def dead_letter(self, channel: BlockingChannel, body: bytes, reason: str) -> None:
+        dead_letter(channel, self.queue_name, body, reason)
 
-class PaylinkConsumer(_RabbitmqConsumer):
-    def __next__(self) -> Any:
-        try:
-            method, properties, body = next(self.iterator)
-            if method is None:
-                return None
-        except (
-            AssertionError,
-            pika.exceptions.AMQPConnectionError,
-            pika.exceptions.AMQPChannelError,
-        ) as e:
-            if getattr(e, "reply_code", None) == 404:
-                self.broker.queues_pending.add(q_name(self.queue_name))
-            raise ConnectionClosed(e) from None
-        try:
-            message = self._checked(body, _publication(method, properties))
-        except Exception as exc:  # a body must never stop the consumer
-            message = f"MALFORMED_MESSAGE: {type(exc).__name__} while reading the body"
-        if isinstance(message, str):
-            log.warning("dead-lettering a message from %s: %s", self.queue_name, message[:200])
-            dead_letter(self.channel, self.queue_name, body, message)
-            self.channel.basic_ack(method.delivery_tag)
-            return None
-        self.known_tags.add(method.delivery_tag)
-        return _RabbitmqMessage(method.redelivered, method.delivery_tag, message)
-
-    def nack(self, message: Any) -> None:
+    def failed_for_good(
+        self, message: Message[Any], exception: BaseException | None
+    ) -> tuple[bytes, str]:
         """A message that failed for good goes to ``.XQ`` as paylink writes it, not as
         RabbitMQ would dead-letter it: its traceback redacted, the reason in the header
         and, for SendPaymentLink, without the link token (a dead letter is kept 7 days;
         such a link is sent again by ResendPaymentLink, with a new token)."""
-        try:
-            self.known_tags.remove(message._tag)
-        except KeyError:
-            log.warning("Failed to nack message: not in known tags.")
-            return
-        body, stripped = dead_letter_body(message._message)
-        reason = failure_reason(getattr(message, "_exception", None), stripped)
-        self.connection.add_callback_threadsafe(
-            partial(self._dead_letter_and_ack, message._tag, body, reason)
-        )
+        body, stripped = dead_letter_body(message)
+        return body, failure_reason(exception, stripped)
 
-    def _dead_letter_and_ack(self, tag: int, body: bytes, reason: str) -> None:
-        dead_letter(self.channel, self.queue_name, body, reason)
-        self.channel.basic_ack(tag)
+    def admit(self, delivery: Delivery) -> Message[Any] | str:
+        return self._checked(
+            delivery.body,
+            Publication(delivery.exchange, delivery.routing_key, delivery.user_id),
+        )
 
     def _checked(self, body: bytes, publication: Publication) -> Message[Any] | str:
         """The message to run, or why it goes to the dead-letter queue.
@@ -317,9 +289,10 @@ class PaylinkConsumer(_RabbitmqConsumer):
             # (RabbitMQ's topic permissions let it through): it is answered as that one.
             actor_name = publication.actor_named()
             rejectable = actor_name is not None and _command_id_in(data.get("args"))
-        if problem and not rejectable:
-            return problem
-        if problem:  # its actor records the rejection; nothing else of the envelope is used
+        if problem:
+            if not rejectable or not isinstance(actor_name, str):
+                return problem
+            # its actor records the rejection; nothing else of the envelope is used
             return Message(
                 queue_name=self.queue_name,
                 actor_name=actor_name,

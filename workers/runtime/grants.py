@@ -4,7 +4,7 @@ The portal authenticates its users; paylink cannot. What paylink can check is th
 upstream: RabbitMQ authenticates each upstream's broker user and vouches for the AMQP
 ``user_id`` on what it publishes to ``paylink.commands`` (``workers.runtime.consumer``). Grants
 kept server-side (table ``upstream_grants``, managed by an operator with
-``python -m workers.runtime.grants``, never by an upstream) say which stores each upstream may
+``paylink grants``, never by an upstream) say which stores each upstream may
 act for and which roles it may assert there. A merchant command's actor is narrowed to
 them: its stores to those where its role is granted. An upstream that may assert the
 role nowhere is refused ``ROLE_NOT_ALLOWED``, one that names none of its stores
@@ -18,20 +18,15 @@ narrowed.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
 
 from domain.errors import DomainError, PermissionDenied, StoreAccessDenied
 from messages.common import CommandBase, Role
-from workers.settings import get_settings
 from workers.storage import tables as t
-from workers.storage.engine import make_engine
 
 #: store_id -> roles the upstream may assert for it.
 Grants = dict[str, frozenset[str]]
@@ -117,42 +112,3 @@ def revoke(engine: Engine, upstream: str, store_id: str | None = None) -> int:
         condition = condition & (t.upstream_grants.c.store_id == store_id)
     with engine.begin() as conn:
         return int(conn.execute(delete(t.upstream_grants).where(condition)).rowcount)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m workers.runtime.grants grant|revoke|list``: the operator's side of the grants."""
-    parser = argparse.ArgumentParser(prog="python -m workers.runtime.grants", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    add = commands.add_parser("grant", help="let an upstream act for a store as some roles")
-    add.add_argument("upstream", help="its RabbitMQ user (the AMQP user_id it publishes with)")
-    add.add_argument("store_id")
-    add.add_argument("--roles", required=True, help='comma-separated, e.g. "Admin,User"')
-    remove = commands.add_parser("revoke", help="take an upstream's grant (one store or all)")
-    remove.add_argument("upstream")
-    remove.add_argument("store_id", nargs="?")
-    show = commands.add_parser("list", help="print the grants (of one upstream)")
-    show.add_argument("upstream", nargs="?")
-    args: Any = parser.parse_args(argv)
-    engine = make_engine(get_settings().database_url)
-    try:
-        if args.command == "grant":
-            grant(engine, args.upstream, args.store_id, [r.strip() for r in args.roles.split(",")])
-        elif args.command == "revoke":
-            print(f"{revoke(engine, args.upstream, args.store_id)} grant(s) revoked")
-        else:
-            query = select(t.upstream_grants).order_by("upstream", "store_id")
-            if args.upstream:
-                query = query.where(t.upstream_grants.c.upstream == args.upstream)
-            with engine.connect() as conn:
-                for row in conn.execute(query):
-                    print(f"{row.upstream}\t{row.store_id}\t{row.roles}")
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        engine.dispose()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,10 +28,10 @@ def known_target(engine: Engine, payload: object) -> tuple[UUID | None, str | No
         return None, None
     order_id = _uuid(payload.get("order_id"))
     store_id = payload.get("store_id") if isinstance(payload.get("store_id"), str) else None
-    token = payload.get("token")
-    if (order_id is None and _could_be_token(token)) or (order_id and store_id is None):
+    token = _token(payload.get("token"))
+    if (order_id is None and token is not None) or (order_id and store_id is None):
         with engine.connect() as conn:
-            if order_id is None:
+            if order_id is None and token is not None:
                 order_id = conn.scalar(
                     select(t.links.c.order_id).where(t.links.c.token_hash == hash_token(token))
                 )
@@ -54,8 +54,11 @@ def claimed_stores(payload: dict[str, Any]) -> set[str] | None:
     return {s for s in stores if isinstance(s, str)} if isinstance(stores, list) else set()
 
 
-def _could_be_token(value: Any) -> bool:
-    return isinstance(value, str) and value.isascii() and 0 < len(value) <= _MAX_TOKEN_LENGTH
+def _token(value: Any) -> str | None:
+    """``value`` if it could be a link token, else None (it could find nothing)."""
+    if isinstance(value, str) and value.isascii() and 0 < len(value) <= _MAX_TOKEN_LENGTH:
+        return value
+    return None
 
 
 def _uuid(value: Any) -> UUID | None:

@@ -187,7 +187,8 @@ class DeliveryHooks:
         link_id = _uuid(request.query_params.get("link"))
         if order_id is None or link_id is None or not sid:
             return "unmatched"
-        reason = f"{status} {params.get('ErrorCode', '')}".strip() if outcome == "failed" else None
+        code = params.get("ErrorCode", "")[:100]
+        reason = f"{status} {code}".strip() if outcome == "failed" else None
         return self._command("twilio", f"{sid}:{status}", order_id, link_id, "sms", outcome, reason)
 
     def _twilio_signed(self, request: Request, params: dict[str, str]) -> bool:

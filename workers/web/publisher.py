@@ -20,7 +20,8 @@ import structlog
 
 from messages.common import CommandBase
 from messages.routing import COMMANDS_EXCHANGE, command_bytes, route_for
-from workers.processes.exporter import connect
+from workers.runtime.amqp import connect
+from workers.settings import first_broker_url
 
 log = structlog.get_logger("paylink.web")
 
@@ -41,7 +42,7 @@ class BrokerPublisher:
     def __init__(self, broker_url: str) -> None:
         self._url = broker_url
         #: RabbitMQ checks it is the connection's user: the workers know who published.
-        self._user_id = pika.URLParameters(broker_url.split(";")[0].strip()).credentials.username
+        self._user_id = pika.URLParameters(first_broker_url(broker_url)).credentials.username
         self._lock = threading.Lock()
         self._connection: pika.BlockingConnection | None = None
         self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None

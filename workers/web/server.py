@@ -12,7 +12,8 @@ import secrets
 import uvicorn
 from sqlalchemy import text
 
-from workers.observability.logs import configure_logging, start_health_server
+from workers.observability.health import start_health_server
+from workers.observability.logs import configure_logging
 from workers.settings import Settings
 from workers.storage.engine import make_engine
 from workers.web.app import create_app, utcnow

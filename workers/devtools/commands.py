@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from messages import commands as c
-from tests.harness import now
+from messages.common import CommandBase
+from workers.devtools.harness import now
+
+C = TypeVar("C", bound=CommandBase)
 
 STORE = "store-it"
 ADMIN = {"user_id": "merchant-admin", "role": "Admin", "store_ids": [STORE]}
@@ -64,8 +67,10 @@ def create_order(
     return c.CreateOrder(command_id=uuid.uuid4(), issued_at=now(), **data)
 
 
-def merchant(cls: type[c.CommandBase], order_id: uuid.UUID, **kw: Any) -> Any:
-    return cls(command_id=uuid.uuid4(), issued_at=now(), actor=ADMIN, order_id=order_id, **kw)
+def merchant(cls: type[C], order_id: uuid.UUID, **kw: Any) -> C:
+    """A merchant command on ``order_id``, issued now by the store's admin."""
+    fields: dict[str, Any] = {"actor": ADMIN, "order_id": order_id, **kw}
+    return cls(command_id=uuid.uuid4(), issued_at=now(), **fields)
 
 
 def opened(token: str) -> c.PaymentLinkOpened:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue as queue_module
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -23,15 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import pika
+from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy import create_engine, select, text
 
 from messages.common import CommandBase
 from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE, command_bytes, route_for
-from tests.services import POSTGRES_ADMIN_URL, RABBITMQ_URL
+from workers.devtools.services import POSTGRES_ADMIN_URL, RABBITMQ_URL
 from workers.storage import tables as t
 from workers.storage.migrate import upgrade
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def create_database(prefix: str = "paylink_it", revision: str = "head") -> str:
@@ -54,12 +58,25 @@ def drop_database(url: str) -> None:
 
 
 def purge_queues(url: str = RABBITMQ_URL) -> None:
+    """Empty every paylink queue, with its .DQ and .XQ."""
+    _each_queue(url, ALL_QUEUES, lambda ch, name: ch.queue_purge(name))
+
+
+def delete_queues(names: Iterable[str], url: str = RABBITMQ_URL) -> None:
+    """Delete ``names``, each with its .DQ and .XQ."""
+    _each_queue(url, names, lambda ch, name: ch.queue_delete(name))
+
+
+def _each_queue(
+    url: str, queues: Iterable[str], action: Callable[[BlockingChannel, str], object]
+) -> None:
+    """``action`` on each queue, its .DQ and its .XQ; one that does not exist is skipped."""
     conn = pika.BlockingConnection(pika.URLParameters(url))
     ch = conn.channel()
-    for queue in ALL_QUEUES:
+    for queue in queues:
         for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
             try:
-                ch.queue_purge(name)
+                action(ch, name)
             except pika.exceptions.ChannelClosedByBroker:
                 ch = conn.channel()
     conn.close()
@@ -70,6 +87,8 @@ class Proc:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    #: The command line it was started with (``Harness.respawn`` starts it again).
+    argv: tuple[str, ...] = ()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.popen.poll() is None:
@@ -134,7 +153,7 @@ class Harness:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        proc = Proc(name, popen, log)
+        proc = Proc(name, popen, log, tuple(argv))
         self.procs.append(proc)
         return proc
 
@@ -182,7 +201,7 @@ class Harness:
 
     def respawn(self, proc: Proc) -> Proc:
         """Start a fresh process with the same name and command line as ``proc``."""
-        return self.start(proc.name, [str(a) for a in proc.popen.args])  # type: ignore[union-attr]
+        return self.start(proc.name, list(proc.argv))
 
     def logs(self) -> str:
         return "\n".join(p.log.read_text(errors="replace") for p in self.procs if p.log.exists())
@@ -244,7 +263,7 @@ class Harness:
         order_id: uuid.UUID | None = None,
         timeout: float = 30,
     ) -> dict[str, Any]:
-        found = self.wait_for(
+        found: list[dict[str, Any]] = self.wait_for(
             lambda: self.events_for(command_id, type_, order_id),
             timeout,
             f"event {type_} (command {command_id}, order {order_id})",
@@ -268,7 +287,7 @@ class Harness:
             )
 
     def queue_depth(self, queue: str) -> int:
-        return self._ch.queue_declare(queue, passive=True).method.message_count
+        return int(self._ch.queue_declare(queue, passive=True).method.message_count)
 
     def get_dead_letter(self, queue: str) -> tuple[Any, bytes] | None:
         method, props, body = self._ch.basic_get(f"{queue}.XQ", auto_ack=True)
@@ -291,8 +310,6 @@ def poll_until(predicate: Callable[[], Any], timeout: float, *, interval: float 
 
 def token_from_outbox(outbox_dir: Path, link_id: str) -> str:
     """What the customer clicks: the token in the message paylink left in the file outbox."""
-    import re
-
     for suffix in (".eml", ".json"):
         path = outbox_dir / f"{link_id}{suffix}"
         if path.exists():
@@ -418,9 +435,6 @@ class EventCollector:
     """
 
     def __init__(self, url: str = RABBITMQ_URL) -> None:
-        import queue as queue_module
-        import threading
-
         self.url = url
         self.queue = f"test.events.{uuid.uuid4().hex[:8]}"
         self.by_id: dict[str, dict[str, Any]] = {}
@@ -510,8 +524,6 @@ class Supervisor:
     """
 
     def __init__(self, harness: Harness, *, interval: float = 0.2) -> None:
-        import threading
-
         self.harness = harness
         self.interval = interval
         self.watched: dict[str, Proc] = {}
