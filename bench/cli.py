@@ -16,7 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from sqlalchemy import create_engine, text
 
@@ -311,14 +311,15 @@ def render(results: Results, facts: list[tuple[str, str]], elapsed: float) -> st
 
 def show(results: Results) -> None:
     table = Table(title="paylink benchmarks (median of repetitions)")
-    for col, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("measurement", "left"),
         ("median", "right"),
         ("unit", "left"),
         ("repetitions", "left"),
         ("notes", "left"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    )
+    for col, justify in columns:
+        table.add_column(col, justify=justify)
     for row in rows(results):
         table.add_row(*row)
     console.print(table)

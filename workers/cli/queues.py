@@ -112,7 +112,7 @@ class DeadLetter:
     body: str
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, Metric
-from sqlalchemy import BigInteger, case, cast, exists, func, literal_column, select
+from sqlalchemy import BigInteger, Connection, case, cast, exists, func, literal_column, select
 
 from domain.currency import COUNTRY_CURRENCY
 from workers.providers.failures import AUTH_REFUSED
@@ -113,7 +113,7 @@ class EventTotals:
         self.settled: Totals = Counter()
 
     @staticmethod
-    def _run(conn: Any, after_id: int, up_to_id: int | None) -> Totals:
+    def _run(conn: Connection, after_id: int, up_to_id: int | None) -> Totals:
         totals: Totals = Counter()
         for destination, label, count, amount in conn.execute(
             _event_totals_query(after_id, up_to_id)
@@ -123,7 +123,7 @@ class EventTotals:
             totals[(destination, key, "amount")] += int(amount or 0)
         return totals
 
-    def current(self, conn: Any, now: datetime) -> Totals:
+    def current(self, conn: Connection, now: datetime) -> Totals:
         o = t.event_history
         settled_id = conn.execute(
             select(func.max(o.c.id)).where(o.c.created_at < now - SETTLED_AFTER)

@@ -20,13 +20,12 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Connection, Engine, case, func, select
 
 from workers.observability.health import start_health_server
 from workers.observability.logs import configure_logging
@@ -99,7 +98,7 @@ class PaylinkCollector(Collector):
             return None
         return [*gauges, *counter_families(totals)]
 
-    def _gauges(self, conn: Any, now: datetime) -> list[Metric]:
+    def _gauges(self, conn: Connection, now: datetime) -> list[Metric]:
         o = t.outbox
         backlog, oldest = conn.execute(
             select(func.count(), func.min(o.c.created_at)).where(o.c.sent_at.is_(None))
@@ -139,7 +138,7 @@ class PaylinkCollector(Collector):
         ]
 
 
-def _uncertain_sends(conn: Any) -> Metric:
+def _uncertain_sends(conn: Connection) -> Metric:
     """Send attempts a killed worker left uncertain, by what became of them (a partial
     index holds just those rows). ``resent``: sent again although the provider could
     not tell (possible duplicate notifications); ``settled``: no second message (the

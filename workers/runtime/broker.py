@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL
 from dramatiq.common import xq_name
+from dramatiq.message import Message
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -23,6 +25,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 from dramatiq.middleware.prometheus import Prometheus
+from pika.adapters.blocking_connection import BlockingChannel
 
 from messages.routing import ALL_QUEUES, COMMANDS_EXCHANGE, PUBLISHED_ROUTES
 from workers.observability.redaction import known_values, personal_values, redact
@@ -60,19 +63,24 @@ class Redaction(dramatiq.Middleware):
     stores the traceback.
     """
 
-    def before_process_message(self, broker: Any, message: Any) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         args = message.args
         known_values.set(personal_values(args[0]) if args else ())
 
     def after_process_message(
-        self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: object = None,
+        exception: BaseException | None = None,
     ) -> None:
         known_values.set(())
 
-    def after_skip_message(self, broker: Any, message: Any) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         known_values.set(())
 
-    def before_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
+    def before_enqueue(self, broker: dramatiq.Broker, message: Message[Any], delay: int) -> None:
         traceback = message.options.get("traceback")
         if isinstance(traceback, str):
             message.options["traceback"] = redact(traceback)
@@ -136,7 +144,7 @@ def build_broker(settings: Settings, *, prometheus: bool = False) -> PaylinkBrok
     )
 
 
-def declare_command_queues(channel: Any, *, quorum: bool) -> None:
+def declare_command_queues(channel: BlockingChannel, *, quorum: bool) -> None:
     """Declare every command queue with its .DQ and .XQ exactly as workers do (pika).
 
     Upstream publishers use mandatory publishes: the queues must exist before the
@@ -150,7 +158,7 @@ def declare_command_queues(channel: Any, *, quorum: bool) -> None:
     declare_commands_exchange(channel, ALL_QUEUES)
 
 
-def declare_commands_exchange(channel: Any, queues: tuple[str, ...]) -> None:
+def declare_commands_exchange(channel: BlockingChannel, queues: tuple[str, ...]) -> None:
     """The commands exchange, and a binding per published command of ``queues``
     (routing key = command type; internal commands have none)."""
     channel.exchange_declare(COMMANDS_EXCHANGE, "topic", durable=True)

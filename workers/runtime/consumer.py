@@ -39,6 +39,7 @@ from typing import Any
 from uuid import UUID
 
 import pika
+from dramatiq.broker import Broker
 from dramatiq.common import dq_name, q_name, xq_name
 from dramatiq.errors import ActorNotFound
 from dramatiq.message import Message
@@ -64,7 +65,7 @@ MIN_BACKOFF_MS = 500
 MAX_BACKOFF_MS = 300_000
 
 
-def dead_letter(channel: Any, queue_name: str, body: bytes, reason: str) -> None:
+def dead_letter(channel: BlockingChannel, queue_name: str, body: bytes, reason: str) -> None:
     """Publish ``body`` to the queue's dead-letter queue with the reason in a header."""
     channel.basic_publish(
         exchange="",
@@ -96,7 +97,7 @@ _ENVELOPE_KEYS = frozenset(
 ETA_GRACE_MS = 60_000
 
 
-def _command_id_in(args: Any) -> bool:
+def _command_id_in(args: object) -> bool:
     if not isinstance(args, list) or not args or not isinstance(args[0], dict):
         return False
     try:
@@ -107,7 +108,7 @@ def _command_id_in(args: Any) -> bool:
 
 
 def envelope_problem(
-    broker: Any, queue_name: str, data: dict[str, Any], decode_problem: str = ""
+    broker: Broker, queue_name: str, data: dict[str, Any], decode_problem: str = ""
 ) -> tuple[str, bool]:
     """Why a decoded envelope may not be run as it is ("" if it may), and whether its
     command can still be rejected by its actor (known actor of this queue, command id)."""

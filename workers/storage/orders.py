@@ -269,7 +269,9 @@ class _Writes:
 
 
 #: The ``orders`` columns the repository writes with ``updated_at``: the key aside, not
-#: ``version`` (bumped) or the scheduler's release stamps.
+#: ``version`` (bumped) or the scheduler's release stamps. A changed order gets all of
+#: them, so there is one UPDATE shape: 0.025 ms CPU per order against 0.012 for four
+#: columns (``bulk_update`` of 32 orders, 200 times, ``time.process_time``).
 _UPDATED = (*_OWNED, "updated_at")
 # Statements built once; the values travel as ``b_``-prefixed parameters.
 _ORDER_UPDATE = (
