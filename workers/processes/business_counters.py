@@ -15,23 +15,36 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, Metric
-from sqlalchemy import BigInteger, Connection, case, cast, exists, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    case,
+    cast,
+    exists,
+    func,
+    literal_column,
+    select,
+)
 
 from domain.currency import COUNTRY_CURRENCY
 from workers.providers.failures import AUTH_REFUSED
 from workers.storage import tables as t
 from workers.storage.json_text import json_text
 
+#: The SQL that gives a counted event's label value from its payload column.
+Label = Callable[[ColumnElement[object]], ColumnElement[str]]
+
 #: Outbox rows older than this are final (every transaction that could still commit a
 #: lower id is long over: actors are limited to 60 s), so their counts are added up once.
 SETTLED_AFTER = timedelta(minutes=5)
 
 
-def _field(name: str) -> Callable[[Any], Any]:
+def _field(name: str) -> Label:
     return lambda payload: json_text(payload, name)
 
 
-def _failure_label(payload: Any) -> Any:
+def _failure_label(payload: ColumnElement[object]) -> ColumnElement[str]:
     """``channel|reason`` of a link.delivery_failed: ``auth`` when the provider refused
     paylink's own credentials (``workers.providers.failures``), else ``rejected``."""
     reason = case(
@@ -41,13 +54,13 @@ def _failure_label(payload: Any) -> Any:
     return json_text(payload, "channel") + literal_column("'|'") + reason
 
 
-def _report_label(outcome: str) -> Callable[[Any], Any]:
+def _report_label(outcome: str) -> Label:
     """``channel|outcome`` of a provider's delivery report (the outcome is its type)."""
     return lambda payload: json_text(payload, "channel") + literal_column(f"'|{outcome}'")
 
 
 #: Event type -> the SQL giving its counter's label value(s, joined by "|") from the payload.
-COUNTED_EVENTS: dict[str, Callable[[Any], Any] | None] = {
+COUNTED_EVENTS: dict[str, Label | None] = {
     "order.created": _field("currency"),
     "order.rejected": _field("code"),
     "link.sent": _field("channel"),

@@ -100,7 +100,7 @@ class PaylinkBroker(DeclaringBroker):
         quorum: bool = False,
         delivery_limit: int = 20,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        **kwargs: Any,
+        **kwargs: Any,  # Any: RabbitmqBroker's own keywords, passed through
     ) -> None:
         super().__init__(**kwargs)
         self.quorum = quorum
