@@ -199,7 +199,12 @@ class FakeUnitOfWork:
     def __exit__(self, *exc: object) -> None:
         self.loaded = {}
 
+    #: Open scopes: a commit inside one would commit half a group (the SQL one refuses too).
+    scopes = 0
+
     def commit(self) -> None:
+        if self.scopes:
+            raise RuntimeError("commit inside UnitOfWork.scope(): commit the group after it")
         for order in self.loaded.values():
             order.check_invariants()
             order.events.clear()
@@ -229,12 +234,15 @@ class FakeUnitOfWork:
     @contextmanager
     def scope(self) -> Iterator[None]:
         staged = {name: copy.deepcopy(getattr(self, name)) for name in self._STAGED}
+        self.scopes += 1
         try:
             yield
         except BaseException:
             for name, value in staged.items():
                 setattr(self, name, value)
             raise
+        finally:
+            self.scopes -= 1
 
     def prefetch(self, **_ids: object) -> None:
         """Everything is in memory already."""

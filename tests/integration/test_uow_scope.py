@@ -340,7 +340,7 @@ def test_a_raising_inner_scope_discards_only_its_own_writes(backend: Backend) ->
     assert backend.outbox_size() == outbox_before + 2
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("backend", ["fake", "sqlite", "postgresql"], indirect=True)
 def test_committing_inside_a_scope_is_refused(backend: Backend) -> None:
     # Given a scope with a staged order
     ctx = _given_a_store(backend)
