@@ -14,19 +14,16 @@ import time
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 from sqlalchemy import create_engine, text
 
+from bench.scenarios import Config, Results, Run
+from bench.stack import rabbitmq_version
 from bench.vhost import use_bench_vhost
+from workers.devtools.services import postgres_admin_url
 from workers.settings import Settings
-
-if TYPE_CHECKING:
-    # Imported in main(), once the bench's vhost exists: workers.devtools.harness reads the
-    # broker URL when it is imported, and --help should touch nothing.
-    from bench.scenarios import Config, Results
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ("floors", "create", "lifecycle", "latency", "expiry", "pending", "soak")
@@ -75,8 +72,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def config(args: argparse.Namespace) -> Config:
-    from bench.scenarios import Config  # once the bench's vhost exists (see the top)
-
     quick = args.quick
     env = dict(item.split("=", 1) for item in args.env)
     return Config(
@@ -129,10 +124,6 @@ def _cmd(*argv: str) -> str:
 
 
 def machine_facts(cfg: Config) -> list[tuple[str, str]]:
-    # Once the bench's vhost exists (see the top): both read the broker URL on import.
-    from bench.stack import rabbitmq_version
-    from workers.devtools.services import POSTGRES_ADMIN_URL
-
     mem_kib = next(
         int(line.split()[1])
         for line in Path("/proc/meminfo").read_text().splitlines()
@@ -146,7 +137,7 @@ def machine_facts(cfg: Config) -> list[tuple[str, str]]:
         ),
         platform.processor() or "?",
     )
-    engine = create_engine(POSTGRES_ADMIN_URL)
+    engine = create_engine(postgres_admin_url())
     with engine.connect() as conn:
         pg = conn.execute(text("SHOW server_version")).scalar()
         sync = conn.execute(text("SHOW synchronous_commit")).scalar()
@@ -345,8 +336,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if "TEST_BROKER_URL" not in os.environ:
         use_bench_vhost()
-    from bench.scenarios import Results, Run  # now that the vhost exists (see the top)
-
     cfg = config(args)
     chosen = sections(args.only)
     out = args.out or (HERE / ("results.md" if not args.only else f"results-{'-'.join(chosen)}.md"))

@@ -35,7 +35,7 @@ from bench.stack import (
 from messages import commands as c
 from messages.routing import EVENTS_EXCHANGE, Queue
 from workers.devtools.harness import create_database, drop_database, purge_queues, token_from_outbox
-from workers.devtools.services import RABBITMQ_URL
+from workers.devtools.services import rabbitmq_url
 from workers.processes.scheduler import release_due
 from workers.settings import Settings
 from workers.storage.engine import make_engine, make_session_factory
@@ -673,7 +673,7 @@ def paced_run(
     on_tick: Callable[[], None] | None = None,
 ) -> list[float]:
     """Offer ``rate`` CreateOrders/s for ``seconds``; return each order's latency (s)."""
-    conn = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    conn = pika.BlockingConnection(pika.URLParameters(rabbitmq_url()))
     ch = conn.channel()
     q = ch.queue_declare("", exclusive=True).method.queue
     ch.queue_bind(q, EVENTS_EXCHANGE, "*.link.sent")  # <store>.<event type>
@@ -749,7 +749,7 @@ class LifecycleDriver:
         self.orders: set[str] = set()
 
     def run(self) -> float:
-        conn = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+        conn = pika.BlockingConnection(pika.URLParameters(rabbitmq_url()))
         ch = conn.channel()
         q = ch.queue_declare("", exclusive=True).method.queue
         for key in self.KEYS:

@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE
 from workers.devtools.harness import Harness, Proc, delete_queues, purge_queues
-from workers.devtools.services import RABBITMQ_URL
+from workers.devtools.services import rabbitmq_url
 
 
 def rss_kib(pid: int) -> int:
@@ -132,7 +132,7 @@ class BenchStack(Harness):
     def __post_init__(self) -> None:
         self.engine = create_engine(self.database_url, pool_size=4)
         # No heartbeats: this connection idles while other phases run (a minute or more).
-        params = pika.URLParameters(RABBITMQ_URL)
+        params = pika.URLParameters(rabbitmq_url())
         params.heartbeat = 0
         self._conn = pika.BlockingConnection(params)
         self._ch = self._conn.channel()
@@ -146,7 +146,7 @@ class BenchStack(Harness):
         return {
             **keep,
             "DATABASE_URL": self.database_url,
-            "BROKER_URL": RABBITMQ_URL,
+            "BROKER_URL": rabbitmq_url(),
             "PAYLINK_OUTBOX_DIR": str(self.workdir / "outbox"),
             "PAYLINK_LOG_FORMAT": "json",
             "BENCH_ACK_DIR": str(self.workdir / "acks"),
@@ -242,7 +242,7 @@ def purge_all() -> None:
 
 
 def rabbitmq_version() -> str:
-    conn = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    conn = pika.BlockingConnection(pika.URLParameters(rabbitmq_url()))
     try:
         props = conn._impl.server_properties
         version = props.get("version", b"?")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from workers.devtools.commands import configure_store, create_order
+from messages import commands as c
+from tests.integration.test_pipeline import _create_and_send
+from workers.devtools.commands import completed, configure_store, create_order, merchant
 from workers.devtools.harness import Harness
 from workers.storage import tables as t
 
@@ -53,9 +55,6 @@ def test_crash_after_provider_accepted_finds_the_message_and_sends_nothing_more(
 
 
 def test_logs_of_a_full_lifecycle_hold_no_customer_email_or_phone(harness: Harness) -> None:
-    from messages import commands as c
-    from tests.integration.test_pipeline import _create_and_send
-    from workers.devtools.commands import completed, merchant
 
     h = harness
     h.start_all()

@@ -19,7 +19,7 @@ import pytest
 
 from messages.routing import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Queue, event_routing_key
 from tests.services import require_rabbitmq
-from workers.devtools.services import RABBITMQ_URL
+from workers.devtools.services import rabbitmq_url
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ class Scratch:
     users: dict[str, str]  # name in the definitions -> name on this broker
 
     def connect(self, user: str) -> pika.BlockingConnection:
-        base = RABBITMQ_URL.split("@", 1)[1].rsplit("/", 1)[0]
+        base = rabbitmq_url().split("@", 1)[1].rsplit("/", 1)[0]
         url = f"amqp://{self.users[user]}:{PASSWORD}@{base}/{self.vhost}"
         return pika.BlockingConnection(pika.URLParameters(url))
 

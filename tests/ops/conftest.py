@@ -24,7 +24,7 @@ from tests.services import require_postgres, require_rabbitmq
 from workers.cli.main import app
 from workers.devtools.commands import configure_store, create_order
 from workers.devtools.harness import create_database, create_vhost, delete_vhost, drop_database
-from workers.devtools.services import RABBITMQ_URL
+from workers.devtools.services import rabbitmq_url
 from workers.settings import get_settings
 from workers.storage.migrate import upgrade
 
@@ -57,7 +57,7 @@ def cli_env(
 ) -> Iterator[dict[str, str]]:
     env = {
         "DATABASE_URL": database,
-        "BROKER_URL": RABBITMQ_URL,
+        "BROKER_URL": rabbitmq_url(),
         "PAYLINK_OUTBOX_DIR": str(tmp_path / "outbox"),
         # Wide tables, as on an operator's terminal: full order ids in one cell.
         "COLUMNS": "250",

@@ -18,6 +18,7 @@ from messages.routing import DEAD_LETTER_REASON_HEADER, Queue, command_bytes
 from tests.ops.support import Cli, assert_one_line_error
 from workers.cli.main import app
 from workers.devtools.commands import create_order, opened
+from workers.processes.supervisor import relays
 
 CREATE = Queue.CREATE_ORDER
 CHECKOUT = Queue.CHECKOUT
@@ -381,7 +382,7 @@ def test_worker_runs_dramatiq_with_metrics_on_the_chosen_queues(cli: Cli) -> Non
     )
     assert result.stdout.rstrip().endswith(
         "-m workers.cli.worker workers.cli.worker_boot --skip-logging "
-        "--fork-function workers.cli.worker_health:serve -p 3 -t 5 "
+        "--fork-function workers.cli.worker_group_server:serve -p 3 -t 5 "
         "-Q paylink.checkout paylink.send-link"
     )
 
@@ -409,7 +410,6 @@ def test_relay_partition_beyond_the_configured_count_is_one_line(
 
 
 def test_run_starts_one_relay_per_partition_on_postgresql_and_one_on_sqlite() -> None:
-    from workers.processes.supervisor import relays
     from workers.settings import Settings
 
     pg = Settings(DATABASE_URL="postgresql+psycopg://db/paylink", PAYLINK_RELAY_PARTITIONS=3)

@@ -60,7 +60,7 @@ def worker_command(
         "workers.cli.worker_boot",
         "--skip-logging",
         "--fork-function",
-        "workers.cli.worker_health:serve",
+        "workers.cli.worker_group_server:serve",
         "-p",
         str(processes),
         "-t",

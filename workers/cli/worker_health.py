@@ -4,7 +4,8 @@ Dramatiq's own exposition server is a fork the first worker process announces on
 has booted; the main process starts forks when every worker booted or after
 ``--worker-fork-timeout``, whichever comes first, so after a slow boot it never started
 and the metrics port stayed closed (and TCP probes on it meant nothing). paylink starts
-this server instead, as a fork given on the command line (``--fork-function``): it
+this server instead (``workers.cli.worker_group_server``), as a fork given on the command
+line (``--fork-function``): it
 listens from the start, whatever the boot time, and serves
 
 - ``/metrics``: Dramatiq's metrics of this group's processes (prometheus_client's
@@ -29,19 +30,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 from dramatiq import Broker, Worker
 from dramatiq.middleware import Middleware
 from dramatiq.middleware.prometheus import Prometheus
 
-from workers.cli.worker import GROUP_DIR_ENV, HOST_ENV, PORT_ENV
-from workers.settings import get_settings
-
-if TYPE_CHECKING:  # types only: prometheus_client must first be imported in the fork (serve)
-    from prometheus_client.metrics_core import Metric
-    from prometheus_client.multiprocess import MultiProcessCollector
+from workers.cli.worker import GROUP_DIR_ENV
 
 log = structlog.get_logger("paylink.worker.health")
 
@@ -146,45 +141,3 @@ def without_exposition_fork(broker: Broker) -> None:
     for middleware in broker.middleware:
         if type(middleware) is Prometheus:
             middleware.__class__ = _MetricsWithoutExpositionFork
-
-
-class _GroupMetrics:
-    """The group's multiprocess files, read at each scrape. A file a process is still
-    creating can fail the read: that scrape says so in the log and serves nothing,
-    rather than a traceback on stderr."""
-
-    def __init__(self, files: MultiProcessCollector) -> None:
-        self.files = files
-
-    def collect(self) -> list[Metric]:
-        try:
-            return list(self.files.collect())  # type: ignore[no-untyped-call]  # prometheus_client leaves collect unannotated
-        except Exception as exc:
-            log.warning("worker metrics unreadable this scrape", error=type(exc).__name__)
-            return []
-
-
-def serve() -> int:
-    """The group's server (a Dramatiq fork: runs until the group stops)."""
-    # Imported here, in the fork: prometheus_client picks its multiprocess value class
-    # from PROMETHEUS_MULTIPROC_DIR when first imported, which the fork has only now
-    # (tests/ops/test_worker_health.py fails when these move to the top; the health
-    # module imports prometheus_client at its top).
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.multiprocess import MultiProcessCollector
-
-    from workers.observability.health import start_health_server
-
-    processes = get_settings().worker_processes
-    registry = CollectorRegistry(auto_describe=False)
-    files = MultiProcessCollector(None, path=os.environ[GROUP_DIR_ENV])  # type: ignore[no-untyped-call]  # prometheus_client leaves this __init__ unannotated
-    registry.register(_GroupMetrics(files))
-    beats = heartbeat_dir()
-    start_health_server(
-        int(os.environ.get(PORT_ENV, "9191")),
-        lambda: fresh_heartbeats(beats) >= processes,
-        registry=registry,
-        host=os.environ.get(HOST_ENV, "0.0.0.0"),  # noqa: S104 - probes come from outside
-    )
-    threading.Event().wait()  # Dramatiq stops forks with SIGTERM (SystemExit)
-    return 0

@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, select, text
 
 from messages.common import CommandBase
 from messages.routing import ALL_QUEUES, EVENTS_EXCHANGE, command_bytes, route_for
-from workers.devtools.services import POSTGRES_ADMIN_URL, RABBITMQ_URL
+from workers.devtools.services import postgres_admin_url, rabbitmq_url
 from workers.storage import tables as t
 from workers.storage.migrate import upgrade
 
@@ -40,38 +40,38 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def create_database(prefix: str = "paylink_it", revision: str = "head") -> str:
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    url = postgres_admin_url().rsplit("/", 1)[0] + f"/{name}"
     upgrade(url, revision)
     return url
 
 
 def drop_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
-def purge_queues(url: str = RABBITMQ_URL) -> None:
+def purge_queues(url: str | None = None) -> None:
     """Empty every paylink queue, with its .DQ and .XQ."""
     _each_queue(url, ALL_QUEUES, lambda ch, name: ch.queue_purge(name))
 
 
-def delete_queues(names: Iterable[str], url: str = RABBITMQ_URL) -> None:
+def delete_queues(names: Iterable[str], url: str | None = None) -> None:
     """Delete ``names``, each with its .DQ and .XQ."""
     _each_queue(url, names, lambda ch, name: ch.queue_delete(name))
 
 
 def _each_queue(
-    url: str, queues: Iterable[str], action: Callable[[BlockingChannel, str], object]
+    url: str | None, queues: Iterable[str], action: Callable[[BlockingChannel, str], object]
 ) -> None:
     """``action`` on each queue, its .DQ and its .XQ; one that does not exist is skipped."""
-    conn = pika.BlockingConnection(pika.URLParameters(url))
+    conn = pika.BlockingConnection(pika.URLParameters(url or rabbitmq_url()))
     ch = conn.channel()
     for queue in queues:
         for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
@@ -111,7 +111,7 @@ class Harness:
     env_overrides: dict[str, str] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
     #: AMQP URL of the broker (a private vhost keeps concurrent runs apart).
-    broker_url: str = RABBITMQ_URL
+    broker_url: str = field(default_factory=rabbitmq_url)
 
     def __post_init__(self) -> None:
         self.engine = create_engine(
@@ -339,7 +339,7 @@ def create_vhost(prefix: str = "paylink-test") -> str:
         check=True,
         capture_output=True,
     )
-    return RABBITMQ_URL.rsplit("/", 1)[0] + "/" + name
+    return rabbitmq_url().rsplit("/", 1)[0] + "/" + name
 
 
 def delete_vhost(url: str) -> None:
@@ -354,7 +354,10 @@ class Publisher:
     raised is simply published again (at-least-once; command ids make it harmless).
     """
 
-    def __init__(self, url: str = RABBITMQ_URL, *, confirm: bool = True, retry_for: float = 90):
+    def __init__(
+        self, url: str | None = None, *, confirm: bool = True, retry_for: float = 90
+    ) -> None:
+        url = url or rabbitmq_url()
         self.url, self.confirm, self.retry_for = url, confirm, retry_for
         self.reconnects = 0
         self.published = 0
@@ -439,8 +442,8 @@ class EventCollector:
     that reconnects by itself. ``new`` yields each distinct event once, in arrival order.
     """
 
-    def __init__(self, url: str = RABBITMQ_URL) -> None:
-        self.url = url
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or rabbitmq_url()
         self.queue = f"test.events.{uuid.uuid4().hex[:8]}"
         self.by_id: dict[str, dict[str, Any]] = {}
         self.by_command: dict[str, list[dict[str, Any]]] = {}
